@@ -1,0 +1,2 @@
+//! rumpuser-baremetal: placeholder until its issue is implemented.
+#![no_std]

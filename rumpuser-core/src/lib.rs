@@ -1,0 +1,46 @@
+//! `rumpuser-core`: what every rumpuser platform stands on.
+//!
+//! * [`abi`]: the v17 constants and C structs, layout-checked.
+//! * [`errno`] and [`signal`]: NetBSD numbering and host translation.
+//! * [`types`]: hypercall arguments validated into Rust types.
+//! * [`Hypervisor`]: the one trait a platform implements.
+//! * [`sched`]: the kernel's upcalls and the unschedule/reschedule discipline.
+//! * [`ffi`] and [`export_rumpuser!`]: the C ABI, generated for a platform.
+//! * `conformance` (feature `conformance`): the kit that checks any
+//!   implementation through its C symbols with a model kernel.
+//!
+//! See `ARCHITECTURE.md` at the repository root for how a hypercall flows.
+#![no_std]
+#![warn(missing_docs)]
+
+#[cfg(feature = "alloc")]
+extern crate alloc;
+#[cfg(test)]
+extern crate std;
+
+pub mod abi;
+#[cfg(feature = "alloc")]
+pub mod bio;
+pub mod diag;
+pub mod errno;
+#[cfg(feature = "alloc")]
+pub mod export;
+#[cfg(feature = "alloc")]
+pub mod ffi;
+#[cfg(feature = "alloc")]
+pub mod hypervisor;
+#[cfg(feature = "alloc")]
+pub mod objects;
+pub mod param;
+pub mod sched;
+pub mod signal;
+#[cfg(feature = "alloc")]
+pub mod sysproxy;
+pub mod types;
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+
+pub use errno::Errno;
+#[cfg(feature = "alloc")]
+pub use hypervisor::{HyperResult, Hypervisor, SendPtr};

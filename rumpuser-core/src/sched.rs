@@ -1,0 +1,146 @@
+//! The kernel's upcalls and the scheduling discipline, in one place.
+//!
+//! The upcall table handed to `rumpuser_init` is stored here; every other
+//! module reaches the kernel only through these functions. The rules they
+//! encode (contract section 2):
+//!
+//! * [`release_cpu`]/[`reacquire_cpu`] are `hyp_backend_unschedule` and
+//!   `hyp_backend_schedule`: the `KLOCK_WRAP` halves used *inside* a
+//!   hypercall right before the thread may block. [`klock_wrap`] pairs them.
+//! * Callers try without blocking first and only release the CPU when they
+//!   are about to wait, because `rump_init` takes locks before any virtual
+//!   CPU exists.
+//! * `_nowrap` paths never come here.
+//! * Before `rumpuser_init` stored a table (or if the kernel passed NULL
+//!   entries) the wrappers do nothing, which is what a CPU-less caller needs.
+
+use crate::abi::{Hyperup, Lwp};
+use core::ffi::{c_int, c_void};
+use core::ptr;
+use core::sync::atomic::{AtomicPtr, Ordering};
+
+/// The stored upcall table (a copy, like the reference's `rumpuser__hyp`).
+static HYPERUP: spin::Once<Hyperup> = spin::Once::new();
+/// Pointer to the kernel's own table, exported for rumprun-style platform code.
+static HYPERUP_PTR: AtomicPtr<Hyperup> = AtomicPtr::new(ptr::null_mut());
+
+/// Stores the kernel's upcall table. Later calls keep the first table: the
+/// kernel calls `rumpuser_init` once, and a second table would leave
+/// threads already inside a hypercall pointing at the old one.
+pub fn install(table: &Hyperup) {
+    HYPERUP.call_once(|| *table);
+    HYPERUP_PTR.store(table as *const Hyperup as *mut Hyperup, Ordering::Release);
+}
+
+/// The upcall table, if `rumpuser_init` has run.
+pub fn table() -> Option<&'static Hyperup> {
+    HYPERUP.get()
+}
+
+/// `hyp_backend_unschedule(0, &n, interlock)`: release this thread's virtual
+/// CPU (and all biglock holds) before blocking; returns the count to hand
+/// back to [`reacquire_cpu`].
+pub fn release_cpu(interlock: *mut c_void) -> c_int {
+    let mut n: c_int = 0;
+    if let Some(f) = table().and_then(|t| t.hyp_backend_unschedule) {
+        // SAFETY: the kernel's upcall, called as the contract describes:
+        // from a thread inside a hypercall that holds a CPU, with a valid
+        // out-pointer to a local.
+        unsafe { f(0, &mut n, interlock) };
+    }
+    n
+}
+
+/// `hyp_backend_schedule(n, interlock)`: retake a CPU and `n` biglock holds.
+pub fn reacquire_cpu(nlocks: c_int, interlock: *mut c_void) {
+    if let Some(f) = table().and_then(|t| t.hyp_backend_schedule) {
+        // SAFETY: balanced with the `release_cpu` of the same hypercall, on
+        // the same thread, passing back its count unchanged.
+        unsafe { f(nlocks, interlock) };
+    }
+}
+
+/// Runs a blocking host operation with the virtual CPU released
+/// (`KLOCK_WRAP` in `rumpuser_int.h`).
+#[inline]
+pub fn klock_wrap<T>(blocking: impl FnOnce() -> T) -> T {
+    let n = release_cpu(ptr::null_mut());
+    let r = blocking();
+    reacquire_cpu(n, ptr::null_mut());
+    r
+}
+
+/// `hyp_schedule()`: full kernel entry for a thread holding no CPU.
+pub fn schedule() {
+    if let Some(f) = table().and_then(|t| t.hyp_schedule) {
+        // SAFETY: called from a thread that holds no CPU, after init.
+        unsafe { f() };
+    }
+}
+
+/// `hyp_unschedule()`: leave the kernel after [`schedule`].
+pub fn unschedule() {
+    if let Some(f) = table().and_then(|t| t.hyp_unschedule) {
+        // SAFETY: balanced with a preceding `schedule` on this thread.
+        unsafe { f() };
+    }
+}
+
+/// `hyp_lwproc_newlwp(pid)`: needs a CPU; switches to a new lwp in `pid`.
+pub fn lwproc_newlwp(pid: i32) -> c_int {
+    match table().and_then(|t| t.hyp_lwproc_newlwp) {
+        // SAFETY: the caller holds a CPU (between `schedule`/`unschedule`).
+        Some(f) => unsafe { f(pid) },
+        None => crate::Errno::ENOSYS.raw(),
+    }
+}
+
+/// `hyp_lwproc_release()`: needs a CPU; drops curlwp's reference.
+pub fn lwproc_release() {
+    if let Some(f) = table().and_then(|t| t.hyp_lwproc_release) {
+        // SAFETY: the caller holds a CPU and has a curlwp.
+        unsafe { f() };
+    }
+}
+
+/// `hyp_lwproc_switch(l)`: needs a CPU.
+pub fn lwproc_switch(l: *mut Lwp) {
+    if let Some(f) = table().and_then(|t| t.hyp_lwproc_switch) {
+        // SAFETY: the caller holds a CPU; `l` is an lwp the kernel gave us or NULL.
+        unsafe { f(l) };
+    }
+}
+
+/// `hyp_lwproc_curlwp()`: needs a CPU.
+pub fn lwproc_curlwp() -> *mut Lwp {
+    match table().and_then(|t| t.hyp_lwproc_curlwp) {
+        // SAFETY: the caller holds a CPU.
+        Some(f) => unsafe { f() },
+        None => ptr::null_mut(),
+    }
+}
+
+/// Gives the calling host thread (a hypervisor helper such as a bio worker)
+/// a persistent lwp in proc0: `hyp_schedule; hyp_lwproc_newlwp(0); hyp_unschedule`.
+pub fn adopt_helper_thread() -> c_int {
+    schedule();
+    let e = lwproc_newlwp(0);
+    unschedule();
+    e
+}
+
+/// Releases the lwp that [`adopt_helper_thread`] gave this thread.
+pub fn release_helper_thread() {
+    schedule();
+    lwproc_release();
+    unschedule();
+}
+
+/// Runs `f` holding a virtual CPU, for a helper thread that already has an
+/// lwp (rule 3 of contract 2.2: `hyp_backend_schedule(0, NULL)` … unschedule).
+pub fn with_cpu<T>(f: impl FnOnce() -> T) -> T {
+    reacquire_cpu(0, ptr::null_mut());
+    let r = f();
+    let _ = release_cpu(ptr::null_mut());
+    r
+}

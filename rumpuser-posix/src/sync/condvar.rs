@@ -1,0 +1,151 @@
+//! `Condvar`: the futex condition variable behind `rumpuser_cv_*`.
+//!
+//! The rumpuser contract requires that a cv wait releases the mutex
+//! atomically with going to sleep, but the hypercall layer must be free to
+//! choose *when* to take the mutex again relative to rescheduling the rump
+//! CPU (depending on the mutex flavour it reacquires before or after
+//! `rumpkern_sched`, to avoid lock-order deadlocks with the rump scheduler).
+//! `std::sync::Condvar` always reacquires, so this module provides
+//! [`Condvar::wait_unlocked`], which returns with the mutex released.
+//!
+//! # Design
+//!
+//! Two `u32` words:
+//!
+//! * `seq`, the futex word: bumped by every notify that has someone to wake.
+//!   A waiter reads it *before* releasing the mutex and futex-waits for it to
+//!   change, so any notify ordered after the mutex release (for example one
+//!   made by a thread that took the mutex afterwards, whether or not it still
+//!   holds it when notifying) either changes `seq` before the waiter sleeps,
+//!   making the futex wait return at once, or finds the waiter asleep and
+//!   wakes it: no lost wakeups.
+//! * `waiters`: the number of threads inside `wait_unlocked`, incremented
+//!   before the mutex is released.  Notifies that find it zero skip both the
+//!   `seq` bump and the wake syscall, which makes notify on an idle cv (the
+//!   common case in a rump kernel) two plain atomic operations.  A notify that
+//!   is ordered after a waiter's mutex release always sees that waiter's
+//!   increment.
+//!
+//! Spurious wakeups are possible (as with every condition variable); a timed
+//! wait reports "timed out" only if the absolute `CLOCK_MONOTONIC` deadline
+//! has really passed.
+
+use super::futex::WAKE_ALL;
+use super::mutex::RawMutex;
+use super::primitive::{futex_wait, futex_wake, AtomicU32, Ordering};
+
+/// A condition variable whose wait returns with the mutex released.
+#[derive(Debug)]
+pub struct Condvar {
+    seq: AtomicU32,
+    waiters: AtomicU32,
+}
+
+impl Condvar {
+    /// Creates a condition variable with no waiters.
+    #[cfg(not(loom))]
+    pub const fn new() -> Self {
+        Self {
+            seq: AtomicU32::new(0),
+            waiters: AtomicU32::new(0),
+        }
+    }
+
+    /// Creates a condition variable with no waiters (not `const` under loom).
+    #[cfg(loom)]
+    pub fn new() -> Self {
+        Self {
+            seq: AtomicU32::new(0),
+            waiters: AtomicU32::new(0),
+        }
+    }
+
+    /// Atomically releases `m` and sleeps until notified, until `deadline`
+    /// (absolute `CLOCK_MONOTONIC` nanoseconds, see
+    /// [`monotonic_ns`](super::futex::monotonic_ns); `None` = no timeout), or
+    /// spuriously.
+    ///
+    /// The caller must hold `m`.  **Returns with `m` not held**; the caller
+    /// reacquires it when and in the order it needs to.
+    ///
+    /// Returns `true` iff the wait timed out, which is only reported when the
+    /// monotonic clock is at or past `deadline`.  A `false` return does not
+    /// guarantee a notify happened (spurious wakeup); re-check the condition.
+    pub fn wait_unlocked(&self, m: &RawMutex, deadline: Option<u64>) -> bool {
+        debug_assert!(m.is_locked(), "Condvar::wait_unlocked without the mutex");
+        self.waiters.fetch_add(1, Ordering::Relaxed);
+        let seq = self.seq.load(Ordering::Relaxed);
+        // The release in `unlock` orders the two operations above before any
+        // notify by a thread that subsequently acquires `m`.
+        m.unlock();
+        let woken = futex_wait(&self.seq, seq, deadline);
+        self.waiters.fetch_sub(1, Ordering::Relaxed);
+        !woken
+    }
+
+    /// Wakes at least one waiter, if there are any.  The mutex need not be
+    /// held.
+    pub fn notify_one(&self) {
+        if self.waiters.load(Ordering::Relaxed) != 0 {
+            self.seq.fetch_add(1, Ordering::Relaxed);
+            futex_wake(&self.seq, 1);
+        }
+    }
+
+    /// Wakes all waiters.  The mutex need not be held.
+    pub fn notify_all(&self) {
+        if self.waiters.load(Ordering::Relaxed) != 0 {
+            self.seq.fetch_add(1, Ordering::Relaxed);
+            futex_wake(&self.seq, WAKE_ALL);
+        }
+    }
+
+    /// Returns whether any thread is currently inside
+    /// [`wait_unlocked`](Self::wait_unlocked) (racy snapshot; includes
+    /// threads that have been woken but not yet returned).
+    pub fn has_waiters(&self) -> bool {
+        self.waiters.load(Ordering::Relaxed) != 0
+    }
+}
+
+impl Default for Condvar {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::super::futex::monotonic_ns;
+    use super::*;
+
+    #[test]
+    fn expired_deadline_times_out_and_releases() {
+        let m = RawMutex::new();
+        let cv = Condvar::new();
+        m.lock();
+        assert!(cv.wait_unlocked(&m, Some(0)));
+        assert!(!m.is_locked());
+        assert!(!cv.has_waiters());
+    }
+
+    #[test]
+    fn timed_wait_not_early() {
+        let m = RawMutex::new();
+        let cv = Condvar::new();
+        let deadline = monotonic_ns() + 3_000_000;
+        m.lock();
+        while !cv.wait_unlocked(&m, Some(deadline)) {
+            m.lock();
+        }
+        assert!(monotonic_ns() >= deadline);
+    }
+
+    #[test]
+    fn notify_without_waiters_is_noop() {
+        let cv = Condvar::new();
+        cv.notify_one();
+        cv.notify_all();
+        assert!(!cv.has_waiters());
+    }
+}

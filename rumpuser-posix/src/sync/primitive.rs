@@ -1,0 +1,124 @@
+//! Loom facade: the only place the lock primitives get atomics, spin hints and
+//! futex wait/wake from.
+//!
+//! [`RawMutex`](super::RawMutex), [`RawRwLock`](super::RawRwLock) and
+//! [`Condvar`](super::Condvar) import everything concurrency-related from
+//! here, so the very same algorithm source can be run on the real machine or
+//! under the [loom](https://docs.rs/loom) model checker:
+//!
+//! * `cfg(not(loom))`: [`AtomicU32`] and [`Ordering`] are
+//!   `core::sync::atomic`'s, [`spin_loop`] is `core::hint::spin_loop`, and
+//!   [`futex_wait`] / [`futex_wake`] are the real `futex(2)` calls from
+//!   [`super::futex`].
+//! * `cfg(loom)`: the atomics and spin hint are loom's, and the futex is
+//!   emulated by a global wait table protected by a loom `Mutex` and woken
+//!   through a loom `Condvar`.  A waiter checks the futex word and enqueues
+//!   itself under the table lock (exactly like the kernel's hash-bucket lock),
+//!   and [`futex_wake`] dequeues at most `n` waiters of that address, so a
+//!   missing or too-narrow wake leaves a thread blocked forever, which loom
+//!   reports as a deadlock.
+//!
+//! **Timed waits under loom:** loom has no notion of time.  The emulated
+//! [`futex_wait`] reads the real monotonic clock once: if the deadline has
+//! already passed (e.g. a deadline of `0`) it reports a timeout immediately,
+//! otherwise it waits as if untimed.  Model tests must therefore use either
+//! already-expired deadlines or waits that are guaranteed to be woken.
+//!
+//! [`SPIN_LIMIT`] is the bounded spin the primitives do before parking:
+//! about 100 iterations normally, but only 1 under loom, where every spin
+//! iteration is a scheduling point that multiplies the explored state space.
+
+#[cfg(not(loom))]
+pub use self::real::*;
+
+#[cfg(loom)]
+pub use self::model::*;
+
+/// The real primitives (anything but loom builds).
+#[cfg(not(loom))]
+mod real {
+    pub use super::super::futex::{wait as futex_wait, wake as futex_wake};
+    pub use core::hint::spin_loop;
+    pub use core::sync::atomic::{AtomicU32, Ordering};
+
+    /// Number of `spin_loop` iterations a contended lock spins (checking the
+    /// lock word each time) before it parks on the futex.
+    pub const SPIN_LIMIT: u32 = 100;
+}
+
+/// Model-checked primitives used when compiled with `--cfg loom`.
+#[cfg(loom)]
+mod model {
+    pub use loom::hint::spin_loop;
+    pub use loom::sync::atomic::{AtomicU32, Ordering};
+
+    use loom::sync::{Condvar, Mutex};
+
+    /// Under loom every spin iteration is a preemption point; spin once so the
+    /// spin path is still exercised without blowing up the state space.
+    pub const SPIN_LIMIT: u32 = 1;
+
+    /// The emulated futex wait queue: `(futex address, ticket)` in FIFO order.
+    struct Table {
+        next_ticket: u64,
+        queue: Vec<(usize, u64)>,
+    }
+
+    loom::lazy_static! {
+        static ref TABLE: (Mutex<Table>, Condvar) = (
+            Mutex::new(Table { next_ticket: 0, queue: Vec::new() }),
+            Condvar::new(),
+        );
+    }
+
+    fn addr(futex: &AtomicU32) -> usize {
+        futex as *const AtomicU32 as usize
+    }
+
+    /// Emulated `FUTEX_WAIT`: returns `true` when woken or when the word no
+    /// longer holds `expected`, `false` if `deadline` had already passed on
+    /// entry (a deadline in the future is treated as no deadline).
+    pub fn futex_wait(futex: &AtomicU32, expected: u32, deadline: Option<u64>) -> bool {
+        let (lock, cv) = &*TABLE;
+        let mut table = lock.lock().unwrap();
+        // Under the table lock, like the kernel's check under the bucket
+        // lock; the lock itself orders this load after any earlier wake.
+        if futex.load(Ordering::Relaxed) != expected {
+            return true;
+        }
+        if let Some(deadline) = deadline {
+            if super::super::futex::monotonic_ns() >= deadline {
+                return false;
+            }
+        }
+        let ticket = table.next_ticket;
+        table.next_ticket += 1;
+        table.queue.push((addr(futex), ticket));
+        while table.queue.iter().any(|&(_, t)| t == ticket) {
+            table = cv.wait(table).unwrap();
+        }
+        true
+    }
+
+    /// Emulated `FUTEX_WAKE`: wakes at most `n` waiters queued on `futex`,
+    /// returning how many were woken.
+    pub fn futex_wake(futex: &AtomicU32, n: i32) -> usize {
+        let (lock, cv) = &*TABLE;
+        let mut table = lock.lock().unwrap();
+        let addr = addr(futex);
+        let limit = usize::try_from(n).unwrap_or(0);
+        let mut woken = 0;
+        table.queue.retain(|&(a, _)| {
+            if a == addr && woken < limit {
+                woken += 1;
+                false
+            } else {
+                true
+            }
+        });
+        if woken > 0 {
+            cv.notify_all();
+        }
+        woken
+    }
+}

@@ -1,0 +1,2 @@
+//! rumpuser-xen: placeholder until its issue is implemented.
+#![no_std]
