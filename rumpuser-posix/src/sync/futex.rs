@@ -126,7 +126,10 @@ pub use self::poll::{wait, wake};
 
 /// Portable fallback for hosts without `futex(2)`: waiters poll the word in
 /// short naps.  Compiled on Linux only for its tests.
-#[cfg(any(test, not(any(target_os = "linux", target_os = "android"))))]
+#[cfg(any(
+    all(test, not(loom)),
+    not(any(target_os = "linux", target_os = "android"))
+))]
 mod poll {
     use super::{monotonic_ns, AtomicU32};
     use core::sync::atomic::Ordering;
@@ -201,6 +204,7 @@ mod tests {
         assert!(wait(&f, 0, None));
         assert!(wait(&f, 0, Some(0)));
         assert!(poll::wait(&f, 0, None));
+        assert_eq!(poll::wake(&f, WAKE_ALL), 0);
     }
 
     #[test]

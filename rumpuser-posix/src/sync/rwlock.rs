@@ -131,7 +131,13 @@ impl RawRwLock {
     pub fn try_read(&self) -> bool {
         self.state
             .fetch_update(Ordering::Acquire, Ordering::Relaxed, |s| {
-                is_read_lockable(s).then_some(s + READ_LOCKED)
+                // Not `then_some`: the addition must only be evaluated when
+                // it cannot overflow.
+                if is_read_lockable(s) {
+                    Some(s + READ_LOCKED)
+                } else {
+                    None
+                }
             })
             .is_ok()
     }
@@ -205,7 +211,11 @@ impl RawRwLock {
     pub fn try_write(&self) -> bool {
         self.state
             .fetch_update(Ordering::Acquire, Ordering::Relaxed, |s| {
-                is_unlocked(s).then_some(s + WRITE_LOCKED)
+                if is_unlocked(s) {
+                    Some(s + WRITE_LOCKED)
+                } else {
+                    None
+                }
             })
             .is_ok()
     }

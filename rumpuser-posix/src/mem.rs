@@ -1,0 +1,84 @@
+//! Memory (rumpuser_mem.c): aligned heap allocations from the C allocator
+//! and anonymous mappings whose alignment is honoured on every host (the
+//! reference only aligns where `MAP_ALIGNED` exists).
+
+use core::ffi::c_void;
+use core::ptr::{self, NonNull};
+use rumpuser_core::{Errno, HyperResult};
+
+/// `len` bytes aligned to `align` (a power of two ≥ pointer size).
+pub fn malloc(len: usize, align: usize) -> HyperResult<NonNull<u8>> {
+    let mut p: *mut c_void = ptr::null_mut();
+    // posix_memalign(0) may return NULL; the kernel needs a unique pointer.
+    let len = len.max(1);
+    // SAFETY: valid out-pointer; `align` is a power of two multiple of
+    // `sizeof(void *)` (validated by the core).
+    let r = unsafe { libc::posix_memalign(&mut p, align, len) };
+    if r != 0 {
+        return Err(Errno::from_linux(r));
+    }
+    NonNull::new(p.cast()).ok_or(Errno::ENOMEM)
+}
+
+/// Frees a [`malloc`] result.
+///
+/// # Safety
+/// `ptr` came from [`malloc`] and is not used again.
+pub unsafe fn free(ptr: NonNull<u8>, _len: usize) {
+    // SAFETY: caller's contract; posix_memalign memory is freed with free.
+    unsafe { libc::free(ptr.as_ptr().cast()) };
+}
+
+fn page_size() -> usize {
+    // SAFETY: sysconf has no memory-safety preconditions.
+    unsafe { libc::sysconf(libc::_SC_PAGESIZE) as usize }
+}
+
+/// Anonymous zero-filled mapping of `size` bytes aligned to `1 << alignbit`,
+/// placed at `hint` if the host agrees (never `MAP_FIXED`).
+pub fn anonmmap(hint: *mut c_void, size: usize, alignbit: u32, exec: bool) -> HyperResult<NonNull<u8>> {
+    let prot = libc::PROT_READ | libc::PROT_WRITE | if exec { libc::PROT_EXEC } else { 0 };
+    let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
+    let align = 1usize.checked_shl(alignbit).ok_or(Errno::EINVAL)?.max(page_size());
+    let map = |addr: *mut c_void, len: usize| {
+        // SAFETY: anonymous mapping without MAP_FIXED cannot clobber
+        // existing mappings; the result is checked.
+        let p = unsafe { libc::mmap(addr, len, prot, flags, -1, 0) };
+        if p == libc::MAP_FAILED {
+            Err(crate::sys::last_error())
+        } else {
+            Ok(p)
+        }
+    };
+    let p = map(hint, size)?;
+    if (p as usize) % align == 0 {
+        return NonNull::new(p.cast()).ok_or(Errno::ENOMEM);
+    }
+    // Misaligned: map size + align and trim both ends.
+    // SAFETY: unmapping the mapping just made.
+    unsafe { libc::munmap(p, size) };
+    let total = size.checked_add(align).ok_or(Errno::ENOMEM)?;
+    let big = map(hint, total)?;
+    let start = (big as usize + align - 1) & !(align - 1);
+    let head = start - big as usize;
+    let tail = total - head - size;
+    // SAFETY: trimming unused, page-aligned parts of our own mapping.
+    unsafe {
+        if head > 0 {
+            libc::munmap(big, head);
+        }
+        if tail > 0 {
+            libc::munmap((start + size) as *mut c_void, tail);
+        }
+    }
+    NonNull::new(start as *mut u8).ok_or(Errno::ENOMEM)
+}
+
+/// Unmaps a range (also ranges that component code mapped itself).
+///
+/// # Safety
+/// The range is a mapping the caller owns and no longer uses.
+pub unsafe fn unmap(addr: *mut c_void, len: usize) {
+    // SAFETY: caller's contract.
+    unsafe { libc::munmap(addr, len) };
+}

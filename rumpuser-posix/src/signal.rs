@@ -1,0 +1,36 @@
+//! Signals and termination (rumpuser.c, rumpuser_sigtrans.c): NetBSD signal
+//! numbers are translated before raising; `RUMPUSER_PANIC` aborts.
+
+use core::ffi::c_int;
+use rumpuser_core::signal::netbsd_to_linux;
+use rumpuser_core::types::ExitKind;
+use rumpuser_core::HyperResult;
+
+/// `rumpuser_kill`: the pid is only a hint; the hosting process gets the
+/// signal. Signals Linux lacks (SIGEMT, SIGINFO) are dropped, as in the reference.
+pub fn kill(_pid: i64, sig: c_int) -> HyperResult<()> {
+    if let Some(host) = netbsd_to_linux(sig).filter(|&s| s > 0) {
+        // SAFETY: raising a valid signal number in the calling process.
+        if unsafe { libc::raise(host) } != 0 {
+            return Err(crate::sys::last_error());
+        }
+    }
+    Ok(())
+}
+
+/// `rumpuser_exit`: abort for a panic, otherwise `exit(3)` (stdio is flushed).
+pub fn exit(how: ExitKind) -> ! {
+    match how {
+        ExitKind::Panic => abort_now(),
+        ExitKind::Status(v) => {
+            // SAFETY: ends the process; atexit handlers and stdio flushing run.
+            unsafe { libc::exit(v) }
+        }
+    }
+}
+
+/// Aborts the process (used for impossible states, after a message).
+pub fn abort_now() -> ! {
+    // SAFETY: `abort` is always safe to call and never returns.
+    unsafe { libc::abort() }
+}
