@@ -17,8 +17,11 @@
 #[macro_export]
 macro_rules! export_rumpuser {
     ($h:expr) => {
+        /// The exported C ABI of this platform, and the same as an [`Api`] table.
+        ///
+        /// [`Api`]: $crate::api::Api
         #[allow(clippy::missing_safety_doc, missing_docs)]
-        mod __rumpuser_exports {
+        pub mod rumpuser_exports {
             use super::*;
             use ::core::ffi::{c_char, c_int, c_long, c_void};
             use $crate::abi::{
@@ -30,6 +33,13 @@ macro_rules! export_rumpuser {
             fn h() -> &'static impl $crate::Hypervisor {
                 $h
             }
+
+            extern "C" {
+                pub fn rumpuser_dprintf(fmt: *const c_char, ...);
+            }
+
+            /// Every entry point of this library as a table.
+            pub static API: $crate::api::Api = $crate::__api_from_exports!();
 
             fn diag_sink(b: &[u8]) {
                 $crate::Hypervisor::console_write(h(), b)

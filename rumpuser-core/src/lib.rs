@@ -19,6 +19,7 @@ extern crate alloc;
 extern crate std;
 
 pub mod abi;
+pub mod api;
 #[cfg(feature = "alloc")]
 pub mod bio;
 pub mod diag;

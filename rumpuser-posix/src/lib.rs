@@ -11,6 +11,8 @@ pub mod bio;
 pub mod clock;
 pub mod console;
 pub mod curlwp;
+pub mod daemonize;
+pub mod dl;
 pub mod file;
 pub mod mem;
 pub mod param;
@@ -22,11 +24,11 @@ pub mod thread;
 
 use core::ffi::{c_int, c_void, CStr};
 use core::ptr::NonNull;
-use rumpuser_core::abi::{IoVec, Lwp, ThreadFn};
+use rumpuser_core::abi::{CompLoadFn, IoVec, Lwp, ModinitFn, SymloadFn, ThreadFn};
 use rumpuser_core::bio::BioRequest;
 use rumpuser_core::param::ParamWriter;
 use rumpuser_core::types::*;
-use rumpuser_core::{HyperResult, Hypervisor, SendPtr};
+use rumpuser_core::{Errno, HyperResult, Hypervisor, SendPtr};
 
 /// The POSIX hypervisor. Stateless: all state lives in the modules.
 pub struct Posix;
@@ -223,6 +225,18 @@ impl Hypervisor for Posix {
     #[inline]
     fn rw_has_readers(&self, rw: &sync::RawRwLock) -> bool {
         rw.has_readers()
+    }
+
+    fn dl_bootstrap(&self, modinit: ModinitFn, symload: SymloadFn, compload: CompLoadFn) {
+        dl::bootstrap(modinit, symload, compload)
+    }
+
+    fn daemonize_begin(&self) -> HyperResult<()> {
+        daemonize::begin().map_err(Errno::from_raw)
+    }
+
+    fn daemonize_done(&self, error: c_int) -> HyperResult<()> {
+        daemonize::done(error).map_err(Errno::from_raw)
     }
 
     fn cond_new(&self) -> sync::Condvar {

@@ -39,6 +39,16 @@ struct MutexData {
     data: UnsafeCell<u32>,
 }
 
+impl MutexData {
+    /// Reads the data; call only after all other threads have been joined.
+    fn value(&self) -> u32 {
+        self.data.with(|p| {
+            // SAFETY: no other thread is running any more.
+            unsafe { *p }
+        })
+    }
+}
+
 fn mutex_increment(s: &MutexData) {
     s.m.lock();
     // Read-modify-write split in two accesses so a lost update is possible
@@ -66,10 +76,7 @@ fn mutex_two_threads() {
         mutex_increment(&s);
         t.join().unwrap();
         assert!(!s.m.is_locked());
-        assert_eq!(s.data.with(|p| {
-            // SAFETY: all other threads have been joined.
-            unsafe { *p }
-        }), 2);
+        assert_eq!(s.value(), 2);
     });
 }
 
@@ -92,10 +99,7 @@ fn mutex_three_threads_no_lost_wakeup() {
         for t in ts {
             t.join().unwrap();
         }
-        assert_eq!(s.data.with(|p| {
-            // SAFETY: all other threads have been joined.
-            unsafe { *p }
-        }), 3);
+        assert_eq!(s.value(), 3);
     });
 }
 

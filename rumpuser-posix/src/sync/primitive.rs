@@ -10,9 +10,9 @@
 //!   `core::sync::atomic`'s, [`spin_loop`] is `core::hint::spin_loop`, and
 //!   [`futex_wait`] / [`futex_wake`] are the real `futex(2)` calls from
 //!   [`super::futex`].
-//! * `cfg(loom)`: the atomics and spin hint are loom's, and the futex is
-//!   emulated by a global wait table protected by a loom `Mutex` and woken
-//!   through a loom `Condvar`.  A waiter checks the futex word and enqueues
+//! * `cfg(loom)`: the atomics are loom's, [`spin_loop`] is a no-op (see its
+//!   documentation), and the futex is emulated by a global wait table
+//!   protected by a loom `Mutex` and woken through a loom `Condvar`.  A waiter checks the futex word and enqueues
 //!   itself under the table lock (exactly like the kernel's hash-bucket lock),
 //!   and [`futex_wake`] dequeues at most `n` waiters of that address, so a
 //!   missing or too-narrow wake leaves a thread blocked forever, which loom
@@ -25,8 +25,8 @@
 //! already-expired deadlines or waits that are guaranteed to be woken.
 //!
 //! [`SPIN_LIMIT`] is the bounded spin the primitives do before parking:
-//! about 100 iterations normally, but only 1 under loom, where every spin
-//! iteration is a scheduling point that multiplies the explored state space.
+//! about 100 iterations normally, but only 1 under loom, where every extra
+//! load of the lock word multiplies the explored state space.
 
 #[cfg(not(loom))]
 pub use self::real::*;
@@ -49,14 +49,22 @@ mod real {
 /// Model-checked primitives used when compiled with `--cfg loom`.
 #[cfg(loom)]
 mod model {
-    pub use loom::hint::spin_loop;
     pub use loom::sync::atomic::{AtomicU32, Ordering};
 
     use loom::sync::{Condvar, Mutex};
 
-    /// Under loom every spin iteration is a preemption point; spin once so the
-    /// spin path is still exercised without blowing up the state space.
+    /// Spin once so the spin path (an extra load of the lock word) is still
+    /// modelled without blowing up the state space.
     pub const SPIN_LIMIT: u32 = 1;
+
+    /// A no-op under loom, deliberately *not* `loom::hint::spin_loop`: that
+    /// is a `yield_now`, which makes loom stop scheduling the spinner while
+    /// any other thread can run, so a contended locker would never be seen
+    /// parking while the holder still runs, hiding exactly the lost-wakeup
+    /// interleavings we want checked.  The spin loops are bounded by
+    /// [`SPIN_LIMIT`], so no yield is needed for loom to terminate.
+    #[inline]
+    pub fn spin_loop() {}
 
     /// The emulated futex wait queue: `(futex address, ticket)` in FIFO order.
     struct Table {

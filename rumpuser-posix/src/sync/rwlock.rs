@@ -515,8 +515,16 @@ mod tests {
 
     #[test]
     fn downgrade_arithmetic_preserves_bits() {
-        for bits in [0, READERS_WAITING, WRITERS_WAITING, READERS_WAITING | WRITERS_WAITING] {
-            assert_eq!((bits | WRITE_LOCKED).wrapping_add(DOWNGRADE), bits | READ_LOCKED);
+        for bits in [
+            0,
+            READERS_WAITING,
+            WRITERS_WAITING,
+            READERS_WAITING | WRITERS_WAITING,
+        ] {
+            assert_eq!(
+                (bits | WRITE_LOCKED).wrapping_add(DOWNGRADE),
+                bits | READ_LOCKED
+            );
         }
     }
 }

@@ -49,9 +49,7 @@ fn hammer(n: usize, f: impl Fn(usize, &AtomicBool) -> u64 + Sync) -> u64 {
     let stop = AtomicBool::new(false);
     let (f, stop_ref) = (&f, &stop);
     thread::scope(|s| {
-        let handles: Vec<_> = (0..n)
-            .map(|i| s.spawn(move || f(i, stop_ref)))
-            .collect();
+        let handles: Vec<_> = (0..n).map(|i| s.spawn(move || f(i, stop_ref))).collect();
         thread::sleep(STRESS);
         stop.store(true, SeqCst);
         handles.into_iter().map(|h| h.join().unwrap()).sum()
@@ -66,7 +64,7 @@ fn mutex_counter() {
     let ops = hammer(4, |i, stop| {
         let mut ops = 0;
         while !stop.load(SeqCst) {
-            if i == 0 && ops % 2 == 0 {
+            if i == 0 && ops & 1 == 0 {
                 if !m.try_lock() {
                     continue;
                 }
@@ -177,7 +175,7 @@ fn rwlock_readers_never_see_writer() {
         while !stop.load(SeqCst) {
             if i < 2 {
                 // Writers (thread 1 mixes in try_write).
-                if i == 1 && ops % 3 == 0 {
+                if i == 1 && ops % 3 == 1 {
                     if !sh.lock.try_write() {
                         continue;
                     }
@@ -189,7 +187,7 @@ fn rwlock_readers_never_see_writer() {
                 sh.lock.unlock_write();
             } else {
                 // Readers (thread 2 mixes in try_read).
-                if i == 2 && ops % 2 == 0 {
+                if i == 2 && ops & 1 == 0 {
                     if !sh.lock.try_read() {
                         continue;
                     }
@@ -418,7 +416,7 @@ fn try_upgrade_stress() {
             } else {
                 sh.lock.read();
                 sh.enter_read();
-                if i == 0 || ops % 2 == 0 {
+                if i == 0 || ops & 1 == 0 {
                     // Decrement first: a successful upgrade means we are the
                     // only holder, so nobody else may be counted as reader.
                     sh.leave_read();
@@ -426,7 +424,7 @@ fn try_upgrade_stress() {
                         sh.enter_write(ops);
                         sh.leave_write();
                         upgrades.fetch_add(1, SeqCst);
-                        if ops % 2 == 0 {
+                        if ops & 1 == 0 {
                             sh.lock.unlock_write();
                         } else {
                             sh.lock.downgrade();
@@ -483,7 +481,7 @@ fn condvar_ping_pong() {
             }
             // SAFETY: we hold `m`.
             unsafe { *turn.get() = 1 - me };
-            if rounds % 2 == 0 {
+            if rounds & 1 == 0 {
                 cv.notify_one();
                 m.unlock();
             } else {
@@ -532,7 +530,7 @@ fn condvar_notify_without_mutex_queue() {
                 // Notify without holding the mutex.
                 cv.notify_one();
                 produced += 1;
-                if produced % 64 == 0 {
+                if produced & 63 == 0 {
                     thread::yield_now();
                 }
             }

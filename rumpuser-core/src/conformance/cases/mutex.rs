@@ -1,0 +1,159 @@
+//! Mutexes (contract 3.13, 2.7, 2.4): owner tracking for KMUTEX, uncontended
+//! entry never touches the CPU, contended KMUTEX entry releases it, SPIN
+//! entry never does, and mutual exclusion holds under load.
+
+use super::super::kthread::spawn;
+use super::super::{CaseResult, Ctx};
+use super::{mutex, Obj};
+use crate::abi::{Lwp, RUMPUSER_MTX_KMUTEX, RUMPUSER_MTX_SPIN};
+use crate::Errno;
+use alloc::vec::Vec;
+use core::ptr;
+use core::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, AtomicU64, Ordering};
+
+fn owner(ctx: &Ctx, m: Obj) -> *mut Lwp {
+    let mut o = ptr::null_mut();
+    // SAFETY: live KMUTEX and valid out-pointer.
+    unsafe { (ctx.api.mutex_owner)(m.0.cast(), &mut o) };
+    o
+}
+
+/// enter/tryenter/exit/owner on an uncontended KMUTEX.
+pub fn uncontended_keeps_cpu_and_owner(ctx: &Ctx) -> CaseResult {
+    let api = ctx.api;
+    let m = mutex(api, RUMPUSER_MTX_KMUTEX);
+    let me = ctx.lwp().as_lwp();
+    let r0 = ctx.lwp().releases.load(Ordering::Relaxed);
+    // SAFETY: live mutex, used as the contract says.
+    unsafe { (api.mutex_enter)(m.0.cast()) };
+    crate::ensure_eq!(owner(ctx, m), me, "owner after enter");
+    // SAFETY: as above.
+    crate::ensure_eq!(unsafe { (api.mutex_tryenter)(m.0.cast()) }, Errno::EBUSY.raw(), "tryenter while held");
+    // SAFETY: as above.
+    unsafe { (api.mutex_exit)(m.0.cast()) };
+    crate::ensure!(owner(ctx, m).is_null(), "owner after exit");
+    // SAFETY: as above.
+    crate::ensure_eq!(unsafe { (api.mutex_tryenter)(m.0.cast()) }, 0, "tryenter when free");
+    crate::ensure_eq!(owner(ctx, m), me, "owner after tryenter");
+    // SAFETY: as above.
+    unsafe { (api.mutex_exit)(m.0.cast()) };
+    // SAFETY: as above (nowrap on a SPIN|KMUTEX is what locks.c does).
+    let s = mutex(api, RUMPUSER_MTX_SPIN | RUMPUSER_MTX_KMUTEX);
+    // SAFETY: as above.
+    unsafe { (api.mutex_enter_nowrap)(s.0.cast()) };
+    crate::ensure_eq!(owner(ctx, s), me, "owner after enter_nowrap");
+    // SAFETY: as above.
+    unsafe { (api.mutex_exit)(s.0.cast()) };
+    crate::ensure_eq!(ctx.lwp().releases.load(Ordering::Relaxed), r0, "uncontended locking released the CPU");
+    // SAFETY: not held, no waiters.
+    unsafe {
+        (api.mutex_destroy)(m.0.cast());
+        (api.mutex_destroy)(s.0.cast());
+    }
+    Ok(())
+}
+
+/// Another thread holds the mutex for a while; returns how many CPU
+/// releases the contending `mutex_enter` made and the owner it saw.
+fn contend(ctx: &Ctx, flags: i32) -> Result<(u32, bool), alloc::string::String> {
+    static DELTA: AtomicU32 = AtomicU32::new(u32::MAX);
+    static OWNER_OK: AtomicI32 = AtomicI32::new(-1);
+    DELTA.store(u32::MAX, Ordering::Relaxed);
+    OWNER_OK.store(-1, Ordering::Relaxed);
+    let api = ctx.api;
+    let m = mutex(api, flags);
+    // SAFETY: live mutex.
+    unsafe { (api.mutex_enter)(m.0.cast()) };
+    let t = spawn(api, super::cname!("kit-contender"), true, move || {
+        let l = super::super::model::model().current().expect("kit thread has an lwp");
+        let r0 = l.releases.load(Ordering::Relaxed);
+        // SAFETY: live mutex.
+        unsafe { (api.mutex_enter)(m.0.cast()) };
+        DELTA.store(l.releases.load(Ordering::Relaxed) - r0, Ordering::Relaxed);
+        if flags & RUMPUSER_MTX_KMUTEX != 0 {
+            let mut o = ptr::null_mut();
+            // SAFETY: live KMUTEX.
+            unsafe { (api.mutex_owner)(m.0.cast(), &mut o) };
+            OWNER_OK.store((o == l.as_lwp()) as i32, Ordering::Relaxed);
+        }
+        // SAFETY: held by us.
+        unsafe { (api.mutex_exit)(m.0.cast()) };
+    })
+    .map_err(|e| alloc::format!("{e}"))?
+    .ok_or("no handle")?;
+    // Let the contender block on the mutex.
+    ctx.sleep_ns(20_000_000);
+    crate::ensure_eq!(DELTA.load(Ordering::Relaxed), u32::MAX, "contender got a held mutex");
+    // SAFETY: held by us.
+    unsafe { (api.mutex_exit)(m.0.cast()) };
+    crate::ensure_eq!(t.join(), 0, "join");
+    // SAFETY: no longer used.
+    unsafe { (api.mutex_destroy)(m.0.cast()) };
+    Ok((DELTA.load(Ordering::Relaxed), OWNER_OK.load(Ordering::Relaxed) != 0))
+}
+
+/// A contended adaptive mutex gives up the CPU while it waits.
+pub fn contended_kmutex_releases_cpu(ctx: &Ctx) -> CaseResult {
+    let (delta, owner_ok) = contend(ctx, RUMPUSER_MTX_KMUTEX)?;
+    crate::ensure!(delta >= 1, "contended KMUTEX enter did not release the CPU");
+    crate::ensure!(owner_ok, "owner after a contended enter is not the contender");
+    Ok(())
+}
+
+/// A contended SPIN mutex never gives up the CPU.
+pub fn contended_spin_keeps_cpu(ctx: &Ctx) -> CaseResult {
+    let (delta, _) = contend(ctx, RUMPUSER_MTX_SPIN)?;
+    crate::ensure_eq!(delta, 0, "contended SPIN enter released the CPU");
+    let (delta, owner_ok) = contend(ctx, RUMPUSER_MTX_SPIN | RUMPUSER_MTX_KMUTEX)?;
+    crate::ensure_eq!(delta, 0, "contended SPIN|KMUTEX enter released the CPU");
+    crate::ensure!(owner_ok, "owner of a SPIN|KMUTEX after a contended enter");
+    Ok(())
+}
+
+/// Lost updates are impossible under the mutex.
+pub fn exclusion_stress(ctx: &Ctx) -> CaseResult {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    static OWNER: AtomicPtr<Lwp> = AtomicPtr::new(ptr::null_mut());
+    static BAD: AtomicU32 = AtomicU32::new(0);
+    COUNTER.store(0, Ordering::Relaxed);
+    BAD.store(0, Ordering::Relaxed);
+    const THREADS: u64 = 4;
+    const ITERS: u64 = 5000;
+    let api = ctx.api;
+    let m = mutex(api, RUMPUSER_MTX_KMUTEX);
+    let mut hs = Vec::new();
+    for _ in 0..THREADS {
+        hs.push(
+            spawn(api, super::cname!("kit-stress"), true, move || {
+                // SAFETY: plain hypercall.
+                let me = unsafe { (api.curlwp)() };
+                for i in 0..ITERS {
+                    // SAFETY: live mutex.
+                    unsafe { (api.mutex_enter)(m.0.cast()) };
+                    if !OWNER.swap(me, Ordering::Relaxed).is_null() {
+                        BAD.fetch_add(1, Ordering::Relaxed);
+                    }
+                    // A deliberately non-atomic read-modify-write.
+                    let v = COUNTER.load(Ordering::Relaxed);
+                    if i % 64 == 0 {
+                        core::hint::spin_loop();
+                    }
+                    COUNTER.store(v + 1, Ordering::Relaxed);
+                    OWNER.store(ptr::null_mut(), Ordering::Relaxed);
+                    // SAFETY: held by us.
+                    unsafe { (api.mutex_exit)(m.0.cast()) };
+                }
+            })
+            .map_err(|e| alloc::format!("{e}"))?
+            .ok_or("no handle")?,
+        );
+    }
+    for h in hs {
+        crate::ensure_eq!(h.join(), 0, "join");
+    }
+    crate::ensure_eq!(BAD.load(Ordering::Relaxed), 0, "two owners at once");
+    crate::ensure_eq!(COUNTER.load(Ordering::Relaxed), THREADS * ITERS, "lost updates under the mutex");
+    // SAFETY: no longer used.
+    unsafe { (api.mutex_destroy)(m.0.cast()) };
+    Ok(())
+}
