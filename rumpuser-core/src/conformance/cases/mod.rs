@@ -74,6 +74,14 @@ pub const ALL: &[(&str, Case)] = &[
 /// A hypervisor object pointer that cases share between their threads.
 #[derive(Clone, Copy)]
 pub struct Obj(pub *mut c_void);
+impl Obj {
+    /// The raw pointer (a method, so closures capture the whole `Obj`).
+    #[inline]
+    pub fn p(self) -> *mut c_void {
+        self.0
+    }
+}
+
 // SAFETY: rumpuser lock objects are designed to be used from many threads.
 unsafe impl Send for Obj {}
 // SAFETY: see `Send`.
@@ -103,13 +111,3 @@ pub fn cv(api: KitApi) -> Obj {
     Obj(m)
 }
 
-/// `c"…"` for names.
-#[macro_export]
-#[doc(hidden)]
-macro_rules! cname {
-    ($s:literal) => {
-        // SAFETY: the literal has exactly one NUL, at the end.
-        unsafe { core::ffi::CStr::from_bytes_with_nul_unchecked(concat!($s, "\0").as_bytes()) }
-    };
-}
-pub use cname;

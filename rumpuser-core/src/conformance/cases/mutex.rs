@@ -14,7 +14,7 @@ use core::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 fn owner(ctx: &Ctx, m: Obj) -> *mut Lwp {
     let mut o = ptr::null_mut();
     // SAFETY: live KMUTEX and valid out-pointer.
-    unsafe { (ctx.api.mutex_owner)(m.0.cast(), &mut o) };
+    unsafe { (ctx.api.mutex_owner)(m.p(), &mut o) };
     o
 }
 
@@ -25,30 +25,30 @@ pub fn uncontended_keeps_cpu_and_owner(ctx: &Ctx) -> CaseResult {
     let me = ctx.lwp().as_lwp();
     let r0 = ctx.lwp().releases.load(Ordering::Relaxed);
     // SAFETY: live mutex, used as the contract says.
-    unsafe { (api.mutex_enter)(m.0.cast()) };
+    unsafe { (api.mutex_enter)(m.p()) };
     crate::ensure_eq!(owner(ctx, m), me, "owner after enter");
     // SAFETY: as above.
-    crate::ensure_eq!(unsafe { (api.mutex_tryenter)(m.0.cast()) }, Errno::EBUSY.raw(), "tryenter while held");
+    crate::ensure_eq!(unsafe { (api.mutex_tryenter)(m.p()) }, Errno::EBUSY.raw(), "tryenter while held");
     // SAFETY: as above.
-    unsafe { (api.mutex_exit)(m.0.cast()) };
+    unsafe { (api.mutex_exit)(m.p()) };
     crate::ensure!(owner(ctx, m).is_null(), "owner after exit");
     // SAFETY: as above.
-    crate::ensure_eq!(unsafe { (api.mutex_tryenter)(m.0.cast()) }, 0, "tryenter when free");
+    crate::ensure_eq!(unsafe { (api.mutex_tryenter)(m.p()) }, 0, "tryenter when free");
     crate::ensure_eq!(owner(ctx, m), me, "owner after tryenter");
     // SAFETY: as above.
-    unsafe { (api.mutex_exit)(m.0.cast()) };
+    unsafe { (api.mutex_exit)(m.p()) };
     // SAFETY: as above (nowrap on a SPIN|KMUTEX is what locks.c does).
     let s = mutex(api, RUMPUSER_MTX_SPIN | RUMPUSER_MTX_KMUTEX);
     // SAFETY: as above.
-    unsafe { (api.mutex_enter_nowrap)(s.0.cast()) };
+    unsafe { (api.mutex_enter_nowrap)(s.p()) };
     crate::ensure_eq!(owner(ctx, s), me, "owner after enter_nowrap");
     // SAFETY: as above.
-    unsafe { (api.mutex_exit)(s.0.cast()) };
+    unsafe { (api.mutex_exit)(s.p()) };
     crate::ensure_eq!(ctx.lwp().releases.load(Ordering::Relaxed), r0, "uncontended locking released the CPU");
     // SAFETY: not held, no waiters.
     unsafe {
-        (api.mutex_destroy)(m.0.cast());
-        (api.mutex_destroy)(s.0.cast());
+        (api.mutex_destroy)(m.p());
+        (api.mutex_destroy)(s.p());
     }
     Ok(())
 }
@@ -63,21 +63,21 @@ fn contend(ctx: &Ctx, flags: i32) -> Result<(u32, bool), alloc::string::String> 
     let api = ctx.api;
     let m = mutex(api, flags);
     // SAFETY: live mutex.
-    unsafe { (api.mutex_enter)(m.0.cast()) };
-    let t = spawn(api, super::cname!("kit-contender"), true, move || {
+    unsafe { (api.mutex_enter)(m.p()) };
+    let t = spawn(api, c"kit-contender", true, move || {
         let l = super::super::model::model().current().expect("kit thread has an lwp");
         let r0 = l.releases.load(Ordering::Relaxed);
         // SAFETY: live mutex.
-        unsafe { (api.mutex_enter)(m.0.cast()) };
+        unsafe { (api.mutex_enter)(m.p()) };
         DELTA.store(l.releases.load(Ordering::Relaxed) - r0, Ordering::Relaxed);
         if flags & RUMPUSER_MTX_KMUTEX != 0 {
             let mut o = ptr::null_mut();
             // SAFETY: live KMUTEX.
-            unsafe { (api.mutex_owner)(m.0.cast(), &mut o) };
+            unsafe { (api.mutex_owner)(m.p(), &mut o) };
             OWNER_OK.store((o == l.as_lwp()) as i32, Ordering::Relaxed);
         }
         // SAFETY: held by us.
-        unsafe { (api.mutex_exit)(m.0.cast()) };
+        unsafe { (api.mutex_exit)(m.p()) };
     })
     .map_err(|e| alloc::format!("{e}"))?
     .ok_or("no handle")?;
@@ -85,10 +85,10 @@ fn contend(ctx: &Ctx, flags: i32) -> Result<(u32, bool), alloc::string::String> 
     ctx.sleep_ns(20_000_000);
     crate::ensure_eq!(DELTA.load(Ordering::Relaxed), u32::MAX, "contender got a held mutex");
     // SAFETY: held by us.
-    unsafe { (api.mutex_exit)(m.0.cast()) };
+    unsafe { (api.mutex_exit)(m.p()) };
     crate::ensure_eq!(t.join(), 0, "join");
     // SAFETY: no longer used.
-    unsafe { (api.mutex_destroy)(m.0.cast()) };
+    unsafe { (api.mutex_destroy)(m.p()) };
     Ok((DELTA.load(Ordering::Relaxed), OWNER_OK.load(Ordering::Relaxed) != 0))
 }
 
@@ -124,12 +124,12 @@ pub fn exclusion_stress(ctx: &Ctx) -> CaseResult {
     let mut hs = Vec::new();
     for _ in 0..THREADS {
         hs.push(
-            spawn(api, super::cname!("kit-stress"), true, move || {
+            spawn(api, c"kit-stress", true, move || {
                 // SAFETY: plain hypercall.
                 let me = unsafe { (api.curlwp)() };
                 for i in 0..ITERS {
                     // SAFETY: live mutex.
-                    unsafe { (api.mutex_enter)(m.0.cast()) };
+                    unsafe { (api.mutex_enter)(m.p()) };
                     if !OWNER.swap(me, Ordering::Relaxed).is_null() {
                         BAD.fetch_add(1, Ordering::Relaxed);
                     }
@@ -141,7 +141,7 @@ pub fn exclusion_stress(ctx: &Ctx) -> CaseResult {
                     COUNTER.store(v + 1, Ordering::Relaxed);
                     OWNER.store(ptr::null_mut(), Ordering::Relaxed);
                     // SAFETY: held by us.
-                    unsafe { (api.mutex_exit)(m.0.cast()) };
+                    unsafe { (api.mutex_exit)(m.p()) };
                 }
             })
             .map_err(|e| alloc::format!("{e}"))?
@@ -154,6 +154,6 @@ pub fn exclusion_stress(ctx: &Ctx) -> CaseResult {
     crate::ensure_eq!(BAD.load(Ordering::Relaxed), 0, "two owners at once");
     crate::ensure_eq!(COUNTER.load(Ordering::Relaxed), THREADS * ITERS, "lost updates under the mutex");
     // SAFETY: no longer used.
-    unsafe { (api.mutex_destroy)(m.0.cast()) };
+    unsafe { (api.mutex_destroy)(m.p()) };
     Ok(())
 }

@@ -13,26 +13,26 @@ use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
 
 fn enter(ctx: &Ctx, op: i32, rw: Obj) {
     // SAFETY: live rwlock.
-    unsafe { (ctx.api.rw_enter)(op, rw.0.cast()) }
+    unsafe { (ctx.api.rw_enter)(op, rw.p()) }
 }
 fn tryenter(ctx: &Ctx, op: i32, rw: Obj) -> i32 {
     // SAFETY: live rwlock.
-    unsafe { (ctx.api.rw_tryenter)(op, rw.0.cast()) }
+    unsafe { (ctx.api.rw_tryenter)(op, rw.p()) }
 }
 fn exit(ctx: &Ctx, rw: Obj) {
     // SAFETY: live rwlock held by the caller.
-    unsafe { (ctx.api.rw_exit)(rw.0.cast()) }
+    unsafe { (ctx.api.rw_exit)(rw.p()) }
 }
 fn held(ctx: &Ctx, op: i32, rw: Obj) -> bool {
     let mut h = -1;
     // SAFETY: live rwlock, valid out-pointer.
-    unsafe { (ctx.api.rw_held)(op, rw.0.cast(), &mut h) };
+    unsafe { (ctx.api.rw_held)(op, rw.p(), &mut h) };
     h != 0
 }
 
 /// Runs `f` on another kit thread and waits for it.
 fn on_other_thread(ctx: &Ctx, f: impl FnOnce() + Send + 'static) -> CaseResult {
-    let t = spawn(ctx.api, super::cname!("kit-rw"), true, f).map_err(|e| alloc::format!("{e}"))?.ok_or("no handle")?;
+    let t = spawn(ctx.api, c"kit-rw", true, f).map_err(|e| alloc::format!("{e}"))?.ok_or("no handle")?;
     crate::ensure_eq!(t.join(), 0, "join");
     Ok(())
 }
@@ -46,12 +46,12 @@ pub fn readers_share_writers_exclude(ctx: &Ctx) -> CaseResult {
     on_other_thread(ctx, move || {
         // SAFETY: live rwlock.
         unsafe {
-            let r = (api.rw_tryenter)(R, rw.0.cast());
+            let r = (api.rw_tryenter)(R, rw.p());
             RES[0].store(r, Ordering::Relaxed);
             if r == 0 {
-                (api.rw_exit)(rw.0.cast());
+                (api.rw_exit)(rw.p());
             }
-            RES[1].store((api.rw_tryenter)(W, rw.0.cast()), Ordering::Relaxed);
+            RES[1].store((api.rw_tryenter)(W, rw.p()), Ordering::Relaxed);
         }
     })?;
     exit(ctx, rw);
@@ -61,8 +61,8 @@ pub fn readers_share_writers_exclude(ctx: &Ctx) -> CaseResult {
     on_other_thread(ctx, move || {
         // SAFETY: live rwlock.
         unsafe {
-            RES[2].store((api.rw_tryenter)(R, rw.0.cast()), Ordering::Relaxed);
-            RES[3].store((api.rw_tryenter)(W, rw.0.cast()), Ordering::Relaxed);
+            RES[2].store((api.rw_tryenter)(R, rw.p()), Ordering::Relaxed);
+            RES[3].store((api.rw_tryenter)(W, rw.p()), Ordering::Relaxed);
         }
     })?;
     exit(ctx, rw);
@@ -72,7 +72,7 @@ pub fn readers_share_writers_exclude(ctx: &Ctx) -> CaseResult {
     crate::ensure_eq!(tryenter(ctx, W, rw), 0, "writer on a free lock");
     exit(ctx, rw);
     // SAFETY: free and unused.
-    unsafe { (api.rw_destroy)(rw.0.cast()) };
+    unsafe { (api.rw_destroy)(rw.p()) };
     Ok(())
 }
 
@@ -88,7 +88,7 @@ pub fn held_semantics(ctx: &Ctx) -> CaseResult {
     on_other_thread(ctx, move || {
         let mut h = -1;
         // SAFETY: live rwlock.
-        unsafe { (api.rw_held)(W, rw.0.cast(), &mut h) };
+        unsafe { (api.rw_held)(W, rw.p(), &mut h) };
         OTHER.store(h, Ordering::Relaxed);
     })?;
     crate::ensure_eq!(OTHER.load(Ordering::Relaxed), 0, "another lwp is told it holds the write lock");
@@ -99,7 +99,7 @@ pub fn held_semantics(ctx: &Ctx) -> CaseResult {
     exit(ctx, rw);
     crate::ensure!(!held(ctx, R, rw), "released lock reported read-held");
     // SAFETY: free and unused.
-    unsafe { (api.rw_destroy)(rw.0.cast()) };
+    unsafe { (api.rw_destroy)(rw.p()) };
     Ok(())
 }
 
@@ -111,29 +111,29 @@ pub fn tryupgrade(ctx: &Ctx) -> CaseResult {
     let rw = rwlock(api);
     enter(ctx, R, rw);
     // SAFETY: we hold a read lock.
-    crate::ensure_eq!(unsafe { (api.rw_tryupgrade)(rw.0.cast()) }, 0, "sole reader could not upgrade");
+    crate::ensure_eq!(unsafe { (api.rw_tryupgrade)(rw.p()) }, 0, "sole reader could not upgrade");
     crate::ensure!(held(ctx, W, rw), "upgraded lock not write-held by us");
     crate::ensure!(!held(ctx, R, rw), "upgraded lock still read-held");
     exit(ctx, rw);
     GO.store(false, Ordering::Relaxed);
     IN.store(false, Ordering::Relaxed);
-    let t = spawn(api, super::cname!("kit-reader"), true, move || {
+    let t = spawn(api, c"kit-reader", true, move || {
         // SAFETY: live rwlock.
-        unsafe { (api.rw_enter)(R, rw.0.cast()) };
+        unsafe { (api.rw_enter)(R, rw.p()) };
         IN.store(true, Ordering::Release);
         while !GO.load(Ordering::Acquire) {
             // SAFETY: plain hypercall.
             unsafe { (api.clock_sleep)(crate::abi::RUMPUSER_CLOCK_RELWALL, 0, 1_000_000) };
         }
         // SAFETY: held by us.
-        unsafe { (api.rw_exit)(rw.0.cast()) };
+        unsafe { (api.rw_exit)(rw.p()) };
     })
     .map_err(|e| alloc::format!("{e}"))?
     .ok_or("no handle")?;
     crate::ensure!(ctx.wait_for(5000, || IN.load(Ordering::Acquire)), "reader thread never got in");
     enter(ctx, R, rw);
     // SAFETY: we hold a read lock.
-    let r = unsafe { (api.rw_tryupgrade)(rw.0.cast()) };
+    let r = unsafe { (api.rw_tryupgrade)(rw.p()) };
     GO.store(true, Ordering::Release);
     if r == 0 {
         exit(ctx, rw);
@@ -144,7 +144,7 @@ pub fn tryupgrade(ctx: &Ctx) -> CaseResult {
     exit(ctx, rw);
     crate::ensure_eq!(t.join(), 0, "join");
     // SAFETY: free and unused.
-    unsafe { (api.rw_destroy)(rw.0.cast()) };
+    unsafe { (api.rw_destroy)(rw.p()) };
     Ok(())
 }
 
@@ -159,22 +159,22 @@ pub fn downgrade_keeps_writers_out(ctx: &Ctx) -> CaseResult {
     let api = ctx.api;
     let rw = rwlock(api);
     enter(ctx, W, rw);
-    let t = spawn(api, super::cname!("kit-writer"), true, move || {
+    let t = spawn(api, c"kit-writer", true, move || {
         // SAFETY: live rwlock.
-        unsafe { (api.rw_enter)(W, rw.0.cast()) };
+        unsafe { (api.rw_enter)(W, rw.p()) };
         if READER_ACTIVE.load(Ordering::Acquire) {
             OVERLAP.fetch_add(1, Ordering::Relaxed);
         }
         WRITER_IN.fetch_add(1, Ordering::Release);
         // SAFETY: held by us.
-        unsafe { (api.rw_exit)(rw.0.cast()) };
+        unsafe { (api.rw_exit)(rw.p()) };
     })
     .map_err(|e| alloc::format!("{e}"))?
     .ok_or("no handle")?;
     ctx.sleep_ns(10_000_000);
     READER_ACTIVE.store(true, Ordering::Release);
     // SAFETY: we hold the write lock.
-    unsafe { (api.rw_downgrade)(rw.0.cast()) };
+    unsafe { (api.rw_downgrade)(rw.p()) };
     crate::ensure!(held(ctx, R, rw), "downgraded lock not read-held");
     crate::ensure!(!held(ctx, W, rw), "downgraded lock still write-held");
     ctx.sleep_ns(20_000_000);
@@ -186,7 +186,7 @@ pub fn downgrade_keeps_writers_out(ctx: &Ctx) -> CaseResult {
     crate::ensure_eq!(OVERLAP.load(Ordering::Relaxed), 0, "writer overlapped the reader");
     crate::ensure_eq!(WRITER_IN.load(Ordering::Relaxed), 1, "writer never got in");
     // SAFETY: free and unused.
-    unsafe { (api.rw_destroy)(rw.0.cast()) };
+    unsafe { (api.rw_destroy)(rw.p()) };
     Ok(())
 }
 
@@ -197,14 +197,14 @@ pub fn contended_enter_releases_cpu(ctx: &Ctx) -> CaseResult {
     let api = ctx.api;
     let rw = rwlock(api);
     enter(ctx, W, rw);
-    let t = spawn(api, super::cname!("kit-blocked-reader"), true, move || {
+    let t = spawn(api, c"kit-blocked-reader", true, move || {
         let l = super::super::model::model().current().expect("lwp");
         let r0 = l.releases.load(Ordering::Relaxed);
         // SAFETY: live rwlock.
-        unsafe { (api.rw_enter)(R, rw.0.cast()) };
+        unsafe { (api.rw_enter)(R, rw.p()) };
         DELTA.store(l.releases.load(Ordering::Relaxed) - r0, Ordering::Relaxed);
         // SAFETY: held by us.
-        unsafe { (api.rw_exit)(rw.0.cast()) };
+        unsafe { (api.rw_exit)(rw.p()) };
     })
     .map_err(|e| alloc::format!("{e}"))?
     .ok_or("no handle")?;
@@ -213,7 +213,7 @@ pub fn contended_enter_releases_cpu(ctx: &Ctx) -> CaseResult {
     crate::ensure_eq!(t.join(), 0, "join");
     crate::ensure!(DELTA.load(Ordering::Relaxed) >= 1, "blocked rw_enter did not release the CPU");
     // SAFETY: free and unused.
-    unsafe { (api.rw_destroy)(rw.0.cast()) };
+    unsafe { (api.rw_destroy)(rw.p()) };
     Ok(())
 }
 
@@ -229,11 +229,11 @@ pub fn exclusion_stress(ctx: &Ctx) -> CaseResult {
     let mut hs = Vec::new();
     for i in 0..6u32 {
         hs.push(
-            spawn(api, super::cname!("kit-rw-stress"), true, move || {
+            spawn(api, c"kit-rw-stress", true, move || {
                 for j in 0..3000u32 {
                     let write = (i + j) % 4 == 0;
                     // SAFETY: live rwlock.
-                    unsafe { (api.rw_enter)(if write { W } else { R }, rw.0.cast()) };
+                    unsafe { (api.rw_enter)(if write { W } else { R }, rw.p()) };
                     if write {
                         if WRITERS.fetch_add(1, Ordering::AcqRel) != 0 || READERS.load(Ordering::Acquire) != 0 {
                             BAD.fetch_add(1, Ordering::Relaxed);
@@ -248,7 +248,7 @@ pub fn exclusion_stress(ctx: &Ctx) -> CaseResult {
                         READERS.fetch_sub(1, Ordering::AcqRel);
                     }
                     // SAFETY: held by us.
-                    unsafe { (api.rw_exit)(rw.0.cast()) };
+                    unsafe { (api.rw_exit)(rw.p()) };
                 }
             })
             .map_err(|e| alloc::format!("{e}"))?
@@ -260,6 +260,6 @@ pub fn exclusion_stress(ctx: &Ctx) -> CaseResult {
     }
     crate::ensure_eq!(BAD.load(Ordering::Relaxed), 0, "exclusion violations");
     // SAFETY: free and unused.
-    unsafe { (api.rw_destroy)(rw.0.cast()) };
+    unsafe { (api.rw_destroy)(rw.p()) };
     Ok(())
 }

@@ -12,7 +12,7 @@ pub fn create_join(ctx: &Ctx) -> CaseResult {
     static RAN: AtomicU32 = AtomicU32::new(0);
     RAN.store(0, Ordering::Relaxed);
     let api = ctx.api;
-    let t = spawn(api, super::cname!("kit-thread-with-a-very-long-name"), true, move || {
+    let t = spawn(api, c"kit-thread-with-a-very-long-name", true, move || {
         // Make the joiner wait, so that join has to block.
         // SAFETY: plain hypercall.
         unsafe { (api.clock_sleep)(crate::abi::RUMPUSER_CLOCK_RELWALL, 0, 5_000_000) };
@@ -33,7 +33,7 @@ pub fn detached_and_many(ctx: &Ctx) -> CaseResult {
     static N: AtomicU32 = AtomicU32::new(0);
     N.store(0, Ordering::Relaxed);
     for _ in 0..50 {
-        let h = spawn(ctx.api, super::cname!("kit-detached"), false, || {
+        let h = spawn(ctx.api, c"kit-detached", false, || {
             N.fetch_add(1, Ordering::Relaxed);
         })
         .map_err(|e| alloc::format!("detached thread_create: {e}"))?;
@@ -42,7 +42,7 @@ pub fn detached_and_many(ctx: &Ctx) -> CaseResult {
     crate::ensure!(ctx.wait_for(5000, || N.load(Ordering::Relaxed) == 50), "only {} of 50 detached threads ran", N.load(Ordering::Relaxed));
     let mut hs = Vec::new();
     for _ in 0..100 {
-        hs.push(spawn(ctx.api, super::cname!("kit-many"), true, || {}).map_err(|e| alloc::format!("thread_create: {e}"))?.ok_or("no handle")?);
+        hs.push(spawn(ctx.api, c"kit-many", true, || {}).map_err(|e| alloc::format!("thread_create: {e}"))?.ok_or("no handle")?);
     }
     for h in hs {
         crate::ensure_eq!(h.join(), 0, "join");
@@ -57,7 +57,7 @@ pub fn curlwp_is_per_thread(ctx: &Ctx) -> CaseResult {
     let me = ctx.lwp().as_lwp();
     // SAFETY: plain hypercall.
     crate::ensure_eq!(unsafe { (api.curlwp)() }, me, "curlwp of the case thread");
-    let t = spawn(api, super::cname!("kit-curlwp"), true, move || {
+    let t = spawn(api, c"kit-curlwp", true, move || {
         // SAFETY: plain hypercall.
         SEEN.store(unsafe { (api.curlwp)() }, Ordering::Relaxed);
     })

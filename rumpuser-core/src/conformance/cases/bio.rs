@@ -1,0 +1,139 @@
+//! Block I/O (contract 3.5): completion exactly once, with a CPU and an lwp
+//! held by the completing thread, NetBSD errno values, short reads, and
+//! thousands of requests in flight.
+
+use super::super::model::model;
+use super::super::{CaseResult, Ctx};
+use super::file::{open, path};
+use crate::abi::*;
+use crate::Errno;
+use alloc::boxed::Box;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::ffi::{c_int, c_void};
+use core::sync::atomic::{AtomicI32, AtomicU32, AtomicUsize, Ordering};
+
+/// Completion record of one request.
+#[derive(Default)]
+pub struct Done {
+    calls: AtomicU32,
+    bytes: AtomicUsize,
+    error: AtomicI32,
+    bad_context: AtomicU32,
+}
+
+unsafe extern "C" fn biodone(arg: *mut c_void, bytes: usize, error: c_int) {
+    // SAFETY: `arg` is a `Done` kept alive by the case until completion.
+    let d = unsafe { &*(arg as *const Done) };
+    match model().current() {
+        Some(l) if l.holds_cpu.load(Ordering::Acquire) => {}
+        _ => {
+            d.bad_context.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    d.bytes.store(bytes, Ordering::Relaxed);
+    d.error.store(error, Ordering::Relaxed);
+    d.calls.fetch_add(1, Ordering::Release);
+}
+
+fn bio(ctx: &Ctx, fd: c_int, op: c_int, buf: &mut [u8], off: i64, d: &Done) {
+    // SAFETY: the buffer and `d` outlive the request (the case waits).
+    unsafe { (ctx.api.bio)(fd, op, buf.as_mut_ptr().cast(), buf.len(), off, Some(biodone), d as *const Done as *mut c_void) };
+}
+
+fn wait(ctx: &Ctx, d: &Done) -> Result<(usize, i32), alloc::string::String> {
+    crate::ensure!(ctx.wait_for(10_000, || d.calls.load(Ordering::Acquire) > 0), "biodone never called");
+    ctx.sleep_ns(1_000_000);
+    crate::ensure_eq!(d.calls.load(Ordering::Acquire), 1, "biodone calls");
+    crate::ensure_eq!(d.bad_context.load(Ordering::Relaxed), 0, "biodone called without a CPU or lwp");
+    Ok((d.bytes.load(Ordering::Relaxed), d.error.load(Ordering::Relaxed)))
+}
+
+/// A SYNC write, read back; a read past the end is short, not an error.
+pub fn write_read_back(ctx: &Ctx) -> CaseResult {
+    let p = path(ctx, &alloc::format!("bio-{}", ctx.now()))?;
+    let fd = open(ctx, &p, RUMPUSER_OPEN_RDWR | RUMPUSER_OPEN_CREATE | RUMPUSER_OPEN_BIO).map_err(|e| alloc::format!("open: {e}"))?;
+    let mut w: Vec<u8> = (0..65536u32).map(|i| (i * 7 + 3) as u8).collect();
+    let d = Done::default();
+    bio(ctx, fd, RUMPUSER_BIO_WRITE | RUMPUSER_BIO_SYNC, &mut w, 4096, &d);
+    crate::ensure!(ctx.lwp().holds_cpu.load(Ordering::Relaxed), "bio returned without the CPU");
+    crate::ensure_eq!(wait(ctx, &d)?, (65536, 0), "write completion");
+    let mut r = vec![0u8; 65536];
+    let d = Done::default();
+    bio(ctx, fd, RUMPUSER_BIO_READ, &mut r, 4096, &d);
+    crate::ensure_eq!(wait(ctx, &d)?, (65536, 0), "read completion");
+    crate::ensure!(r == w, "data read back differs");
+    let mut tail = vec![0u8; 8192];
+    let d = Done::default();
+    bio(ctx, fd, RUMPUSER_BIO_READ, &mut tail, 65536, &d);
+    crate::ensure_eq!(wait(ctx, &d)?, (4096, 0), "read across the end of the file");
+    // SAFETY: plain hypercall.
+    unsafe { (ctx.api.close)(fd) };
+    Ok(())
+}
+
+/// Bad fds, bad ops and bad offsets complete with NetBSD errno values.
+pub fn errors_reach_biodone(ctx: &Ctx) -> CaseResult {
+    if ctx.cfg.scratch_dir.is_none() {
+        return Err(super::SKIP.into());
+    }
+    let mut buf = vec![0u8; 512];
+    let d = Done::default();
+    bio(ctx, 1_000_000, RUMPUSER_BIO_READ, &mut buf, 0, &d);
+    crate::ensure_eq!(wait(ctx, &d)?, (0, Errno::EBADF.raw()), "read from a bad fd");
+    let d = Done::default();
+    bio(ctx, 0, RUMPUSER_BIO_READ | RUMPUSER_BIO_WRITE, &mut buf, 0, &d);
+    crate::ensure_eq!(wait(ctx, &d)?, (0, Errno::EINVAL.raw()), "READ|WRITE op");
+    let p = path(ctx, &alloc::format!("bio-ro-{}", ctx.now()))?;
+    let fd = open(ctx, &p, RUMPUSER_OPEN_RDWR | RUMPUSER_OPEN_CREATE).map_err(|e| alloc::format!("open: {e}"))?;
+    // SAFETY: plain hypercall.
+    unsafe { (ctx.api.close)(fd) };
+    let fd = open(ctx, &p, RUMPUSER_OPEN_RDONLY).map_err(|e| alloc::format!("open: {e}"))?;
+    let d = Done::default();
+    bio(ctx, fd, RUMPUSER_BIO_WRITE, &mut buf, 0, &d);
+    crate::ensure_eq!(wait(ctx, &d)?, (0, Errno::EBADF.raw()), "write to a read-only fd");
+    let d = Done::default();
+    bio(ctx, fd, RUMPUSER_BIO_READ, &mut buf, -512, &d);
+    crate::ensure_eq!(wait(ctx, &d)?, (0, Errno::EINVAL.raw()), "negative offset");
+    // SAFETY: plain hypercall.
+    unsafe { (ctx.api.close)(fd) };
+    Ok(())
+}
+
+/// 2000 concurrent 4 KiB reads each complete exactly once with the right data.
+pub fn many_in_flight_exactly_once(ctx: &Ctx) -> CaseResult {
+    const N: usize = 2000;
+    const BS: usize = 4096;
+    let p = path(ctx, &alloc::format!("bio-many-{}", ctx.now()))?;
+    let fd = open(ctx, &p, RUMPUSER_OPEN_RDWR | RUMPUSER_OPEN_CREATE | RUMPUSER_OPEN_BIO).map_err(|e| alloc::format!("open: {e}"))?;
+    let blocks = 256usize;
+    let mut img = vec![0u8; blocks * BS];
+    for (i, b) in img.chunks_mut(BS).enumerate() {
+        b.fill(i as u8);
+    }
+    let v = [IoVec { iov_base: img.as_mut_ptr().cast(), iov_len: img.len() }];
+    let mut n = 0;
+    // SAFETY: iovec over a live buffer.
+    let r = unsafe { (ctx.api.iovwrite)(fd, v.as_ptr(), 1, 0, &mut n) };
+    crate::ensure_eq!((r, n), (0, img.len()), "image write");
+    let dones: Box<[Done]> = (0..N).map(|_| Done::default()).collect();
+    let mut bufs: Vec<Vec<u8>> = (0..N).map(|_| vec![0xeeu8; BS]).collect();
+    for i in 0..N {
+        let off = ((i * 37) % blocks * BS) as i64;
+        bio(ctx, fd, RUMPUSER_BIO_READ, &mut bufs[i], off, &dones[i]);
+    }
+    let all = || dones.iter().all(|d| d.calls.load(Ordering::Acquire) > 0);
+    crate::ensure!(ctx.wait_for(30_000, all), "not every request completed");
+    ctx.sleep_ns(2_000_000);
+    for i in 0..N {
+        let d = &dones[i];
+        crate::ensure_eq!(d.calls.load(Ordering::Acquire), 1, "request {i} completions");
+        crate::ensure_eq!((d.bytes.load(Ordering::Relaxed), d.error.load(Ordering::Relaxed)), (BS, 0), "request {i} result");
+        crate::ensure_eq!(d.bad_context.load(Ordering::Relaxed), 0, "request {i} completed without a CPU");
+        let want = ((i * 37) % blocks) as u8;
+        crate::ensure!(bufs[i].iter().all(|&b| b == want), "request {i} read wrong data");
+    }
+    // SAFETY: plain hypercall.
+    unsafe { (ctx.api.close)(fd) };
+    Ok(())
+}
