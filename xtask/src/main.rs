@@ -1,1 +1,48 @@
-fn main() {}
+//! `cargo xtask`: every build, test and packaging command of the workspace.
+//!
+//! * `dist`  — build every library into `target/dist/` (lib, include/rump,
+//!   lib/pkgconfig, compat drop-ins) and run the C demonstration.
+//! * `test`  — the whole suite: prerequisites, fmt, clippy, unit,
+//!   conformance and loom tests, dist, C-ABI checks against the built
+//!   libraries, and the real-kernel tests when a kernel layer is given.
+//! * `kernel-test [--flavor posix|green]` — C programs linked against a
+//!   prebuilt NetBSD rump kernel layer (`RUMP_KERNEL_DIR=<dir with lib/ include/>`).
+//! * `bench` — criterion benches.
+
+mod dist;
+mod kernel_test;
+mod test;
+mod util;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (cmd, rest) = match args.split_first() {
+        Some((c, r)) => (c.as_str(), r),
+        None => ("help", &[][..]),
+    };
+    let result = match cmd {
+        "dist" => dist::run(rest),
+        "test" => test::run(rest),
+        "kernel-test" => kernel_test::run(rest),
+        "bench" => util::cargo(&["bench", "-p", "rumpuser-suite"]).map(|_| ()),
+        _ => {
+            eprintln!(
+                "usage: cargo xtask <dist|test|kernel-test [--flavor posix|green]|bench>\n\
+                 \n  dist         build target/dist/ and run the C demo\
+                 \n  test         run the whole test suite (what CI runs)\
+                 \n  kernel-test  run C tests against a NetBSD rump kernel layer in $RUMP_KERNEL_DIR\
+                 \n  bench        run the criterion benches"
+            );
+            return if cmd == "help" { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask {cmd}: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

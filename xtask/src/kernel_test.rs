@@ -1,0 +1,136 @@
+//! `cargo xtask kernel-test [--flavor posix|green]`: the project's own C
+//! test programs (`tests/kernel/*.c`) linked against a real NetBSD rump
+//! kernel layer that the user built (this repository never contains or
+//! fetches it) and against our library, statically (`--whole-archive`, as
+//! the kernel's own tests and `rump_server` link) and dynamically (our
+//! `compat/<flavour>/librumpuser.so` first on the search path).
+//!
+//! Each program names the kernel libraries it needs in a comment line
+//! `LIBS: -lrumpfs_tmpfs -lrumpvfs -lrump`, prints what it checks, and
+//! exits 0 on success. Programs whose libraries the kernel layer lacks are
+//! reported as skipped.
+
+use crate::util::{output, root, sh, Result};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// `cargo xtask kernel-test [--flavor F]`.
+pub fn run(args: &[String]) -> Result<()> {
+    let flavour = match args.iter().position(|a| a == "--flavor" || a == "--flavour") {
+        Some(i) => args.get(i + 1).map(String::as_str).ok_or("--flavor needs a value")?,
+        None => "posix",
+    };
+    if std::env::var_os("RUMP_KERNEL_DIR").is_none() {
+        eprintln!("kernel-test: SKIPPED: set RUMP_KERNEL_DIR to a built rump kernel layer (a directory with lib/ and include/)");
+        return Ok(());
+    }
+    crate::dist::build()?;
+    run_flavour(Box::leak(flavour.to_string().into_boxed_str()))
+}
+
+fn kernel_dir() -> Result<PathBuf> {
+    let d = PathBuf::from(std::env::var_os("RUMP_KERNEL_DIR").ok_or("RUMP_KERNEL_DIR is not set")?);
+    if !d.join("lib/librump.a").is_file() || !d.join("include/rump/rump.h").is_file() {
+        return Err(format!("{} has no lib/librump.a or include/rump/rump.h", d.display()));
+    }
+    Ok(d)
+}
+
+fn libs_of(src: &str) -> Vec<String> {
+    src.lines()
+        .find_map(|l| l.trim().trim_start_matches("/*").trim().strip_prefix("LIBS:"))
+        .map(|l| l.trim().trim_end_matches("*/").split_whitespace().map(str::to_string).collect())
+        .unwrap_or_else(|| vec!["-lrump".into()])
+}
+
+/// Runs every program for one flavour; fails if any program fails.
+pub fn run_flavour(flavour: &str) -> Result<()> {
+    let k = kernel_dir()?;
+    let dist = crate::dist::dist_dir();
+    let ours_a = dist.join(format!("lib/librumpuser_{flavour}.a"));
+    let compat = dist.join("compat").join(flavour);
+    let out = crate::util::target().join("kernel-test").join(flavour);
+    fs::create_dir_all(&out).map_err(|e| e.to_string())?;
+    let mut srcs: Vec<PathBuf> = fs::read_dir(root().join("tests/kernel"))
+        .map_err(|e| e.to_string())?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "c"))
+        .collect();
+    srcs.sort();
+    let (mut passed, mut failed, mut skipped) = (0, 0, 0);
+    for src in &srcs {
+        let name = src.file_stem().unwrap().to_string_lossy().into_owned();
+        let text = fs::read_to_string(src).map_err(|e| e.to_string())?;
+        let libs = libs_of(&text);
+        let missing: Vec<_> = libs
+            .iter()
+            .filter(|l| !k.join(format!("lib/lib{}.a", l.trim_start_matches("-l"))).is_file())
+            .collect();
+        if !missing.is_empty() {
+            eprintln!("kernel-test {flavour} {name}: SKIPPED (kernel layer lacks {missing:?})");
+            skipped += 1;
+            continue;
+        }
+        for mode in ["static", "dynamic"] {
+            let exe = out.join(format!("{name}-{mode}"));
+            let mut cc = Command::new("cc");
+            cc.args(["-O1", "-g", "-D_GNU_SOURCE", "-Wall"])
+                .arg("-I")
+                .arg(k.join("include"))
+                .arg("-I")
+                .arg(root().join("tests/kernel"))
+                .arg(src)
+                .arg("-o")
+                .arg(&exe);
+            if mode == "static" {
+                cc.arg("-L").arg(k.join("lib")).arg("-Wl,--whole-archive");
+                for l in &libs {
+                    cc.arg(format!("-l:lib{}.a", l.trim_start_matches("-l")));
+                }
+                cc.arg(&ours_a).arg("-Wl,--no-whole-archive");
+            } else {
+                cc.arg("-L").arg(&compat).arg("-L").arg(k.join("lib"));
+                cc.arg(format!("-Wl,-rpath,{}:{}", compat.display(), k.join("lib").display()));
+                cc.arg("-Wl,--no-as-needed").args(&libs).arg("-lrumpuser");
+            }
+            cc.args(crate::dist::LIBS_PRIVATE.split(' '));
+            let label = format!("kernel-test {flavour} {name} ({mode})");
+            if let Err(e) = sh(&mut cc) {
+                eprintln!("{label}: FAILED to build: {e}");
+                failed += 1;
+                continue;
+            }
+            match run_one(&exe, &out) {
+                Ok(o) => {
+                    eprintln!("{label}: ok\n{}", indent(&o));
+                    passed += 1;
+                }
+                Err(e) => {
+                    eprintln!("{label}: FAILED: {e}");
+                    failed += 1;
+                }
+            }
+        }
+    }
+    eprintln!("kernel-test {flavour}: {passed} passed, {failed} failed, {skipped} skipped");
+    if failed > 0 {
+        Err(format!("{failed} kernel test(s) failed"))
+    } else {
+        Ok(())
+    }
+}
+
+fn run_one(exe: &Path, workdir: &Path) -> Result<String> {
+    output(
+        Command::new("timeout")
+            .arg("120")
+            .arg(exe)
+            .current_dir(workdir)
+            .env("RUMP_NCPU", std::env::var("RUMP_NCPU").unwrap_or_else(|_| "2".into())),
+    )
+}
+
+fn indent(s: &str) -> String {
+    s.lines().map(|l| format!("    {l}\n")).collect()
+}

@@ -1,0 +1,79 @@
+//! `cargo xtask test`: the whole suite, in the order that fails fastest.
+//!
+//! 1. prerequisites (C toolchain, binutils) with install hints;
+//! 2. `cargo fmt --check`, `cargo clippy -D warnings`;
+//! 3. `dist` (release libraries, headers, pkg-config) and the C demo;
+//! 4. `cargo test --workspace` (unit tests, the conformance kit against
+//!    every platform, C-ABI tests of the built libraries in `tests/`);
+//! 5. loom model checks of the lock and scheduler state machines;
+//! 6. `cargo doc` with warnings denied;
+//! 7. the real-kernel tests if `RUMP_KERNEL_DIR` is set (skipped with a
+//!    message otherwise).
+
+use crate::util::{cargo, require, root, sh, target, Result};
+use std::process::Command;
+
+/// `cargo xtask test [--quick]` (`--quick` skips clippy, loom and doc).
+pub fn run_all(quick: bool) -> Result<()> {
+    for (t, hint) in [
+        ("cc", "apt-get install build-essential"),
+        ("ld", "apt-get install binutils"),
+        ("objcopy", "apt-get install binutils"),
+        ("nm", "apt-get install binutils"),
+        ("ar", "apt-get install binutils"),
+    ] {
+        require(t, hint)?;
+    }
+    cargo(&["fmt", "--all", "--", "--check"])?;
+    if !quick {
+        cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
+    }
+    crate::dist::build()?;
+    crate::dist::demo()?;
+    let dist = crate::dist::dist_dir();
+    let cargo_bin = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    sh(Command::new(&cargo_bin)
+        .args(["test", "--workspace"])
+        .env("RUMPUSER_DIST", &dist)
+        .current_dir(root()))?;
+    if !quick {
+        loom()?;
+        sh(Command::new(&cargo_bin)
+            .args(["doc", "--workspace", "--no-deps"])
+            .env("RUSTDOCFLAGS", "-D warnings")
+            .current_dir(root()))?;
+    }
+    match std::env::var_os("RUMP_KERNEL_DIR") {
+        Some(_) => {
+            for f in crate::dist::built_flavours() {
+                crate::kernel_test::run_flavour(f)?;
+            }
+        }
+        None => eprintln!(
+            "kernel-test: SKIPPED (set RUMP_KERNEL_DIR to a NetBSD rump kernel layer with lib/ and include/ to run the C programs in tests/kernel/ against it)"
+        ),
+    }
+    eprintln!("xtask test: all steps passed");
+    Ok(())
+}
+
+/// Model checks under `--cfg loom`, in their own target directory so the
+/// normal build cache is not invalidated. Preemptions are bounded to keep
+/// the run to a few minutes on two cores.
+pub fn loom() -> Result<()> {
+    let cargo_bin = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    for (pkg, filter) in [("rumpuser-posix", "loom")] {
+        sh(Command::new(&cargo_bin)
+            .args(["test", "--release", "-p", pkg, "--lib", "--", filter])
+            .env("RUSTFLAGS", "--cfg loom")
+            .env("LOOM_MAX_PREEMPTIONS", "2")
+            .env("CARGO_TARGET_DIR", target().join("loom"))
+            .current_dir(root()))?;
+    }
+    Ok(())
+}
+
+/// Entry point.
+pub fn run(args: &[String]) -> Result<()> {
+    run_all(args.iter().any(|a| a == "--quick"))
+}
