@@ -4,7 +4,7 @@
 //! ```text
 //! target/dist/include/rump/rumpuser.h, rumpuser_component.h
 //! target/dist/lib/librumpuser_<flavour>.a   (only rumpuser_* symbols global)
-//! target/dist/lib/librumpuser_<flavour>.so
+//! target/dist/lib/librumpuser_<flavour>.so (linked from the archive)
 //! target/dist/lib/pkgconfig/rumpuser-<flavour>.pc
 //! target/dist/compat/<flavour>/librumpuser.so.0, librumpuser.so, librumpuser.a
 //! target/dist/bin/demo-<flavour>
@@ -84,12 +84,12 @@ pub fn build() -> Result<()> {
         let a = lib.join(format!("lib{name}.a"));
         localize(&rel.join(format!("lib{name}.a")), &a)?;
         let so = lib.join(format!("lib{name}.so"));
-        copy(&rel.join(format!("lib{name}.so")), &so)?;
+        shared(&a, &so, &format!("lib{name}.so"))?;
         fs::write(pc.join(format!("rumpuser-{f}.pc")), pkgconfig(f)).map_err(|e| e.to_string())?;
         let compat = dist.join("compat").join(f);
         fs::create_dir_all(&compat).map_err(|e| e.to_string())?;
-        copy(&so, &compat.join("librumpuser.so.0"))?;
-        copy(&so, &compat.join("librumpuser.so"))?;
+        shared(&a, &compat.join("librumpuser.so.0"), "librumpuser.so.0")?;
+        copy(&compat.join("librumpuser.so.0"), &compat.join("librumpuser.so"))?;
         copy(&a, &compat.join("librumpuser.a"))?;
     }
     eprintln!("dist: {} ({})", dist.display(), flavours.join(", "));
@@ -112,6 +112,20 @@ fn localize(input: &Path, out: &Path) -> Result<()> {
     sh(Command::new("ar").arg("rcs").arg(out).arg(&work))?;
     fs::remove_file(&work).map_err(|e| e.to_string())?;
     Ok(())
+}
+
+/// Links a shared library from the localized archive: every global of the
+/// archive (only `rumpuser_*`) is exported, nothing else.
+fn shared(archive: &Path, out: &Path, soname: &str) -> Result<()> {
+    sh(Command::new("cc")
+        .arg("-shared")
+        .arg(format!("-Wl,-soname,{soname}"))
+        .args(["-Wl,--whole-archive"])
+        .arg(archive)
+        .args(["-Wl,--no-whole-archive", "-Wl,-z,defs"])
+        .args(LIBS_PRIVATE.split(' '))
+        .arg("-o")
+        .arg(out))
 }
 
 fn pkgconfig(flavour: &str) -> String {

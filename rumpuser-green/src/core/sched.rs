@@ -1,0 +1,1040 @@
+//! The cooperative scheduler: thread table, run queue, sleep queue, idle
+//! loop, spawn/exit/join, and the public free functions.
+//!
+//! # Data structures (no O(n) scans)
+//!
+//! * Thread table: `Vec<Box<Thread>>` indexed by slot, plus a free-slot
+//!   list; a [`ThreadId`] carries the slot's generation, so stale ids are
+//!   rejected in O(1).
+//! * Run queue: a `VecDeque` of slots. FIFO by default (`pop_front`); with a
+//!   seed, the next thread is taken from a uniformly random position
+//!   (`swap_remove_back`, still O(1)).
+//! * Sleep queue: [`TimerQueue`], a binary heap of `(deadline_ns, seq)` with
+//!   lazy cancellation.
+//! * Wait queues: intrusive FIFO lists through the TCBs ([`WaitQueue`]).
+//!
+//! # Life of a switch
+//!
+//! All state changes happen inside one `SCHED.try_with` closure, which
+//! ends by choosing the next thread and returning `(where to save my sp,
+//! the next sp)`. The assembly switch runs *after* the closure, so no
+//! borrow of the scheduler spans two threads. A resumed `yield_now` has
+//! nothing left to do; a resumed blocking call reads its wake-up reason.
+//!
+//! An exiting thread cannot free the stack it is running on. It is put on
+//! a `dead` list, and the list is reaped (stacks freed or cached, TCBs
+//! turned into zombies or free slots) by scheduler code running on any
+//! *other* thread: the next exit, spawn, join, slow-path pick (at least
+//! every `poll_interval` switches and before idling) or shutdown. Only the
+//! current thread's own entry is ever skipped, so at most one dead stack
+//! is outstanding.
+//!
+//! # Timers, events, idle
+//!
+//! Timers are checked (one `now_ns` read) and `poll_events` is called
+//! whenever the run queue is empty and otherwise every
+//! [`Config::poll_interval`] switches, so busy yielders cannot starve a
+//! sleeper or an I/O completion, and the switch fast path reads no clock.
+//! With nothing runnable the core calls `Platform::idle(next_deadline)`:
+//! no tick, no periodic wake-up, no busy loop.
+//!
+//! # Deterministic mode
+//!
+//! With [`Config::seed`] set, the only scheduling choice that is not fixed
+//! by the program — which runnable thread runs next — is made by
+//! [`SplitMix64`]. Wait queues stay FIFO (that is semantics, not policy)
+//! and equal deadlines expire in insertion order. Same seed + same
+//! program + a platform whose clock and events are deterministic ⇒ the
+//! same switch sequence, which [`set_tracing`]/[`take_trace`] record.
+
+use alloc::boxed::Box;
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
+use core::ffi::c_void;
+use core::fmt;
+use core::ptr;
+
+use super::arch;
+use super::global::GlobalCell;
+use super::platform::{Platform, Stack};
+use super::rng::SplitMix64;
+use super::thread::{BlockKind, Entry, State, Thread, ThreadId, ThreadName, Wakeup, NIL};
+use super::timer::TimerQueue;
+use super::waitq::{self, WaitQueue};
+
+/// Stack size used when `spawn` is asked for 0 bytes.
+pub const DEFAULT_STACK_SIZE: usize = 64 * 1024;
+/// Smallest accepted stack size.
+pub const MIN_STACK_SIZE: usize = 4096;
+
+/// Scheduler configuration for [`init`].
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `Some(seed)`: pick the next runnable thread at a random run-queue
+    /// position with a PRNG seeded by this value (reproducible schedules).
+    /// `None`: plain FIFO round robin.
+    pub seed: Option<u64>,
+    /// Stack size for `stack_size == 0` requests.
+    pub default_stack_size: usize,
+    /// While threads are runnable, poll events and expire timers every
+    /// this many switches (>= 1). Lower = fairer to sleepers and I/O,
+    /// higher = cheaper switches.
+    pub poll_interval: u32,
+    /// How many released stacks to keep for reuse instead of returning
+    /// them to the platform.
+    pub stack_cache: usize,
+    /// Start with switch tracing on (see [`take_trace`]).
+    pub trace: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            seed: None,
+            default_stack_size: DEFAULT_STACK_SIZE,
+            poll_interval: 64,
+            stack_cache: 16,
+            trace: false,
+        }
+    }
+}
+
+impl Config {
+    /// Default configuration with a seed (deterministic mode).
+    pub fn seeded(seed: u64) -> Self {
+        Self {
+            seed: Some(seed),
+            ..Self::default()
+        }
+    }
+}
+
+/// One context switch, as recorded by the trace.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct SwitchEvent {
+    /// The thread that stopped running.
+    pub from: ThreadId,
+    /// The thread that runs next.
+    pub to: ThreadId,
+}
+
+/// Called on every switch with the event and the next thread's user data
+/// word (e.g. to install its TLS block). Runs inside the scheduler: it must
+/// not call any scheduler function.
+pub type SwitchHook = fn(event: SwitchEvent, to_user_data: usize);
+
+/// [`init`] failure.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum InitError {
+    /// The scheduler is already running.
+    AlreadyInitialized,
+}
+
+/// [`spawn`] failure.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum SpawnError {
+    /// [`init`] has not been called.
+    NotInitialized,
+    /// Requested stack below [`MIN_STACK_SIZE`].
+    StackTooSmall,
+    /// The platform could not allocate a stack.
+    OutOfMemory,
+    /// The platform returned a stack smaller than asked or misaligned.
+    BadStack,
+    /// The thread table is full (2^32 - 1 slots).
+    TooManyThreads,
+}
+
+/// [`join`] failure.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum JoinError {
+    /// [`init`] has not been called.
+    NotInitialized,
+    /// Unknown or already joined/reaped id.
+    NoSuchThread,
+    /// The thread was not created joinable.
+    NotJoinable,
+    /// A thread tried to join itself.
+    Deadlock,
+    /// Another thread is already joining it.
+    AlreadyJoining,
+}
+
+/// [`shutdown`] failure.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ShutdownError {
+    /// [`init`] has not been called.
+    NotInitialized,
+    /// Only the thread created by [`init`] may shut down.
+    NotInitThread,
+    /// This many other threads have not exited (zombies do not count).
+    ThreadsAlive(usize),
+}
+
+macro_rules! impl_display {
+    ($($t:ty),*) => {$(
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Debug::fmt(self, f)
+            }
+        }
+    )*};
+}
+impl_display!(InitError, SpawnError, JoinError, ShutdownError);
+
+/// Counters and sizes, for tests and diagnostics.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct Stats {
+    /// Context switches performed.
+    pub switches: u64,
+    /// Threads spawned.
+    pub spawned: u64,
+    /// Threads that exited.
+    pub exited: u64,
+    /// `Platform::idle` calls.
+    pub idles: u64,
+    /// Threads that have not exited (running, runnable or blocked).
+    pub live_threads: usize,
+    /// Run-queue length (the caller not included).
+    pub runnable: usize,
+    /// Timer entries stored (stale ones included).
+    pub timers: usize,
+    /// Stacks held in the reuse cache.
+    pub cached_stacks: usize,
+}
+
+/// `(where to store the current stack pointer, stack pointer to resume)`,
+/// or `None` when the current thread keeps running.
+type Switch = Option<(*mut usize, usize)>;
+
+/// Timer key: `(slot, block_seq)`.
+type TimerKey = (u32, u64);
+
+struct Sched {
+    platform: &'static dyn Platform,
+    cfg: Config,
+    // Boxed on purpose: a suspended thread's `sp` field is written by the
+    // context switch through a raw pointer, so TCBs must not move when the
+    // table grows.
+    #[allow(clippy::vec_box)]
+    threads: Vec<Box<Thread>>,
+    free_slots: Vec<u32>,
+    cur: u32,
+    init_slot: u32,
+    runq: VecDeque<u32>,
+    timers: TimerQueue<TimerKey>,
+    rng: Option<SplitMix64>,
+    trace: Option<Vec<SwitchEvent>>,
+    hook: Option<SwitchHook>,
+    /// `trace.is_some() || hook.is_some()`, one flag for the fast path.
+    observed: bool,
+    live: usize,
+    /// Exited threads whose stacks are not released yet.
+    dead: Vec<u32>,
+    since_poll: u32,
+    stack_cache: Vec<Stack>,
+    stats: Stats,
+}
+
+static SCHED: GlobalCell<Sched> = GlobalCell::new();
+
+fn timer_live(threads: &[Box<Thread>], key: &TimerKey) -> bool {
+    let t = &threads[key.0 as usize];
+    t.timed && t.block_seq == key.1 && matches!(t.state, State::Blocked(_))
+}
+
+impl Sched {
+    fn id(&self, slot: u32) -> ThreadId {
+        ThreadId::new(slot, self.threads[slot as usize].gen)
+    }
+
+    fn lookup(&self, tid: ThreadId) -> Option<u32> {
+        let t = self.threads.get(tid.slot() as usize)?;
+        (t.gen == tid.gen() && t.state != State::Free).then_some(tid.slot())
+    }
+
+    fn cur_thread(&mut self) -> &mut Thread {
+        &mut self.threads[self.cur as usize]
+    }
+
+    fn alloc_slot(&mut self) -> Option<u32> {
+        if let Some(slot) = self.free_slots.pop() {
+            return Some(slot);
+        }
+        let n = self.threads.len();
+        if n >= NIL as usize {
+            return None;
+        }
+        self.threads.push(Box::new(Thread::new(1)));
+        Some(n as u32)
+    }
+
+    fn release_slot(&mut self, slot: u32) {
+        let t = &mut self.threads[slot as usize];
+        t.reset();
+        t.gen = t.gen.wrapping_add(1).max(1);
+        t.state = State::Free;
+        self.free_slots.push(slot);
+    }
+
+    fn make_runnable(&mut self, slot: u32, why: Wakeup) {
+        let t = &mut self.threads[slot as usize];
+        debug_assert!(matches!(t.state, State::Blocked(_)));
+        let had_timer = t.timed;
+        t.timed = false;
+        t.state = State::Runnable;
+        t.wakeup = why;
+        self.runq.push_back(slot);
+        if had_timer {
+            // Its heap entry is now stale (`timed` is false).
+            let threads = &self.threads;
+            self.timers.cancelled(|k| timer_live(threads, k));
+        }
+    }
+
+    fn expire_timers(&mut self) {
+        if self.timers.is_empty() {
+            return;
+        }
+        let now = self.platform.now_ns();
+        loop {
+            let threads = &self.threads;
+            let Some((_, (slot, _))) = self.timers.pop_expired(now, |k| timer_live(threads, k))
+            else {
+                break;
+            };
+            // The entry was popped, so it must not be reported stale.
+            self.threads[slot as usize].timed = false;
+            waitq::unlink_recorded(&mut self.threads, slot);
+            self.make_runnable(slot, Wakeup::TimedOut);
+        }
+    }
+
+    fn wake_tid(&mut self, tid: ThreadId) -> bool {
+        let Some(slot) = self.lookup(tid) else {
+            return false;
+        };
+        match self.threads[slot as usize].state {
+            State::Blocked(BlockKind::Park) => self.make_runnable(slot, Wakeup::Notified),
+            State::Running | State::Runnable | State::Blocked(_) => {
+                self.threads[slot as usize].permit = true;
+            }
+            State::Free | State::Dead | State::Zombie => return false,
+        }
+        true
+    }
+
+    fn poll_events(&mut self) {
+        let platform = self.platform;
+        platform.poll_events(&mut |token| {
+            if let Some(tid) = ThreadId::from_raw(token) {
+                self.wake_tid(tid);
+            }
+        });
+    }
+
+    fn pop_runnable(&mut self) -> Option<u32> {
+        if let Some(rng) = self.rng.as_mut() {
+            let n = self.runq.len();
+            if n > 1 {
+                let i = rng.below(n);
+                return self.runq.swap_remove_back(i);
+            }
+        }
+        self.runq.pop_front()
+    }
+
+    /// Choose the next thread to run; idles the host while nothing is
+    /// runnable. The current thread must already be queued, blocked or dead.
+    #[inline(always)]
+    fn pick_next(&mut self) -> u32 {
+        self.since_poll += 1;
+        if self.since_poll < self.cfg.poll_interval {
+            if let Some(next) = self.pop_runnable() {
+                return next;
+            }
+        }
+        self.pick_next_slow()
+    }
+
+    /// Poll events and timers, then pick; idle while nothing is runnable.
+    #[inline(never)]
+    fn pick_next_slow(&mut self) -> u32 {
+        self.since_poll = 0;
+        self.reap_dead();
+        self.poll_events();
+        self.expire_timers();
+        loop {
+            if let Some(next) = self.pop_runnable() {
+                return next;
+            }
+            if self.live == 0 {
+                self.platform
+                    .console("rumpuser-green: every green thread has exited\n");
+                self.platform.halt();
+            }
+            let deadline = {
+                let threads = &self.threads;
+                self.timers.next_deadline(|k| timer_live(threads, k))
+            };
+            let platform = self.platform;
+            let flags = platform.irq_save();
+            self.poll_events();
+            if self.runq.is_empty() {
+                self.stats.idles += 1;
+                platform.idle(deadline);
+            }
+            platform.irq_restore(flags);
+            self.poll_events();
+            self.expire_timers();
+        }
+    }
+
+    #[inline(always)]
+    fn switch_to(&mut self, next: u32) -> Switch {
+        let prev = self.cur;
+        self.threads[next as usize].state = State::Running;
+        if next == prev {
+            return None;
+        }
+        #[cfg(debug_assertions)]
+        self.check_canary(prev);
+        self.cur = next;
+        self.stats.switches += 1;
+        if self.observed {
+            self.record(prev, next);
+        }
+        let save = ptr::addr_of_mut!(self.threads[prev as usize].sp);
+        Some((save, self.threads[next as usize].sp))
+    }
+
+    #[cold]
+    fn record(&mut self, prev: u32, next: u32) {
+        let event = SwitchEvent {
+            from: self.id(prev),
+            to: self.id(next),
+        };
+        if let Some(trace) = self.trace.as_mut() {
+            trace.push(event);
+        }
+        if let Some(hook) = self.hook {
+            hook(event, self.threads[next as usize].user);
+        }
+    }
+
+    fn check_canary(&self, slot: u32) {
+        if let Some(stack) = &self.threads[slot as usize].stack {
+            // SAFETY: the stack belongs to this (not yet reaped) thread, so
+            // it is still allocated; `base` is 16-byte aligned.
+            if !unsafe { arch::canary_intact(stack.base) } {
+                self.platform
+                    .console("rumpuser-green: stack overflow in thread ");
+                self.platform
+                    .console(self.threads[slot as usize].name.as_str());
+                self.platform.console("\n");
+                self.platform.halt();
+            }
+        }
+    }
+
+    /// Release every exited thread except the current one (whose stack we
+    /// may be running on).
+    fn reap_dead(&mut self) {
+        if self.dead.is_empty() {
+            return;
+        }
+        let mut i = 0;
+        while i < self.dead.len() {
+            let slot = self.dead[i];
+            if slot == self.cur {
+                i += 1;
+                continue;
+            }
+            self.dead.swap_remove(i);
+            self.check_canary(slot);
+            if let Some(stack) = self.threads[slot as usize].stack.take() {
+                self.release_stack(stack);
+            }
+            if self.threads[slot as usize].joinable {
+                self.threads[slot as usize].state = State::Zombie;
+            } else {
+                self.release_slot(slot);
+            }
+        }
+    }
+
+    fn release_stack(&mut self, stack: Stack) {
+        if self.stack_cache.len() < self.cfg.stack_cache {
+            self.stack_cache.push(stack);
+        } else {
+            // SAFETY: the stack came from `alloc_stack` and was owned by a
+            // thread that has exited and is not the current thread (see
+            // `reap_dead`), or by a spawn that failed before the thread
+            // existed, so no code runs on it; it was moved out of its
+            // TCB/cache, so it is released only once.
+            unsafe { self.platform.free_stack(stack) };
+        }
+    }
+
+    fn take_stack(&mut self, want: usize) -> Option<Stack> {
+        let hit = self
+            .stack_cache
+            .iter()
+            .position(|s| s.size >= want && s.size / 2 <= want);
+        match hit {
+            Some(i) => Some(self.stack_cache.swap_remove(i)),
+            None => self.platform.alloc_stack(want),
+        }
+    }
+
+    fn spawn(
+        &mut self,
+        entry: Entry,
+        name: &str,
+        stack_size: usize,
+        joinable: bool,
+    ) -> Result<ThreadId, SpawnError> {
+        let want = if stack_size == 0 {
+            self.cfg.default_stack_size
+        } else {
+            stack_size
+        };
+        if want < MIN_STACK_SIZE {
+            return Err(SpawnError::StackTooSmall);
+        }
+        self.reap_dead();
+        let want = want.checked_add(15).ok_or(SpawnError::OutOfMemory)? & !15;
+        let stack = self.take_stack(want).ok_or(SpawnError::OutOfMemory)?;
+        if stack.size < want || stack.base as usize & 15 != 0 {
+            // SAFETY: freshly allocated by this platform, never used.
+            unsafe { self.platform.free_stack(stack) };
+            return Err(SpawnError::BadStack);
+        }
+        let Some(slot) = self.alloc_slot() else {
+            self.release_stack(stack);
+            return Err(SpawnError::TooManyThreads);
+        };
+        // SAFETY: the stack is owned by nobody else (fresh from the
+        // platform or the cache of exited threads' stacks), is at least
+        // MIN_STACK_SIZE bytes of writable memory and 16-byte aligned
+        // (checked above).
+        let sp = unsafe {
+            arch::write_canary(stack.base);
+            arch::init_frame(stack.base, stack.size, thread_start, 0)
+        };
+        let t = &mut self.threads[slot as usize];
+        t.sp = sp;
+        t.state = State::Runnable;
+        t.stack = Some(stack);
+        t.entry = Some(entry);
+        t.joinable = joinable;
+        t.name = ThreadName::new(name);
+        self.runq.push_back(slot);
+        self.live += 1;
+        self.stats.spawned += 1;
+        Ok(self.id(slot))
+    }
+
+    /// Block the current thread (or, with an expired deadline, yield once
+    /// and report `TimedOut`). `Err` = return at once without switching.
+    fn block_current(
+        &mut self,
+        kind: BlockKind,
+        deadline: Option<u64>,
+        queue: Option<&WaitQueue>,
+    ) -> Result<Switch, Wakeup> {
+        let slot = self.cur;
+        if kind == BlockKind::Park && self.threads[slot as usize].permit {
+            self.threads[slot as usize].permit = false;
+            return Err(Wakeup::Notified);
+        }
+        if let Some(d) = deadline {
+            if self.platform.now_ns() >= d {
+                let t = self.cur_thread();
+                t.wakeup = Wakeup::TimedOut;
+                t.state = State::Runnable;
+                self.runq.push_back(slot);
+                let next = self.pick_next();
+                return Ok(self.switch_to(next));
+            }
+        }
+        let t = &mut self.threads[slot as usize];
+        t.block_seq += 1;
+        t.state = State::Blocked(kind);
+        t.timed = deadline.is_some();
+        t.wakeup = Wakeup::Notified;
+        let seq = t.block_seq;
+        if let Some(d) = deadline {
+            self.timers.push(d, (slot, seq));
+        }
+        if let Some(q) = queue {
+            q.link_back(&mut self.threads, slot);
+        }
+        let next = self.pick_next();
+        Ok(self.switch_to(next))
+    }
+
+    fn exit_current(&mut self) -> Switch {
+        let slot = self.cur;
+        let t = &mut self.threads[slot as usize];
+        t.state = State::Dead;
+        t.entry = None;
+        let joiner = core::mem::replace(&mut t.joiner, NIL);
+        self.live -= 1;
+        self.stats.exited += 1;
+        if joiner != NIL && self.threads[joiner as usize].state == State::Blocked(BlockKind::Join) {
+            self.make_runnable(joiner, Wakeup::Notified);
+        }
+        self.reap_dead();
+        self.dead.push(slot);
+        let next = self.pick_next();
+        self.switch_to(next)
+    }
+}
+
+/// Perform a switch computed by the scheduler and, once this thread is
+/// resumed, return its wake-up reason.
+fn run_switch(sw: Switch) -> Wakeup {
+    if let Some((save, to)) = sw {
+        // SAFETY: `save` points at the `sp` field of the current thread's
+        // boxed TCB, which stays allocated while the scheduler exists (TCBs
+        // are only reset, never freed, before `shutdown`, which requires
+        // every other thread to have exited). `to` is the saved stack
+        // pointer of a runnable thread: produced by `arch::switch` when it
+        // was suspended or by `arch::init_frame` at spawn, on a stack that
+        // is freed only after that thread exits.
+        unsafe { arch::switch(save, to) };
+    }
+    SCHED
+        .try_with(|s| s.threads[s.cur as usize].wakeup)
+        .unwrap_or(Wakeup::Notified)
+}
+
+/// First code run by every spawned thread (via the arch trampoline).
+extern "C" fn thread_start(_arg: usize) -> ! {
+    let entry = SCHED.try_with(|s| s.cur_thread().entry.take()).flatten();
+    match entry {
+        Some(Entry::C(f, arg)) => f(arg),
+        Some(Entry::Rust(f, arg)) => f(arg),
+        Some(Entry::Closure(f)) => f(),
+        None => {}
+    }
+    exit()
+}
+
+/// Turn the calling context (the host thread's own stack) into the first
+/// green thread, named "main", and start the scheduler. Returns its id.
+///
+/// # Safety
+///
+/// From now until [`shutdown`], every function of this module, and every
+/// sync object that blocks, must be used only from the host thread that
+/// called `init` (the scheduler is a global without locking; other host
+/// threads deliver events only through [`Platform::poll_events`]).
+pub unsafe fn init(platform: &'static dyn Platform, config: Config) -> Result<ThreadId, InitError> {
+    let mut cfg = config;
+    cfg.poll_interval = cfg.poll_interval.max(1);
+    if cfg.default_stack_size < MIN_STACK_SIZE {
+        cfg.default_stack_size = MIN_STACK_SIZE;
+    }
+    let mut main = Box::new(Thread::new(1));
+    main.state = State::Running;
+    main.name = ThreadName::new("main");
+    let sched = Sched {
+        platform,
+        rng: cfg.seed.map(SplitMix64::new),
+        trace: cfg.trace.then(Vec::new),
+        observed: cfg.trace,
+        cfg,
+        threads: alloc::vec![main],
+        free_slots: Vec::new(),
+        cur: 0,
+        init_slot: 0,
+        runq: VecDeque::new(),
+        timers: TimerQueue::new(),
+        hook: None,
+        live: 1,
+        dead: Vec::new(),
+        since_poll: 0,
+        stack_cache: Vec::new(),
+        stats: Stats::default(),
+    };
+    SCHED
+        .install(sched)
+        .map_err(|_| InitError::AlreadyInitialized)?;
+    Ok(ThreadId::new(0, 1))
+}
+
+/// Tear the scheduler down so that [`init`] may be called again (tests,
+/// benchmarks). Only the thread created by `init` may call it, and only
+/// when every other thread has exited (unjoined zombies are discarded).
+/// Cached stacks are returned to the platform.
+pub fn shutdown() -> Result<(), ShutdownError> {
+    SCHED
+        .try_with(|s| {
+            if s.cur != s.init_slot {
+                return Err(ShutdownError::NotInitThread);
+            }
+            let alive = s.live.saturating_sub(1);
+            if alive > 0 {
+                return Err(ShutdownError::ThreadsAlive(alive));
+            }
+            Ok(())
+        })
+        .ok_or(ShutdownError::NotInitialized)??;
+    if let Some(mut s) = SCHED.take() {
+        s.reap_dead();
+        while let Some(stack) = s.stack_cache.pop() {
+            // SAFETY: cached stacks belong to exited threads, nothing runs
+            // on them, and popping moves each out exactly once.
+            unsafe { s.platform.free_stack(stack) };
+        }
+    }
+    Ok(())
+}
+
+/// Whether [`init`] has been called (and not undone by [`shutdown`]).
+pub fn is_initialized() -> bool {
+    SCHED.try_with(|_| ()).is_some()
+}
+
+fn spawn_entry(
+    entry: Entry,
+    name: &str,
+    stack_size: usize,
+    joinable: bool,
+) -> Result<ThreadId, SpawnError> {
+    SCHED
+        .try_with(|s| s.spawn(entry, name, stack_size, joinable))
+        .unwrap_or(Err(SpawnError::NotInitialized))
+}
+
+/// Create a green thread running `entry(arg)`; it is queued at the run
+/// queue tail and first runs when the caller blocks or yields. If `entry`
+/// returns, the thread exits. `stack_size == 0` means
+/// [`Config::default_stack_size`]. A joinable thread stays a zombie after
+/// exiting until [`join`]ed; others are reaped automatically.
+pub fn spawn(
+    entry: extern "C" fn(*mut c_void),
+    arg: *mut c_void,
+    name: &str,
+    stack_size: usize,
+    joinable: bool,
+) -> Result<ThreadId, SpawnError> {
+    spawn_entry(Entry::C(entry, arg), name, stack_size, joinable)
+}
+
+/// [`spawn`] with a Rust function and a word-sized argument.
+pub fn spawn_fn(
+    entry: fn(usize),
+    arg: usize,
+    name: &str,
+    stack_size: usize,
+    joinable: bool,
+) -> Result<ThreadId, SpawnError> {
+    spawn_entry(Entry::Rust(entry, arg), name, stack_size, joinable)
+}
+
+/// [`spawn`] with a closure (boxed). A panic that unwinds out of the
+/// closure aborts the process (it cannot cross the thread's entry frame).
+pub fn spawn_closure<F: FnOnce() + 'static>(
+    f: F,
+    name: &str,
+    stack_size: usize,
+    joinable: bool,
+) -> Result<ThreadId, SpawnError> {
+    spawn_entry(Entry::Closure(Box::new(f)), name, stack_size, joinable)
+}
+
+/// The running green thread. Panics if the scheduler is not initialised.
+pub fn current() -> ThreadId {
+    try_current().expect("rumpuser-green: scheduler not initialised")
+}
+
+/// The running green thread, `None` before [`init`].
+pub fn try_current() -> Option<ThreadId> {
+    SCHED.try_with(|s| s.id(s.cur))
+}
+
+/// Raw id of the caller, or `u64::MAX` when there is no scheduler (used
+/// by the sync objects as an owner tag).
+pub(super) fn current_raw() -> u64 {
+    try_current().map_or(u64::MAX, ThreadId::as_raw)
+}
+
+/// The platform's monotonic clock (ns); 0 before [`init`].
+pub fn now_ns() -> u64 {
+    SCHED.try_with(|s| s.platform.now_ns()).unwrap_or(0)
+}
+
+/// Let the other runnable threads run; returns at once if there are none
+/// (it never idles: the caller stays runnable).
+pub fn yield_now() {
+    let sw = SCHED.try_with(|s| {
+        let slot = s.cur;
+        s.threads[slot as usize].state = State::Runnable;
+        s.runq.push_back(slot);
+        let next = s.pick_next();
+        s.switch_to(next)
+    });
+    if let Some(Some((save, to))) = sw {
+        // SAFETY: as in `run_switch`.
+        unsafe { arch::switch_tail(save, to) };
+    }
+}
+
+/// Sleep until `now_ns() >= deadline`. Never returns early; a deadline in
+/// the past yields once. Halts if the scheduler is not initialised.
+pub fn sleep_until(deadline: u64) {
+    loop {
+        let w = match SCHED.try_with(|s| s.block_current(BlockKind::Sleep, Some(deadline), None)) {
+            None => fatal("rumpuser-green: sleep without a scheduler"),
+            Some(Err(w)) => w,
+            Some(Ok(sw)) => run_switch(sw),
+        };
+        // `TimedOut` is only reported once `now >= deadline` was observed;
+        // re-reading the clock makes "never early" independent of that.
+        if w == Wakeup::TimedOut && now_ns() >= deadline {
+            return;
+        }
+    }
+}
+
+/// Sleep for at least `ns` nanoseconds (saturating).
+pub fn sleep_for(ns: u64) {
+    sleep_until(now_ns().saturating_add(ns));
+}
+
+/// Block until [`wake`] is called for this thread or `deadline` passes.
+/// Like `std::thread::park`, a `wake` that arrived while the thread was
+/// not parked is remembered and makes the next `park` return at once.
+/// This is how the POSIX backend waits for I/O completions: the token it
+/// returns from `poll_events` is this thread's id.
+pub fn park(deadline: Option<u64>) -> Wakeup {
+    match SCHED.try_with(|s| s.block_current(BlockKind::Park, deadline, None)) {
+        None => fatal("rumpuser-green: park without a scheduler"),
+        Some(Err(w)) => w,
+        Some(Ok(sw)) => run_switch(sw),
+    }
+}
+
+/// Wake a thread blocked in [`park`] (or leave it a permit if it is not
+/// parked). Threads sleeping, joining or waiting on a [`WaitQueue`] are
+/// not disturbed. Returns `false` for unknown or exited threads.
+pub fn wake(tid: ThreadId) -> bool {
+    SCHED.try_with(|s| s.wake_tid(tid)).unwrap_or(false)
+}
+
+/// Block on a wait queue (see [`WaitQueue::park`]).
+pub(super) fn park_on_queue(q: &WaitQueue, deadline: Option<u64>) -> Wakeup {
+    match SCHED.try_with(|s| s.block_current(BlockKind::Queue, deadline, Some(q))) {
+        None => fatal("rumpuser-green: blocking on a wait queue without a scheduler"),
+        Some(Err(w)) => w,
+        Some(Ok(sw)) => run_switch(sw),
+    }
+}
+
+/// Wake up to `max` waiters of `q`; returns the last woken id and stores
+/// the count in `count`.
+pub(super) fn wake_queue(q: &WaitQueue, max: usize, count: Option<&mut usize>) -> Option<ThreadId> {
+    SCHED
+        .try_with(|s| {
+            let mut last = None;
+            let mut n = 0;
+            while n < max {
+                let Some(slot) = q.unlink_front(&mut s.threads) else {
+                    break;
+                };
+                s.make_runnable(slot, Wakeup::Notified);
+                last = Some(s.id(slot));
+                n += 1;
+            }
+            if let Some(c) = count {
+                *c = n;
+            }
+            last
+        })
+        .flatten()
+}
+
+/// Terminate the calling green thread. Its stack is released once another
+/// thread runs scheduler code (see the module doc); a joinable thread's id stays valid (zombie)
+/// until [`join`]. When the last thread exits the platform is halted.
+pub fn exit() -> ! {
+    if let Some(sw) = SCHED.try_with(|s| s.exit_current()) {
+        run_switch(sw);
+    }
+    fatal("rumpuser-green: exit() without a scheduler, or a dead thread was resumed")
+}
+
+/// Wait for a joinable thread to exit and reap it.
+pub fn join(tid: ThreadId) -> Result<(), JoinError> {
+    loop {
+        let step = SCHED
+            .try_with(|s| {
+                let slot = s.lookup(tid).ok_or(JoinError::NoSuchThread)?;
+                if slot == s.cur {
+                    return Err(JoinError::Deadlock);
+                }
+                if !s.threads[slot as usize].joinable {
+                    return Err(JoinError::NotJoinable);
+                }
+                // An exited thread that is not the caller can be reaped now.
+                s.reap_dead();
+                let cur = s.cur;
+                let t = &mut s.threads[slot as usize];
+                if t.state == State::Zombie {
+                    s.release_slot(slot);
+                    return Ok(None);
+                }
+                if t.joiner != NIL && t.joiner != cur {
+                    return Err(JoinError::AlreadyJoining);
+                }
+                t.joiner = cur;
+                Ok(Some(s.block_current(BlockKind::Join, None, None)))
+            })
+            .ok_or(JoinError::NotInitialized)??;
+        match step {
+            None => return Ok(()),
+            Some(Ok(sw)) => {
+                run_switch(sw);
+            }
+            Some(Err(_)) => {}
+        }
+    }
+}
+
+/// The current thread's `curlwp` slot (null before [`init`]).
+pub fn curlwp() -> *mut c_void {
+    SCHED
+        .try_with(|s| s.threads[s.cur as usize].curlwp)
+        .unwrap_or(ptr::null_mut())
+}
+
+/// Set the current thread's `curlwp` slot.
+pub fn set_curlwp(l: *mut c_void) {
+    SCHED.try_with(|s| s.cur_thread().curlwp = l);
+}
+
+/// The current thread's errno slot (0 before [`init`]).
+pub fn errno() -> i32 {
+    SCHED
+        .try_with(|s| s.threads[s.cur as usize].errno)
+        .unwrap_or(0)
+}
+
+/// Set the current thread's errno slot.
+pub fn set_errno(e: i32) {
+    SCHED.try_with(|s| s.cur_thread().errno = e);
+}
+
+/// The current thread's user data word (0 before [`init`]).
+pub fn user_data() -> usize {
+    SCHED
+        .try_with(|s| s.threads[s.cur as usize].user)
+        .unwrap_or(0)
+}
+
+/// Set the current thread's user data word.
+pub fn set_user_data(v: usize) {
+    SCHED.try_with(|s| s.cur_thread().user = v);
+}
+
+/// Another thread's user data word (`None` if unknown or reaped).
+pub fn user_data_of(tid: ThreadId) -> Option<usize> {
+    SCHED
+        .try_with(|s| s.lookup(tid).map(|slot| s.threads[slot as usize].user))
+        .flatten()
+}
+
+/// A thread's name (`None` if unknown or reaped).
+pub fn thread_name(tid: ThreadId) -> Option<ThreadName> {
+    SCHED
+        .try_with(|s| s.lookup(tid).map(|slot| s.threads[slot as usize].name))
+        .flatten()
+}
+
+/// Rename a thread (truncated to [`NAME_MAX`](super::NAME_MAX) bytes).
+pub fn set_thread_name(tid: ThreadId, name: &str) -> bool {
+    SCHED
+        .try_with(|s| match s.lookup(tid) {
+            Some(slot) => {
+                s.threads[slot as usize].name = ThreadName::new(name);
+                true
+            }
+            None => false,
+        })
+        .unwrap_or(false)
+}
+
+/// Counters (`None` before [`init`]).
+pub fn stats() -> Option<Stats> {
+    SCHED.try_with(|s| Stats {
+        live_threads: s.live,
+        runnable: s.runq.len(),
+        timers: s.timers.len(),
+        cached_stacks: s.stack_cache.len(),
+        ..s.stats
+    })
+}
+
+/// Turn switch recording on (clearing any previous trace) or off.
+pub fn set_tracing(on: bool) {
+    SCHED.try_with(|s| {
+        s.trace = on.then(Vec::new);
+        s.observed = s.trace.is_some() || s.hook.is_some();
+    });
+}
+
+/// Take the switches recorded since tracing was turned on or last taken.
+pub fn take_trace() -> Vec<SwitchEvent> {
+    SCHED
+        .try_with(|s| s.trace.as_mut().map(core::mem::take).unwrap_or_default())
+        .unwrap_or_default()
+}
+
+/// Install (or remove) the per-switch hook.
+pub fn set_switch_hook(hook: Option<SwitchHook>) {
+    SCHED.try_with(|s| {
+        s.hook = hook;
+        s.observed = s.trace.is_some() || s.hook.is_some();
+    });
+}
+
+/// Micro-benchmark: ping-pong `iters` yield round trips (2 switches each)
+/// between the caller and a fresh helper thread; returns the elapsed
+/// platform-clock nanoseconds for the timed part. Meaningful only when no
+/// other thread is runnable and no seed is set.
+pub fn bench_yield_pingpong(iters: u64) -> Result<u64, SpawnError> {
+    let partner = spawn_closure(
+        move || {
+            for _ in 0..=iters {
+                yield_now();
+            }
+        },
+        "bench-partner",
+        0,
+        true,
+    )?;
+    yield_now(); // warm up: let the partner start
+    let t0 = now_ns();
+    for _ in 0..iters {
+        yield_now();
+    }
+    let elapsed = now_ns().saturating_sub(t0);
+    let _ = join(partner);
+    Ok(elapsed)
+}
+
+/// Report a fatal error on the platform console and halt (panics if the
+/// scheduler is not initialised).
+pub fn fatal(msg: &str) -> ! {
+    match SCHED.try_with(|s| s.platform) {
+        Some(p) => {
+            p.console(msg);
+            p.console("\n");
+            p.halt()
+        }
+        None => panic!("{}", msg),
+    }
+}
