@@ -65,14 +65,24 @@ fn header_matches_the_rust_abi() {
     );
     for (f, off) in [
         ("hyp_schedule", std::mem::offset_of!(Hyperup, hyp_schedule)),
-        ("hyp_backend_unschedule", std::mem::offset_of!(Hyperup, hyp_backend_unschedule)),
-        ("hyp_lwproc_rfork", std::mem::offset_of!(Hyperup, hyp_lwproc_rfork)),
-        ("hyp_lwproc_curlwp", std::mem::offset_of!(Hyperup, hyp_lwproc_curlwp)),
+        (
+            "hyp_backend_unschedule",
+            std::mem::offset_of!(Hyperup, hyp_backend_unschedule),
+        ),
+        (
+            "hyp_lwproc_rfork",
+            std::mem::offset_of!(Hyperup, hyp_lwproc_rfork),
+        ),
+        (
+            "hyp_lwproc_curlwp",
+            std::mem::offset_of!(Hyperup, hyp_lwproc_curlwp),
+        ),
         ("hyp_syscall", std::mem::offset_of!(Hyperup, hyp_syscall)),
         ("hyp_getpid", std::mem::offset_of!(Hyperup, hyp_getpid)),
         ("hyp__extra", std::mem::offset_of!(Hyperup, hyp_extra)),
     ] {
-        src += &format!("_Static_assert(offsetof(struct rumpuser_hyperup, {f}) == {off}, \"{f}\");\n");
+        src +=
+            &format!("_Static_assert(offsetof(struct rumpuser_hyperup, {f}) == {off}, \"{f}\");\n");
     }
     src += &format!(
         "_Static_assert(sizeof(struct rumpuser_iovec) == {}, \"iovec\");\n",
@@ -94,7 +104,10 @@ fn header_symbols() -> BTreeSet<String> {
                 continue;
             }
             if let Some(i) = line.find("rumpuser_") {
-                let name: String = line[i..].chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+                let name: String = line[i..]
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
                 if line[i + name.len()..].starts_with('(') {
                     set.insert(name);
                 }
@@ -108,7 +121,10 @@ fn header_symbols() -> BTreeSet<String> {
 fn header_declares_exactly_the_exported_symbols() {
     let header = header_symbols();
     let exported: BTreeSet<String> = EXPORTED_SYMBOLS.iter().map(|s| s.to_string()).collect();
-    assert_eq!(header, exported, "header prototypes and export_rumpuser! differ");
+    assert_eq!(
+        header, exported,
+        "header prototypes and export_rumpuser! differ"
+    );
     assert_eq!(exported.len(), 67);
 }
 
@@ -116,7 +132,11 @@ fn header_declares_exactly_the_exported_symbols() {
 fn static_libraries_define_every_symbol_and_export_nothing_else() {
     for f in flavours() {
         let a = dist().join(format!("lib/librumpuser_{f}.a"));
-        let out = Command::new("nm").args(["-g", "--defined-only"]).arg(&a).output().unwrap();
+        let out = Command::new("nm")
+            .args(["-g", "--defined-only"])
+            .arg(&a)
+            .output()
+            .unwrap();
         assert!(out.status.success());
         let text = String::from_utf8_lossy(&out.stdout);
         let mut defined = BTreeSet::new();
@@ -135,7 +155,11 @@ fn static_libraries_define_every_symbol_and_export_nothing_else() {
             assert!(defined.contains(*s), "{f}: {s} is not defined");
         }
         // The dprintf back end is the only extra, and it keeps the prefix.
-        assert_eq!(defined.len(), EXPORTED_SYMBOLS.len() + 1, "{f}: {defined:?}");
+        assert_eq!(
+            defined.len(),
+            EXPORTED_SYMBOLS.len() + 1,
+            "{f}: {defined:?}"
+        );
     }
 }
 
@@ -143,10 +167,17 @@ fn static_libraries_define_every_symbol_and_export_nothing_else() {
 fn shared_libraries_export_every_symbol() {
     for f in flavours() {
         let so = dist().join(format!("lib/librumpuser_{f}.so"));
-        let out = Command::new("nm").args(["-D", "--defined-only"]).arg(&so).output().unwrap();
+        let out = Command::new("nm")
+            .args(["-D", "--defined-only"])
+            .arg(&so)
+            .output()
+            .unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
         for s in EXPORTED_SYMBOLS {
-            assert!(text.lines().any(|l| l.ends_with(&format!(" {s}"))), "{f}: {s} not exported by the .so");
+            assert!(
+                text.lines().any(|l| l.ends_with(&format!(" {s}"))),
+                "{f}: {s} not exported by the .so"
+            );
         }
     }
 }
@@ -204,7 +235,10 @@ fn c_program_links_dynamically_and_through_pkg_config_flags() {
         assert!(run(&exe, &[]).contains("ok"));
         // The .pc file's Libs line, expanded by hand (pkg-config may be absent).
         let pc = std::fs::read_to_string(lib.join(format!("pkgconfig/rumpuser-{f}.pc"))).unwrap();
-        assert!(pc.contains(&format!("Libs: -L${{libdir}} -lrumpuser_{f}")), "{pc}");
+        assert!(
+            pc.contains(&format!("Libs: -L${{libdir}} -lrumpuser_{f}")),
+            "{pc}"
+        );
         assert!(pc.contains("Cflags: -I${includedir}"), "{pc}");
     }
 }
@@ -218,7 +252,11 @@ fn drop_in_librumpuser_so_0_replaces_netbsds() {
         assert!(compat.join("librumpuser.so.0").is_file());
         let l = format!("-L{}", compat.display());
         let exe = cc(&format!("compat_{f}"), PROG, &[&l, "-lrumpuser"]);
-        let needed = Command::new("readelf").args(["-d"]).arg(&exe).output().unwrap();
+        let needed = Command::new("readelf")
+            .args(["-d"])
+            .arg(&exe)
+            .output()
+            .unwrap();
         let needed = String::from_utf8_lossy(&needed.stdout);
         assert!(needed.contains("librumpuser"), "{needed}");
         assert!(run(&exe, &[("LD_LIBRARY_PATH", compat.to_str().unwrap())]).contains("ok"));

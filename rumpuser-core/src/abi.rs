@@ -149,8 +149,9 @@ pub struct Hyperup {
     /// `rump_lwproc_releaselwp()`.
     pub hyp_lwproc_release: Option<unsafe extern "C" fn()>,
     /// sysproxy `hyp_rfork(priv, flags, comm)`.
-    pub hyp_lwproc_rfork:
-        Option<unsafe extern "C" fn(priv_: *mut c_void, flags: c_int, comm: *const c_char) -> c_int>,
+    pub hyp_lwproc_rfork: Option<
+        unsafe extern "C" fn(priv_: *mut c_void, flags: c_int, comm: *const c_char) -> c_int,
+    >,
     /// `rump_lwproc_newlwp(pid)`.
     pub hyp_lwproc_newlwp: Option<unsafe extern "C" fn(pid: i32) -> c_int>,
     /// `rump_lwproc_curlwp()`.

@@ -23,7 +23,8 @@ pub struct Api {
     pub open: unsafe extern "C" fn(*const c_char, c_int, *mut c_int) -> c_int,
     pub close: unsafe extern "C" fn(c_int) -> c_int,
     pub getfileinfo: unsafe extern "C" fn(*const c_char, *mut u64, *mut c_int) -> c_int,
-    pub bio: unsafe extern "C" fn(c_int, c_int, *mut c_void, usize, i64, Option<BiodoneFn>, *mut c_void),
+    pub bio:
+        unsafe extern "C" fn(c_int, c_int, *mut c_void, usize, i64, Option<BiodoneFn>, *mut c_void),
     pub iovread: unsafe extern "C" fn(c_int, *mut IoVec, usize, i64, *mut usize) -> c_int,
     pub iovwrite: unsafe extern "C" fn(c_int, *const IoVec, usize, i64, *mut usize) -> c_int,
     pub syncfd: unsafe extern "C" fn(c_int, c_int, u64, u64) -> c_int,
@@ -34,7 +35,15 @@ pub struct Api {
     pub exit: unsafe extern "C" fn(c_int) -> !,
     pub putchar: unsafe extern "C" fn(c_int),
     pub getrandom: unsafe extern "C" fn(*mut c_void, usize, c_int, *mut usize) -> c_int,
-    pub thread_create: unsafe extern "C" fn(Option<ThreadFn>, *mut c_void, *const c_char, c_int, c_int, c_int, *mut *mut c_void) -> c_int,
+    pub thread_create: unsafe extern "C" fn(
+        Option<ThreadFn>,
+        *mut c_void,
+        *const c_char,
+        c_int,
+        c_int,
+        c_int,
+        *mut *mut c_void,
+    ) -> c_int,
     pub thread_exit: unsafe extern "C" fn() -> !,
     pub thread_join: unsafe extern "C" fn(*mut c_void) -> c_int,
     pub curlwpop: unsafe extern "C" fn(c_int, *mut Lwp),
@@ -62,14 +71,18 @@ pub struct Api {
     pub cv_signal: unsafe extern "C" fn(*mut c_void),
     pub cv_broadcast: unsafe extern "C" fn(*mut c_void),
     pub cv_has_waiters: unsafe extern "C" fn(*mut c_void, *mut c_int),
-    pub dl_bootstrap: unsafe extern "C" fn(Option<ModinitFn>, Option<SymloadFn>, Option<CompLoadFn>),
+    pub dl_bootstrap:
+        unsafe extern "C" fn(Option<ModinitFn>, Option<SymloadFn>, Option<CompLoadFn>),
     pub daemonize_begin: unsafe extern "C" fn() -> c_int,
     pub daemonize_done: unsafe extern "C" fn(c_int) -> c_int,
-    pub sp_init: unsafe extern "C" fn(*const c_char, *const c_char, *const c_char, *const c_char) -> c_int,
+    pub sp_init:
+        unsafe extern "C" fn(*const c_char, *const c_char, *const c_char, *const c_char) -> c_int,
     pub sp_copyin: unsafe extern "C" fn(*mut c_void, *const c_void, *mut c_void, usize) -> c_int,
-    pub sp_copyinstr: unsafe extern "C" fn(*mut c_void, *const c_void, *mut c_void, *mut usize) -> c_int,
+    pub sp_copyinstr:
+        unsafe extern "C" fn(*mut c_void, *const c_void, *mut c_void, *mut usize) -> c_int,
     pub sp_copyout: unsafe extern "C" fn(*mut c_void, *const c_void, *mut c_void, usize) -> c_int,
-    pub sp_copyoutstr: unsafe extern "C" fn(*mut c_void, *const c_void, *mut c_void, *mut usize) -> c_int,
+    pub sp_copyoutstr:
+        unsafe extern "C" fn(*mut c_void, *const c_void, *mut c_void, *mut usize) -> c_int,
     pub sp_anonmmap: unsafe extern "C" fn(*mut c_void, usize, *mut *mut c_void) -> c_int,
     pub sp_raise: unsafe extern "C" fn(*mut c_void, c_int) -> c_int,
     pub sp_fini: unsafe extern "C" fn(*mut c_void),
@@ -90,10 +103,19 @@ impl Api {
     /// # Safety
     /// Every non-NULL address `lookup` returns must be the function of that
     /// name with the v17 C signature.
-    pub unsafe fn resolve(mut lookup: impl FnMut(&CStr) -> *mut c_void) -> Result<Api, &'static str> {
+    // The field types are inferred from the struct; spelling each of the 67
+    // signatures again at the transmute would only add a way to get one wrong.
+    #[allow(clippy::missing_transmute_annotations)]
+    pub unsafe fn resolve(
+        mut lookup: impl FnMut(&CStr) -> *mut c_void,
+    ) -> Result<Api, &'static str> {
         macro_rules! sym {
             ($name:literal) => {{
-                let p = lookup(unsafe { CStr::from_bytes_with_nul_unchecked(concat!($name, "\0").as_bytes()) });
+                let name = match CStr::from_bytes_with_nul(concat!($name, "\0").as_bytes()) {
+                    Ok(n) => n,
+                    Err(_) => return Err($name),
+                };
+                let p = lookup(name);
                 if p.is_null() {
                     return Err($name);
                 }

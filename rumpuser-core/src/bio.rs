@@ -69,7 +69,9 @@ impl BioDone {
 impl Drop for BioDone {
     fn drop(&mut self) {
         if self.func.is_some() {
-            crate::diag::report(format_args!("bio request dropped uncompleted; reporting EIO"));
+            crate::diag::report(format_args!(
+                "bio request dropped uncompleted; reporting EIO"
+            ));
             self.fire(Err(Errno::EIO), true);
         }
     }

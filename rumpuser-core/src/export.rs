@@ -52,12 +52,20 @@ macro_rules! export_rumpuser {
                 unsafe { ffi::init(h(), version, hyp) }
             }
             #[no_mangle]
-            pub unsafe extern "C" fn rumpuser_getparam(name: *const c_char, buf: *mut c_void, buflen: usize) -> c_int {
+            pub unsafe extern "C" fn rumpuser_getparam(
+                name: *const c_char,
+                buf: *mut c_void,
+                buflen: usize,
+            ) -> c_int {
                 // SAFETY: forwarded C arguments.
                 unsafe { ffi::getparam(h(), name, buf, buflen) }
             }
             #[no_mangle]
-            pub unsafe extern "C" fn rumpuser_malloc(len: usize, alignment: c_int, memp: *mut *mut c_void) -> c_int {
+            pub unsafe extern "C" fn rumpuser_malloc(
+                len: usize,
+                alignment: c_int,
+                memp: *mut *mut c_void,
+            ) -> c_int {
                 // SAFETY: forwarded C arguments.
                 unsafe { ffi::malloc(h(), len, alignment, memp) }
             }
@@ -67,7 +75,13 @@ macro_rules! export_rumpuser {
                 unsafe { ffi::free(h(), mem, len) }
             }
             #[no_mangle]
-            pub unsafe extern "C" fn rumpuser_anonmmap(prefaddr: *mut c_void, size: usize, alignbit: c_int, exec: c_int, memp: *mut *mut c_void) -> c_int {
+            pub unsafe extern "C" fn rumpuser_anonmmap(
+                prefaddr: *mut c_void,
+                size: usize,
+                alignbit: c_int,
+                exec: c_int,
+                memp: *mut *mut c_void,
+            ) -> c_int {
                 // SAFETY: forwarded C arguments.
                 unsafe { ffi::anonmmap(h(), prefaddr, size, alignbit, exec, memp) }
             }
@@ -77,7 +91,11 @@ macro_rules! export_rumpuser {
                 unsafe { ffi::unmap(h(), addr, len) }
             }
             #[no_mangle]
-            pub unsafe extern "C" fn rumpuser_open(name: *const c_char, mode: c_int, fdp: *mut c_int) -> c_int {
+            pub unsafe extern "C" fn rumpuser_open(
+                name: *const c_char,
+                mode: c_int,
+                fdp: *mut c_int,
+            ) -> c_int {
                 // SAFETY: forwarded C arguments.
                 unsafe { ffi::open(h(), name, mode, fdp) }
             }
@@ -86,31 +104,64 @@ macro_rules! export_rumpuser {
                 ffi::close(h(), fd)
             }
             #[no_mangle]
-            pub unsafe extern "C" fn rumpuser_getfileinfo(name: *const c_char, sizep: *mut u64, typep: *mut c_int) -> c_int {
+            pub unsafe extern "C" fn rumpuser_getfileinfo(
+                name: *const c_char,
+                sizep: *mut u64,
+                typep: *mut c_int,
+            ) -> c_int {
                 // SAFETY: forwarded C arguments.
                 unsafe { ffi::getfileinfo(h(), name, sizep, typep) }
             }
             #[no_mangle]
-            pub unsafe extern "C" fn rumpuser_bio(fd: c_int, op: c_int, data: *mut c_void, dlen: usize, off: i64, biodone: Option<BiodoneFn>, donearg: *mut c_void) {
+            pub unsafe extern "C" fn rumpuser_bio(
+                fd: c_int,
+                op: c_int,
+                data: *mut c_void,
+                dlen: usize,
+                off: i64,
+                biodone: Option<BiodoneFn>,
+                donearg: *mut c_void,
+            ) {
                 // SAFETY: forwarded C arguments.
                 unsafe { ffi::bio(h(), fd, op, data, dlen, off, biodone, donearg) }
             }
             #[no_mangle]
-            pub unsafe extern "C" fn rumpuser_iovread(fd: c_int, iov: *mut IoVec, iovlen: usize, off: i64, retv: *mut usize) -> c_int {
+            pub unsafe extern "C" fn rumpuser_iovread(
+                fd: c_int,
+                iov: *mut IoVec,
+                iovlen: usize,
+                off: i64,
+                retv: *mut usize,
+            ) -> c_int {
                 // SAFETY: forwarded C arguments.
                 unsafe { ffi::iovread(h(), fd, iov, iovlen, off, retv) }
             }
             #[no_mangle]
-            pub unsafe extern "C" fn rumpuser_iovwrite(fd: c_int, iov: *const IoVec, iovlen: usize, off: i64, retv: *mut usize) -> c_int {
+            pub unsafe extern "C" fn rumpuser_iovwrite(
+                fd: c_int,
+                iov: *const IoVec,
+                iovlen: usize,
+                off: i64,
+                retv: *mut usize,
+            ) -> c_int {
                 // SAFETY: forwarded C arguments.
                 unsafe { ffi::iovwrite(h(), fd, iov, iovlen, off, retv) }
             }
             #[no_mangle]
-            pub extern "C" fn rumpuser_syncfd(fd: c_int, flags: c_int, start: u64, len: u64) -> c_int {
+            pub extern "C" fn rumpuser_syncfd(
+                fd: c_int,
+                flags: c_int,
+                start: u64,
+                len: u64,
+            ) -> c_int {
                 ffi::syncfd(h(), fd, flags, start, len)
             }
             #[no_mangle]
-            pub unsafe extern "C" fn rumpuser_clock_gettime(clk: c_int, sec: *mut i64, nsec: *mut c_long) -> c_int {
+            pub unsafe extern "C" fn rumpuser_clock_gettime(
+                clk: c_int,
+                sec: *mut i64,
+                nsec: *mut c_long,
+            ) -> c_int {
                 // SAFETY: forwarded C arguments.
                 unsafe { ffi::clock_gettime(h(), clk, sec, nsec) }
             }
@@ -140,14 +191,29 @@ macro_rules! export_rumpuser {
                 unsafe { ffi::dprintf_write(h(), buf, len) }
             }
             #[no_mangle]
-            pub unsafe extern "C" fn rumpuser_getrandom(buf: *mut c_void, buflen: usize, flags: c_int, retp: *mut usize) -> c_int {
+            pub unsafe extern "C" fn rumpuser_getrandom(
+                buf: *mut c_void,
+                buflen: usize,
+                flags: c_int,
+                retp: *mut usize,
+            ) -> c_int {
                 // SAFETY: forwarded C arguments.
                 unsafe { ffi::getrandom(h(), buf, buflen, flags, retp) }
             }
             #[no_mangle]
-            pub unsafe extern "C" fn rumpuser_thread_create(fun: Option<ThreadFn>, arg: *mut c_void, name: *const c_char, mustjoin: c_int, priority: c_int, cpuidx: c_int, cookie: *mut *mut c_void) -> c_int {
+            pub unsafe extern "C" fn rumpuser_thread_create(
+                fun: Option<ThreadFn>,
+                arg: *mut c_void,
+                name: *const c_char,
+                mustjoin: c_int,
+                priority: c_int,
+                cpuidx: c_int,
+                cookie: *mut *mut c_void,
+            ) -> c_int {
                 // SAFETY: forwarded C arguments.
-                unsafe { ffi::thread_create(h(), fun, arg, name, mustjoin, priority, cpuidx, cookie) }
+                unsafe {
+                    ffi::thread_create(h(), fun, arg, name, mustjoin, priority, cpuidx, cookie)
+                }
             }
             #[no_mangle]
             pub extern "C" fn rumpuser_thread_exit() -> ! {
@@ -237,7 +303,11 @@ macro_rules! export_rumpuser {
                 unsafe { ffi::rw_destroy(h(), rw) }
             }
             #[no_mangle]
-            pub unsafe extern "C" fn rumpuser_rw_held(op: c_int, rw: *mut c_void, heldp: *mut c_int) {
+            pub unsafe extern "C" fn rumpuser_rw_held(
+                op: c_int,
+                rw: *mut c_void,
+                heldp: *mut c_int,
+            ) {
                 // SAFETY: forwarded C arguments.
                 unsafe { ffi::rw_held(h(), op, rw, heldp) }
             }
@@ -262,7 +332,12 @@ macro_rules! export_rumpuser {
                 unsafe { ffi::cv_wait_nowrap(h(), cv, m) }
             }
             #[no_mangle]
-            pub unsafe extern "C" fn rumpuser_cv_timedwait(cv: *mut c_void, m: *mut c_void, sec: i64, nsec: i64) -> c_int {
+            pub unsafe extern "C" fn rumpuser_cv_timedwait(
+                cv: *mut c_void,
+                m: *mut c_void,
+                sec: i64,
+                nsec: i64,
+            ) -> c_int {
                 // SAFETY: forwarded C arguments.
                 unsafe { ffi::cv_timedwait(h(), cv, m, sec, nsec) }
             }
@@ -277,12 +352,19 @@ macro_rules! export_rumpuser {
                 unsafe { ffi::cv_broadcast(h(), cv) }
             }
             #[no_mangle]
-            pub unsafe extern "C" fn rumpuser_cv_has_waiters(cv: *mut c_void, nwaitersp: *mut c_int) {
+            pub unsafe extern "C" fn rumpuser_cv_has_waiters(
+                cv: *mut c_void,
+                nwaitersp: *mut c_int,
+            ) {
                 // SAFETY: forwarded C arguments.
                 unsafe { ffi::cv_has_waiters(h(), cv, nwaitersp) }
             }
             #[no_mangle]
-            pub extern "C" fn rumpuser_dl_bootstrap(modinit: Option<ModinitFn>, symload: Option<SymloadFn>, compload: Option<CompLoadFn>) {
+            pub extern "C" fn rumpuser_dl_bootstrap(
+                modinit: Option<ModinitFn>,
+                symload: Option<SymloadFn>,
+                compload: Option<CompLoadFn>,
+            ) {
                 ffi::dl_bootstrap(h(), modinit, symload, compload)
             }
             #[no_mangle]
@@ -294,32 +376,61 @@ macro_rules! export_rumpuser {
                 ffi::daemonize_done(h(), error)
             }
             #[no_mangle]
-            pub unsafe extern "C" fn rumpuser_sp_init(url: *const c_char, ostype: *const c_char, osrelease: *const c_char, machine: *const c_char) -> c_int {
+            pub unsafe extern "C" fn rumpuser_sp_init(
+                url: *const c_char,
+                ostype: *const c_char,
+                osrelease: *const c_char,
+                machine: *const c_char,
+            ) -> c_int {
                 // SAFETY: forwarded C arguments.
                 unsafe { ffi::sp_init(h(), url, ostype, osrelease, machine) }
             }
             #[no_mangle]
-            pub unsafe extern "C" fn rumpuser_sp_copyin(arg: *mut c_void, raddr: *const c_void, laddr: *mut c_void, len: usize) -> c_int {
+            pub unsafe extern "C" fn rumpuser_sp_copyin(
+                arg: *mut c_void,
+                raddr: *const c_void,
+                laddr: *mut c_void,
+                len: usize,
+            ) -> c_int {
                 // SAFETY: forwarded C arguments.
                 unsafe { ffi::sp_copyin(h(), arg, raddr, laddr, len) }
             }
             #[no_mangle]
-            pub unsafe extern "C" fn rumpuser_sp_copyinstr(arg: *mut c_void, raddr: *const c_void, laddr: *mut c_void, lenp: *mut usize) -> c_int {
+            pub unsafe extern "C" fn rumpuser_sp_copyinstr(
+                arg: *mut c_void,
+                raddr: *const c_void,
+                laddr: *mut c_void,
+                lenp: *mut usize,
+            ) -> c_int {
                 // SAFETY: forwarded C arguments.
                 unsafe { ffi::sp_copyinstr(h(), arg, raddr, laddr, lenp) }
             }
             #[no_mangle]
-            pub unsafe extern "C" fn rumpuser_sp_copyout(arg: *mut c_void, laddr: *const c_void, raddr: *mut c_void, len: usize) -> c_int {
+            pub unsafe extern "C" fn rumpuser_sp_copyout(
+                arg: *mut c_void,
+                laddr: *const c_void,
+                raddr: *mut c_void,
+                len: usize,
+            ) -> c_int {
                 // SAFETY: forwarded C arguments.
                 unsafe { ffi::sp_copyout(h(), arg, laddr, raddr, len) }
             }
             #[no_mangle]
-            pub unsafe extern "C" fn rumpuser_sp_copyoutstr(arg: *mut c_void, laddr: *const c_void, raddr: *mut c_void, lenp: *mut usize) -> c_int {
+            pub unsafe extern "C" fn rumpuser_sp_copyoutstr(
+                arg: *mut c_void,
+                laddr: *const c_void,
+                raddr: *mut c_void,
+                lenp: *mut usize,
+            ) -> c_int {
                 // SAFETY: forwarded C arguments.
                 unsafe { ffi::sp_copyoutstr(h(), arg, laddr, raddr, lenp) }
             }
             #[no_mangle]
-            pub unsafe extern "C" fn rumpuser_sp_anonmmap(arg: *mut c_void, len: usize, addrp: *mut *mut c_void) -> c_int {
+            pub unsafe extern "C" fn rumpuser_sp_anonmmap(
+                arg: *mut c_void,
+                len: usize,
+                addrp: *mut *mut c_void,
+            ) -> c_int {
                 // SAFETY: forwarded C arguments.
                 unsafe { ffi::sp_anonmmap(h(), arg, len, addrp) }
             }

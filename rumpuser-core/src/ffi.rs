@@ -120,7 +120,12 @@ pub unsafe fn getparam<H: Hypervisor>(
 ///
 /// # Safety
 /// `memp` is a valid out-pointer or NULL.
-pub unsafe fn malloc<H: Hypervisor>(h: &H, len: usize, alignment: c_int, memp: *mut *mut c_void) -> c_int {
+pub unsafe fn malloc<H: Hypervisor>(
+    h: &H,
+    len: usize,
+    alignment: c_int,
+    memp: *mut *mut c_void,
+) -> c_int {
     if memp.is_null() {
         return Errno::EINVAL.raw();
     }
@@ -197,7 +202,12 @@ pub unsafe fn unmap<H: Hypervisor>(h: &H, addr: *mut c_void, len: usize) {
 ///
 /// # Safety
 /// `name` is a C string; `fdp` a valid out-pointer.
-pub unsafe fn open<H: Hypervisor>(h: &H, name: *const c_char, mode: c_int, fdp: *mut c_int) -> c_int {
+pub unsafe fn open<H: Hypervisor>(
+    h: &H,
+    name: *const c_char,
+    mode: c_int,
+    fdp: *mut c_int,
+) -> c_int {
     // SAFETY: caller's contract.
     let Some(name) = (unsafe { cstr(name) }) else {
         return Errno::EINVAL.raw();
@@ -261,7 +271,11 @@ pub unsafe fn getfileinfo<H: Hypervisor>(
 ///
 /// # Safety
 /// `iov` is valid for `iovlen` entries if non-NULL.
-unsafe fn iov_args<'a>(iov: *const IoVec, iovlen: usize, off: i64) -> Result<(&'a [IoVec], Option<u64>), Errno> {
+unsafe fn iov_args<'a>(
+    iov: *const IoVec,
+    iovlen: usize,
+    off: i64,
+) -> Result<(&'a [IoVec], Option<u64>), Errno> {
     // IOV_MAX on every supported host is 1024.
     if iovlen > 1024 || (iov.is_null() && iovlen != 0) {
         return Err(Errno::EINVAL);
@@ -364,6 +378,7 @@ pub fn syncfd<H: Hypervisor>(h: &H, fd: c_int, flags: c_int, start: u64, len: u6
 ///
 /// # Safety
 /// `data` is valid for `dlen` bytes until `biodone` runs.
+#[allow(clippy::too_many_arguments)] // mirrors the C signature
 pub unsafe fn bio<H: Hypervisor>(
     h: &H,
     fd: c_int,
@@ -375,7 +390,9 @@ pub unsafe fn bio<H: Hypervisor>(
     donearg: *mut c_void,
 ) {
     let Some(biodone) = biodone else {
-        diag::report(format_args!("rumpuser_bio called without a biodone callback"));
+        diag::report(format_args!(
+            "rumpuser_bio called without a biodone callback"
+        ));
         return;
     };
     let done = BioDone::new(biodone, donearg);
@@ -409,7 +426,12 @@ pub unsafe fn bio<H: Hypervisor>(
 ///
 /// # Safety
 /// `sec`/`nsec` are valid out-pointers.
-pub unsafe fn clock_gettime<H: Hypervisor>(h: &H, clk: c_int, sec: *mut i64, nsec: *mut c_long) -> c_int {
+pub unsafe fn clock_gettime<H: Hypervisor>(
+    h: &H,
+    clk: c_int,
+    sec: *mut i64,
+    nsec: *mut c_long,
+) -> c_int {
     if sec.is_null() || nsec.is_null() {
         return Errno::EINVAL.raw();
     }
@@ -434,7 +456,8 @@ pub unsafe fn clock_gettime<H: Hypervisor>(h: &H, clk: c_int, sec: *mut i64, nse
 
 /// `rumpuser_clock_sleep`.
 pub fn clock_sleep<H: Hypervisor>(h: &H, clk: c_int, sec: i64, nsec: c_long) -> c_int {
-    let nsec = nsec as i64;
+    #[allow(clippy::useless_conversion)] // `c_long` is 32 bits on ILP32 hosts
+    let nsec = i64::from(nsec);
     if !(0..NANOS_PER_SEC as i64).contains(&nsec) {
         return Errno::EINVAL.raw();
     }
@@ -453,7 +476,13 @@ pub fn clock_sleep<H: Hypervisor>(h: &H, clk: c_int, sec: i64, nsec: c_long) -> 
 ///
 /// # Safety
 /// `buf` is valid for `buflen` bytes; `retp` a valid out-pointer.
-pub unsafe fn getrandom<H: Hypervisor>(h: &H, buf: *mut c_void, buflen: usize, flags: c_int, retp: *mut usize) -> c_int {
+pub unsafe fn getrandom<H: Hypervisor>(
+    h: &H,
+    buf: *mut c_void,
+    buflen: usize,
+    flags: c_int,
+    retp: *mut usize,
+) -> c_int {
     if retp.is_null() || (buf.is_null() && buflen != 0) {
         return Errno::EINVAL.raw();
     }
@@ -599,7 +628,9 @@ pub fn curlwpop<H: Hypervisor>(h: &H, op: c_int, l: *mut Lwp) {
         RUMPUSER_LWP_CLEAR => {
             let cur = h.curlwp();
             if cur != l {
-                diag::report(format_args!("curlwpop(CLEAR, {l:p}) but current is {cur:p}"));
+                diag::report(format_args!(
+                    "curlwpop(CLEAR, {l:p}) but current is {cur:p}"
+                ));
             }
             h.set_curlwp(ptr::null_mut());
         }
@@ -626,8 +657,13 @@ pub unsafe fn mutex_init<H: Hypervisor>(h: &H, mtxp: *mut *mut c_void, flags: c_
         diag::fatal(format_args!("rumpuser_mutex_init with a NULL out-pointer"));
     }
     let flags = MutexFlags::from_raw(flags).unwrap_or_else(|| {
-        diag::report(format_args!("rumpuser_mutex_init: invalid flags {flags:#x}, using KMUTEX"));
-        MutexFlags { spin: false, kmutex: true }
+        diag::report(format_args!(
+            "rumpuser_mutex_init: invalid flags {flags:#x}, using KMUTEX"
+        ));
+        MutexFlags {
+            spin: false,
+            kmutex: true,
+        }
     });
     let m = Box::new(MutexObj::new(h, flags));
     // SAFETY: checked non-NULL.
@@ -986,7 +1022,13 @@ pub unsafe fn cv_wait_nowrap<H: Hypervisor>(h: &H, cv: *mut c_void, m: *mut c_vo
 ///
 /// # Safety
 /// See [`cvo`] and [`mtx`].
-pub unsafe fn cv_timedwait<H: Hypervisor>(h: &H, cv: *mut c_void, m: *mut c_void, sec: i64, nsec: i64) -> c_int {
+pub unsafe fn cv_timedwait<H: Hypervisor>(
+    h: &H,
+    cv: *mut c_void,
+    m: *mut c_void,
+    sec: i64,
+    nsec: i64,
+) -> c_int {
     // SAFETY: caller's contract.
     let (c, mo) = unsafe { (cvo::<H>(cv), mtx::<H>(m)) };
     if sec < 0 || nsec < 0 || (sec == 0 && nsec == 0) {
@@ -1085,7 +1127,13 @@ pub unsafe fn sp_init<H: Hypervisor>(
 ///
 /// # Safety
 /// `laddr` is valid for `len` bytes.
-pub unsafe fn sp_copyin<H: Hypervisor>(h: &H, arg: *mut c_void, raddr: *const c_void, laddr: *mut c_void, len: usize) -> c_int {
+pub unsafe fn sp_copyin<H: Hypervisor>(
+    h: &H,
+    arg: *mut c_void,
+    raddr: *const c_void,
+    laddr: *mut c_void,
+    len: usize,
+) -> c_int {
     let Some(sp) = h.sysproxy() else {
         return Errno::EFAULT.raw();
     };
@@ -1105,7 +1153,13 @@ pub unsafe fn sp_copyin<H: Hypervisor>(h: &H, arg: *mut c_void, raddr: *const c_
 ///
 /// # Safety
 /// `laddr` is valid for `*lenp` bytes; `lenp` a valid in/out pointer.
-pub unsafe fn sp_copyinstr<H: Hypervisor>(h: &H, arg: *mut c_void, raddr: *const c_void, laddr: *mut c_void, lenp: *mut usize) -> c_int {
+pub unsafe fn sp_copyinstr<H: Hypervisor>(
+    h: &H,
+    arg: *mut c_void,
+    raddr: *const c_void,
+    laddr: *mut c_void,
+    lenp: *mut usize,
+) -> c_int {
     let Some(sp) = h.sysproxy() else {
         return Errno::EFAULT.raw();
     };
@@ -1130,7 +1184,13 @@ pub unsafe fn sp_copyinstr<H: Hypervisor>(h: &H, arg: *mut c_void, raddr: *const
 ///
 /// # Safety
 /// `laddr` is valid for `len` bytes.
-pub unsafe fn sp_copyout<H: Hypervisor>(h: &H, arg: *mut c_void, laddr: *const c_void, raddr: *mut c_void, len: usize) -> c_int {
+pub unsafe fn sp_copyout<H: Hypervisor>(
+    h: &H,
+    arg: *mut c_void,
+    laddr: *const c_void,
+    raddr: *mut c_void,
+    len: usize,
+) -> c_int {
     let Some(sp) = h.sysproxy() else {
         return Errno::EFAULT.raw();
     };
@@ -1150,7 +1210,13 @@ pub unsafe fn sp_copyout<H: Hypervisor>(h: &H, arg: *mut c_void, laddr: *const c
 ///
 /// # Safety
 /// `laddr` is valid for `*lenp` bytes; `lenp` a valid pointer.
-pub unsafe fn sp_copyoutstr<H: Hypervisor>(h: &H, arg: *mut c_void, laddr: *const c_void, raddr: *mut c_void, lenp: *mut usize) -> c_int {
+pub unsafe fn sp_copyoutstr<H: Hypervisor>(
+    h: &H,
+    arg: *mut c_void,
+    laddr: *const c_void,
+    raddr: *mut c_void,
+    lenp: *mut usize,
+) -> c_int {
     if lenp.is_null() {
         return Errno::EFAULT.raw();
     }
@@ -1162,7 +1228,12 @@ pub unsafe fn sp_copyoutstr<H: Hypervisor>(h: &H, arg: *mut c_void, laddr: *cons
 ///
 /// # Safety
 /// `addrp` is a valid out-pointer.
-pub unsafe fn sp_anonmmap<H: Hypervisor>(h: &H, arg: *mut c_void, len: usize, addrp: *mut *mut c_void) -> c_int {
+pub unsafe fn sp_anonmmap<H: Hypervisor>(
+    h: &H,
+    arg: *mut c_void,
+    len: usize,
+    addrp: *mut *mut c_void,
+) -> c_int {
     let Some(sp) = h.sysproxy() else {
         return Errno::EFAULT.raw();
     };
@@ -1210,7 +1281,9 @@ pub fn component_schedule(cookie: *mut c_void) {
 pub fn component_kthread() {
     let e = sched::adopt_helper_thread();
     if e != 0 {
-        diag::report(format_args!("rumpuser_component_kthread: newlwp failed: {e}"));
+        diag::report(format_args!(
+            "rumpuser_component_kthread: newlwp failed: {e}"
+        ));
     }
 }
 

@@ -80,8 +80,13 @@ pub trait Hypervisor: Sync + 'static {
     unsafe fn free(&self, ptr: NonNull<u8>, len: usize);
 
     /// `rumpuser_anonmmap`: anonymous zeroed memory aligned to `1 << alignbit`.
-    fn anonmmap(&self, hint: *mut c_void, size: usize, alignbit: u32, exec: bool)
-        -> HyperResult<NonNull<u8>>;
+    fn anonmmap(
+        &self,
+        hint: *mut c_void,
+        size: usize,
+        alignbit: u32,
+        exec: bool,
+    ) -> HyperResult<NonNull<u8>>;
 
     /// `rumpuser_unmap`.
     ///
@@ -212,8 +217,12 @@ pub trait Hypervisor: Sync + 'static {
     /// Atomically release `m` (held by the caller) and wait for a signal or
     /// the monotonic `deadline`. Returns **without** `m` held; the core
     /// reacquires it in the order the contract mandates.
-    fn cond_wait(&self, c: &Self::Cond, m: &Self::Mutex, deadline: Option<MonoNanos>)
-        -> WaitOutcome;
+    fn cond_wait(
+        &self,
+        c: &Self::Cond,
+        m: &Self::Mutex,
+        deadline: Option<MonoNanos>,
+    ) -> WaitOutcome;
     /// Wake at least one waiter.
     fn cond_signal(&self, c: &Self::Cond);
     /// Wake every waiter.

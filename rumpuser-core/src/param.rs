@@ -128,6 +128,9 @@ mod tests {
     fn names_are_classified() {
         assert_eq!(ParamName::classify("_RUMPUSER_NCPU"), ParamName::Ncpu);
         assert_eq!(ParamName::classify("_FOO"), ParamName::Reserved);
-        assert_eq!(ParamName::classify("RUMP_VERBOSE"), ParamName::Other("RUMP_VERBOSE"));
+        assert_eq!(
+            ParamName::classify("RUMP_VERBOSE"),
+            ParamName::Other("RUMP_VERBOSE")
+        );
     }
 }

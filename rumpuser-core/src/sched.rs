@@ -40,6 +40,8 @@ pub fn table() -> Option<&'static Hyperup> {
 /// `hyp_backend_unschedule(0, &n, interlock)`: release this thread's virtual
 /// CPU (and all biglock holds) before blocking; returns the count to hand
 /// back to [`reacquire_cpu`].
+// The pointer is an opaque token handed to the kernel, never dereferenced here.
+#[allow(clippy::not_unsafe_ptr_arg_deref)]
 pub fn release_cpu(interlock: *mut c_void) -> c_int {
     let mut n: c_int = 0;
     if let Some(f) = table().and_then(|t| t.hyp_backend_unschedule) {
@@ -52,6 +54,8 @@ pub fn release_cpu(interlock: *mut c_void) -> c_int {
 }
 
 /// `hyp_backend_schedule(n, interlock)`: retake a CPU and `n` biglock holds.
+// The pointer is an opaque token handed to the kernel, never dereferenced here.
+#[allow(clippy::not_unsafe_ptr_arg_deref)]
 pub fn reacquire_cpu(nlocks: c_int, interlock: *mut c_void) {
     if let Some(f) = table().and_then(|t| t.hyp_backend_schedule) {
         // SAFETY: balanced with the `release_cpu` of the same hypercall, on
@@ -104,6 +108,8 @@ pub fn lwproc_release() {
 }
 
 /// `hyp_lwproc_switch(l)`: needs a CPU.
+// The pointer is an opaque token handed to the kernel, never dereferenced here.
+#[allow(clippy::not_unsafe_ptr_arg_deref)]
 pub fn lwproc_switch(l: *mut Lwp) {
     if let Some(f) = table().and_then(|t| t.hyp_lwproc_switch) {
         // SAFETY: the caller holds a CPU; `l` is an lwp the kernel gave us or NULL.

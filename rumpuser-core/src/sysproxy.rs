@@ -11,14 +11,23 @@ use core::ffi::{c_int, c_void, CStr};
 /// Server side of the rump syscall proxy (contract sections 3.19 and 4).
 pub trait SysProxy: Sync {
     /// `rumpuser_sp_init`: start listening at `url`.
-    fn init(&self, url: &CStr, ostype: &CStr, osrelease: &CStr, machine: &CStr)
-        -> Result<(), Errno>;
+    fn init(
+        &self,
+        url: &CStr,
+        ostype: &CStr,
+        osrelease: &CStr,
+        machine: &CStr,
+    ) -> Result<(), Errno>;
     /// `rumpuser_sp_copyin`.
     fn copyin(&self, arg: *mut c_void, raddr: *const c_void, laddr: &mut [u8])
         -> Result<(), Errno>;
     /// `rumpuser_sp_copyinstr`: returns bytes received.
-    fn copyinstr(&self, arg: *mut c_void, raddr: *const c_void, laddr: &mut [u8])
-        -> Result<usize, Errno>;
+    fn copyinstr(
+        &self,
+        arg: *mut c_void,
+        raddr: *const c_void,
+        laddr: &mut [u8],
+    ) -> Result<usize, Errno>;
     /// `rumpuser_sp_copyout`.
     fn copyout(&self, arg: *mut c_void, laddr: &[u8], raddr: *mut c_void) -> Result<(), Errno>;
     /// `rumpuser_sp_anonmmap`.

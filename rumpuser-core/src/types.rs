@@ -287,8 +287,15 @@ mod tests {
         assert_eq!(BioOp::from_raw(3), Err(Errno::EINVAL));
         assert_eq!(BioOp::from_raw(0), Err(Errno::EINVAL));
         assert_eq!(BioOp::from_raw(6), Ok(BioOp::Write { sync: true }));
-        assert_eq!(SyncFlags::from_raw(RUMPUSER_SYNCFD_SYNC), Err(Errno::EINVAL));
-        assert!(SyncFlags::from_raw(RUMPUSER_SYNCFD_WRITE | RUMPUSER_SYNCFD_SYNC).unwrap().sync);
+        assert_eq!(
+            SyncFlags::from_raw(RUMPUSER_SYNCFD_SYNC),
+            Err(Errno::EINVAL)
+        );
+        assert!(
+            SyncFlags::from_raw(RUMPUSER_SYNCFD_WRITE | RUMPUSER_SYNCFD_SYNC)
+                .unwrap()
+                .sync
+        );
         assert!(MutexFlags::from_raw(0).is_none());
         assert!(RandomFlags::from_raw(4).is_err());
     }

@@ -63,7 +63,14 @@ fn worker(rx: Receiver<BioRequest>) {
         rumpuser_core::diag::report(format_args!("bio worker: newlwp failed: {e}"));
     }
     for req in rx {
-        let BioRequest { fd, op, data, len, off, done } = req;
+        let BioRequest {
+            fd,
+            op,
+            data,
+            len,
+            off,
+            done,
+        } = req;
         let r = transfer(fd, op, data, len, off);
         done.complete(r);
     }
@@ -76,11 +83,15 @@ pub fn transfer(fd: i32, op: BioOp, data: *mut u8, len: usize, off: u64) -> Resu
         let p = data.wrapping_add(done);
         let o = (off + done as u64) as libc::off_t;
         let n = match op {
-            // SAFETY: the kernel's buffer is valid for `len` bytes until
-            // completion and belongs to this request alone.
-            BioOp::Read => crate::sys::retry_isize(|| unsafe { libc::pread(fd, p.cast(), len - done, o) }),
-            // SAFETY: as above.
-            BioOp::Write { .. } => crate::sys::retry_isize(|| unsafe { libc::pwrite(fd, p.cast(), len - done, o) }),
+            BioOp::Read => crate::sys::retry_isize(|| {
+                // SAFETY: the kernel's buffer is valid for `len` bytes until
+                // completion and belongs to this request alone.
+                unsafe { libc::pread(fd, p.cast(), len - done, o) }
+            }),
+            BioOp::Write { .. } => crate::sys::retry_isize(|| {
+                // SAFETY: as above.
+                unsafe { libc::pwrite(fd, p.cast(), len - done, o) }
+            }),
         };
         match n {
             Ok(0) => break,
@@ -99,7 +110,14 @@ pub fn transfer(fd: i32, op: BioOp, data: *mut u8, len: usize, off: u64) -> Resu
 /// Starts a request; called with the virtual CPU released.
 pub fn submit(req: BioRequest) {
     if synchronous() {
-        let BioRequest { fd, op, data, len, off, done } = req;
+        let BioRequest {
+            fd,
+            op,
+            data,
+            len,
+            off,
+            done,
+        } = req;
         let r = transfer(fd, op, data, len, off);
         done.complete(r);
         return;

@@ -4,7 +4,10 @@
 use rumpuser_core::types::{MonoNanos, NANOS_PER_SEC};
 
 fn now(clock: libc::clockid_t) -> libc::timespec {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: valid clock id and out-pointer to a local.
     unsafe { libc::clock_gettime(clock, &mut ts) };
     ts
@@ -35,7 +38,12 @@ pub fn sleep_until(deadline: MonoNanos) {
         // SAFETY: valid clock, flags and timespec; no remainder pointer needed
         // for absolute sleeps.
         let r = unsafe {
-            libc::clock_nanosleep(libc::CLOCK_MONOTONIC, libc::TIMER_ABSTIME, &ts, core::ptr::null_mut())
+            libc::clock_nanosleep(
+                libc::CLOCK_MONOTONIC,
+                libc::TIMER_ABSTIME,
+                &ts,
+                core::ptr::null_mut(),
+            )
         };
         if r != libc::EINTR && monotonic() >= deadline {
             return;

@@ -334,7 +334,7 @@ mod imp {
     /// `PT_DYNAMIC` segment.
     unsafe fn read_dynamic(obj: &Object) -> Option<DynInfo> {
         let dynp = obj.dynamic? as *const Dyn;
-        if dynp.is_null() || (dynp as usize) % core::mem::align_of::<Dyn>() != 0 {
+        if dynp.is_null() || !(dynp as usize).is_multiple_of(core::mem::align_of::<Dyn>()) {
             return None;
         }
         let base = obj.base;
@@ -360,7 +360,7 @@ mod imp {
                 _ => {}
             }
         }
-        let misaligned = |p: usize, a: usize| p != 0 && p % a != 0;
+        let misaligned = |p: usize, a: usize| p != 0 && !p.is_multiple_of(a);
         if misaligned(info.syms, core::mem::align_of::<Sym>())
             || misaligned(info.hash, 4)
             || misaligned(info.gnu_hash, 4)

@@ -72,7 +72,13 @@ impl Hypervisor for Posix {
         unsafe { mem::free(ptr, len) }
     }
 
-    fn anonmmap(&self, hint: *mut c_void, size: usize, alignbit: u32, exec: bool) -> HyperResult<NonNull<u8>> {
+    fn anonmmap(
+        &self,
+        hint: *mut c_void,
+        size: usize,
+        alignbit: u32,
+        exec: bool,
+    ) -> HyperResult<NonNull<u8>> {
         mem::anonmmap(hint, size, alignbit, exec)
     }
 
@@ -147,7 +153,12 @@ impl Hypervisor for Posix {
         signal::exit(how)
     }
 
-    fn thread_create(&self, entry: ThreadFn, arg: SendPtr, spec: ThreadSpec<'_>) -> HyperResult<Option<Self::Thread>> {
+    fn thread_create(
+        &self,
+        entry: ThreadFn,
+        arg: SendPtr,
+        spec: ThreadSpec<'_>,
+    ) -> HyperResult<Option<Self::Thread>> {
         thread::create(entry, arg, spec)
     }
 
@@ -242,7 +253,12 @@ impl Hypervisor for Posix {
     fn cond_new(&self) -> sync::Condvar {
         sync::Condvar::new()
     }
-    fn cond_wait(&self, c: &sync::Condvar, m: &sync::RawMutex, deadline: Option<MonoNanos>) -> WaitOutcome {
+    fn cond_wait(
+        &self,
+        c: &sync::Condvar,
+        m: &sync::RawMutex,
+        deadline: Option<MonoNanos>,
+    ) -> WaitOutcome {
         if c.wait_unlocked(m, deadline) {
             WaitOutcome::TimedOut
         } else {

@@ -36,10 +36,18 @@ fn page_size() -> usize {
 
 /// Anonymous zero-filled mapping of `size` bytes aligned to `1 << alignbit`,
 /// placed at `hint` if the host agrees (never `MAP_FIXED`).
-pub fn anonmmap(hint: *mut c_void, size: usize, alignbit: u32, exec: bool) -> HyperResult<NonNull<u8>> {
+pub fn anonmmap(
+    hint: *mut c_void,
+    size: usize,
+    alignbit: u32,
+    exec: bool,
+) -> HyperResult<NonNull<u8>> {
     let prot = libc::PROT_READ | libc::PROT_WRITE | if exec { libc::PROT_EXEC } else { 0 };
     let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
-    let align = 1usize.checked_shl(alignbit).ok_or(Errno::EINVAL)?.max(page_size());
+    let align = 1usize
+        .checked_shl(alignbit)
+        .ok_or(Errno::EINVAL)?
+        .max(page_size());
     let map = |addr: *mut c_void, len: usize| {
         // SAFETY: anonymous mapping without MAP_FIXED cannot clobber
         // existing mappings; the result is checked.
@@ -51,7 +59,7 @@ pub fn anonmmap(hint: *mut c_void, size: usize, alignbit: u32, exec: bool) -> Hy
         }
     };
     let p = map(hint, size)?;
-    if (p as usize) % align == 0 {
+    if (p as usize).is_multiple_of(align) {
         return NonNull::new(p.cast()).ok_or(Errno::ENOMEM);
     }
     // Misaligned: map size + align and trim both ends.

@@ -53,7 +53,9 @@ pub fn hostname(out: &mut ParamWriter<'_>) -> HyperResult<()> {
     let r = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
     let host = if r == 0 {
         let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-        core::str::from_utf8(&buf[..end]).ok().filter(|s| !s.is_empty())
+        core::str::from_utf8(&buf[..end])
+            .ok()
+            .filter(|s| !s.is_empty())
     } else {
         None
     };

@@ -9,7 +9,14 @@ use rumpuser_core::{Errno, HyperResult};
 /// init fail with the errno if the entropy source is unusable.
 pub fn init() -> HyperResult<()> {
     let mut b = [0u8; 1];
-    fill(&mut b, RandomFlags { hard: false, nowait: false }).map(|_| ())
+    fill(
+        &mut b,
+        RandomFlags {
+            hard: false,
+            nowait: false,
+        },
+    )
+    .map(|_| ())
 }
 
 /// Fills a prefix of `buf` with random bytes.

@@ -34,7 +34,13 @@ pub fn hints() -> (i32, i32) {
 extern "C" fn trampoline(p: *mut c_void) -> *mut c_void {
     // SAFETY: `p` is the `Box<Start>` leaked by `create` for this thread.
     let start = unsafe { Box::from_raw(p as *mut Start) };
-    let Start { entry, arg, name, priority, cpuidx } = *start;
+    let Start {
+        entry,
+        arg,
+        name,
+        priority,
+        cpuidx,
+    } = *start;
     HINTS.with(|h| h.set((priority, cpuidx)));
     if name[0] != 0 {
         // SAFETY: `name` is NUL-terminated and at most 16 bytes.
@@ -48,7 +54,11 @@ extern "C" fn trampoline(p: *mut c_void) -> *mut c_void {
 }
 
 /// Creates a host thread running `entry(arg)`.
-pub fn create(entry: ThreadFn, arg: SendPtr, spec: ThreadSpec<'_>) -> HyperResult<Option<JoinHandle>> {
+pub fn create(
+    entry: ThreadFn,
+    arg: SendPtr,
+    spec: ThreadSpec<'_>,
+) -> HyperResult<Option<JoinHandle>> {
     let mut name = [0u8; 16];
     if let Some(n) = spec.name {
         let b = n.to_bytes();

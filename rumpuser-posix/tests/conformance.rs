@@ -22,7 +22,10 @@ fn posix_passes_the_conformance_kit() {
     cfg.filter = std::env::var("RUMPUSER_KIT_FILTER").ok();
     let s = run(&rumpuser_posix::rumpuser_exports::API, &cfg, &mut Print);
     let _ = std::fs::remove_dir_all(&dir);
-    println!("{} passed, {} failed, {} skipped", s.passed, s.failed, s.skipped);
+    println!(
+        "{} passed, {} failed, {} skipped",
+        s.passed, s.failed, s.skipped
+    );
     assert!(s.failures.is_empty(), "failures: {:#?}", s.failures);
     assert!(s.passed >= 40, "only {} cases ran", s.passed);
 }

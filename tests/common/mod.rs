@@ -53,7 +53,13 @@ pub fn cc(name: &str, src: &str, args: &[&str]) -> PathBuf {
     std::fs::write(&c, src).unwrap();
     let exe = dir.join(name);
     let out = Command::new("cc")
-        .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-D_DEFAULT_SOURCE"])
+        .args([
+            "-std=c11",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-D_DEFAULT_SOURCE",
+        ])
         .arg("-I")
         .arg(dist().join("include"))
         .arg(&c)
@@ -72,7 +78,10 @@ pub fn cc(name: &str, src: &str, args: &[&str]) -> PathBuf {
 
 /// Runs an executable, asserting success; returns stdout.
 pub fn run(exe: &Path, env: &[(&str, &str)]) -> String {
-    let out = Command::new(exe).envs(env.iter().copied()).output().expect("cannot run test program");
+    let out = Command::new(exe)
+        .envs(env.iter().copied())
+        .output()
+        .expect("cannot run test program");
     assert!(
         out.status.success(),
         "{} failed ({}):\nstdout:\n{}\nstderr:\n{}",

@@ -76,7 +76,10 @@ pub fn build() -> Result<()> {
         fs::create_dir_all(d).map_err(|e| e.to_string())?;
     }
     for h in ["rumpuser.h", "rumpuser_component.h"] {
-        copy(&root().join("rumpuser-core/include/rump").join(h), &inc.join(h))?;
+        copy(
+            &root().join("rumpuser-core/include/rump").join(h),
+            &inc.join(h),
+        )?;
     }
     let rel = target().join("release");
     for f in &flavours {
@@ -89,7 +92,10 @@ pub fn build() -> Result<()> {
         let compat = dist.join("compat").join(f);
         fs::create_dir_all(&compat).map_err(|e| e.to_string())?;
         shared(&a, &compat.join("librumpuser.so.0"), "librumpuser.so.0")?;
-        copy(&compat.join("librumpuser.so.0"), &compat.join("librumpuser.so"))?;
+        copy(
+            &compat.join("librumpuser.so.0"),
+            &compat.join("librumpuser.so"),
+        )?;
         copy(&a, &compat.join("librumpuser.a"))?;
     }
     eprintln!("dist: {} ({})", dist.display(), flavours.join(", "));
@@ -97,13 +103,19 @@ pub fn build() -> Result<()> {
 }
 
 fn copy(from: &Path, to: &Path) -> Result<()> {
-    fs::copy(from, to).map(|_| ()).map_err(|e| format!("copy {} -> {}: {e}", from.display(), to.display()))
+    fs::copy(from, to)
+        .map(|_| ())
+        .map_err(|e| format!("copy {} -> {}: {e}", from.display(), to.display()))
 }
 
 /// Merges the archive into one object whose only globals are `rumpuser_*`.
 fn localize(input: &Path, out: &Path) -> Result<()> {
     let work = out.with_extension("o");
-    sh(Command::new("ld").args(["-r", "--whole-archive"]).arg(input).arg("-o").arg(&work))?;
+    sh(Command::new("ld")
+        .args(["-r", "--whole-archive"])
+        .arg(input)
+        .arg("-o")
+        .arg(&work))?;
     sh(Command::new("objcopy")
         .args(["--wildcard", "--keep-global-symbol=rumpuser_*"])
         .args(["--remove-section=.llvmbc", "--remove-section=.llvmcmd"])
@@ -149,14 +161,21 @@ pub fn demo() -> Result<()> {
     for f in built_flavours() {
         let exe = bin.join(format!("demo-{f}"));
         let mut cc = Command::new("cc");
-        cc.args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-O2", "-D_DEFAULT_SOURCE"])
-            .arg("-I")
-            .arg(dist.join("include"))
-            .arg(root().join("examples/demo/demo.c"))
-            .arg(dist.join(format!("lib/librumpuser_{f}.a")))
-            .args(LIBS_PRIVATE.split(' '))
-            .arg("-o")
-            .arg(&exe);
+        cc.args([
+            "-std=c11",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-O2",
+            "-D_DEFAULT_SOURCE",
+        ])
+        .arg("-I")
+        .arg(dist.join("include"))
+        .arg(root().join("examples/demo/demo.c"))
+        .arg(dist.join(format!("lib/librumpuser_{f}.a")))
+        .args(LIBS_PRIVATE.split(' '))
+        .arg("-o")
+        .arg(&exe);
         sh(&mut cc)?;
         eprintln!("--- demo ({f}) ---");
         let out = output(&mut Command::new(&exe))?;

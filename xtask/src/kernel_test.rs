@@ -17,8 +17,14 @@ use std::process::Command;
 
 /// `cargo xtask kernel-test [--flavor F]`.
 pub fn run(args: &[String]) -> Result<()> {
-    let flavour = match args.iter().position(|a| a == "--flavor" || a == "--flavour") {
-        Some(i) => args.get(i + 1).map(String::as_str).ok_or("--flavor needs a value")?,
+    let flavour = match args
+        .iter()
+        .position(|a| a == "--flavor" || a == "--flavour")
+    {
+        Some(i) => args
+            .get(i + 1)
+            .map(String::as_str)
+            .ok_or("--flavor needs a value")?,
         None => "posix",
     };
     if std::env::var_os("RUMP_KERNEL_DIR").is_none() {
@@ -32,15 +38,29 @@ pub fn run(args: &[String]) -> Result<()> {
 fn kernel_dir() -> Result<PathBuf> {
     let d = PathBuf::from(std::env::var_os("RUMP_KERNEL_DIR").ok_or("RUMP_KERNEL_DIR is not set")?);
     if !d.join("lib/librump.a").is_file() || !d.join("include/rump/rump.h").is_file() {
-        return Err(format!("{} has no lib/librump.a or include/rump/rump.h", d.display()));
+        return Err(format!(
+            "{} has no lib/librump.a or include/rump/rump.h",
+            d.display()
+        ));
     }
     Ok(d)
 }
 
 fn libs_of(src: &str) -> Vec<String> {
     src.lines()
-        .find_map(|l| l.trim().trim_start_matches("/*").trim().strip_prefix("LIBS:"))
-        .map(|l| l.trim().trim_end_matches("*/").split_whitespace().map(str::to_string).collect())
+        .find_map(|l| {
+            l.trim()
+                .trim_start_matches("/*")
+                .trim()
+                .strip_prefix("LIBS:")
+        })
+        .map(|l| {
+            l.trim()
+                .trim_end_matches("*/")
+                .split_whitespace()
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_else(|| vec!["-lrump".into()])
 }
 
@@ -65,7 +85,10 @@ pub fn run_flavour(flavour: &str) -> Result<()> {
         let libs = libs_of(&text);
         let missing: Vec<_> = libs
             .iter()
-            .filter(|l| !k.join(format!("lib/lib{}.a", l.trim_start_matches("-l"))).is_file())
+            .filter(|l| {
+                !k.join(format!("lib/lib{}.a", l.trim_start_matches("-l")))
+                    .is_file()
+            })
             .collect();
         if !missing.is_empty() {
             eprintln!("kernel-test {flavour} {name}: SKIPPED (kernel layer lacks {missing:?})");
@@ -91,7 +114,11 @@ pub fn run_flavour(flavour: &str) -> Result<()> {
                 cc.arg(&ours_a).arg("-Wl,--no-whole-archive");
             } else {
                 cc.arg("-L").arg(&compat).arg("-L").arg(k.join("lib"));
-                cc.arg(format!("-Wl,-rpath,{}:{}", compat.display(), k.join("lib").display()));
+                cc.arg(format!(
+                    "-Wl,-rpath,{}:{}",
+                    compat.display(),
+                    k.join("lib").display()
+                ));
                 cc.arg("-Wl,--no-as-needed").args(&libs).arg("-lrumpuser");
             }
             cc.args(crate::dist::LIBS_PRIVATE.split(' '));
@@ -127,7 +154,10 @@ fn run_one(exe: &Path, workdir: &Path) -> Result<String> {
             .arg("120")
             .arg(exe)
             .current_dir(workdir)
-            .env("RUMP_NCPU", std::env::var("RUMP_NCPU").unwrap_or_else(|_| "2".into())),
+            .env(
+                "RUMP_NCPU",
+                std::env::var("RUMP_NCPU").unwrap_or_else(|_| "2".into()),
+            ),
     )
 }
 

@@ -35,7 +35,11 @@ fn main() -> ExitCode {
                  \n  kernel-test  run C tests against a NetBSD rump kernel layer in $RUMP_KERNEL_DIR\
                  \n  bench        run the criterion benches"
             );
-            return if cmd == "help" { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+            return if cmd == "help" {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            };
         }
     };
     match result {

@@ -26,7 +26,14 @@ pub fn run_all(quick: bool) -> Result<()> {
     }
     cargo(&["fmt", "--all", "--", "--check"])?;
     if !quick {
-        cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
+        cargo(&[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ])?;
     }
     crate::dist::build()?;
     crate::dist::demo()?;
@@ -57,12 +64,15 @@ pub fn run_all(quick: bool) -> Result<()> {
     Ok(())
 }
 
+/// `(package, test filter)` of every loom model suite.
+const LOOM_SUITES: &[(&str, &str)] = &[("rumpuser-posix", "loom")];
+
 /// Model checks under `--cfg loom`, in their own target directory so the
 /// normal build cache is not invalidated. Preemptions are bounded to keep
 /// the run to a few minutes on two cores.
 pub fn loom() -> Result<()> {
     let cargo_bin = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    for (pkg, filter) in [("rumpuser-posix", "loom")] {
+    for &(pkg, filter) in LOOM_SUITES {
         sh(Command::new(&cargo_bin)
             .args(["test", "--release", "-p", pkg, "--lib", "--", filter])
             .env("RUSTFLAGS", "--cfg loom")

@@ -9,18 +9,25 @@ pub type Result<T> = std::result::Result<T, String>;
 
 /// The workspace root.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// `target/` of the workspace.
 pub fn target() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"))
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
 }
 
 /// Prints and runs a command, failing on a non-zero exit.
 pub fn sh(cmd: &mut Command) -> Result<()> {
     eprintln!("+ {}", show(cmd));
-    let st = cmd.status().map_err(|e| format!("cannot start {}: {e}", show(cmd)))?;
+    let st = cmd
+        .status()
+        .map_err(|e| format!("cannot start {}: {e}", show(cmd)))?;
     if st.success() {
         Ok(())
     } else {
@@ -30,7 +37,9 @@ pub fn sh(cmd: &mut Command) -> Result<()> {
 
 /// Runs a command and returns its stdout.
 pub fn output(cmd: &mut Command) -> Result<String> {
-    let out = cmd.output().map_err(|e| format!("cannot start {}: {e}", show(cmd)))?;
+    let out = cmd
+        .output()
+        .map_err(|e| format!("cannot start {}: {e}", show(cmd)))?;
     if !out.status.success() {
         return Err(format!(
             "{} failed ({}): {}",

@@ -50,7 +50,12 @@ extern "C" fn trampoline(arg: *mut c_void) -> *mut c_void {
 
 /// Creates a thread running `f` in kernel context; joinable iff `join`.
 /// Returns the hypercall's error number on failure.
-pub fn spawn(api: KitApi, name: &core::ffi::CStr, join: bool, f: impl FnOnce() + Send + 'static) -> Result<Option<KThread>, c_int> {
+pub fn spawn(
+    api: KitApi,
+    name: &core::ffi::CStr,
+    join: bool,
+    f: impl FnOnce() + Send + 'static,
+) -> Result<Option<KThread>, c_int> {
     let m = model();
     let lwp = m.new_lwp(false);
     m.lwpop(RUMPUSER_LWP_CREATE, lwp);

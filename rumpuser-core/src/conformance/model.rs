@@ -11,7 +11,10 @@
 //! recorded as violations, which fail the test that caused them.
 
 use super::KitApi;
-use crate::abi::{Hyperup, Lwp, RUMPUSER_LWP_CLEAR, RUMPUSER_LWP_CREATE, RUMPUSER_LWP_DESTROY, RUMPUSER_LWP_SET, RUMPUSER_MTX_SPIN};
+use crate::abi::{
+    Hyperup, Lwp, RUMPUSER_LWP_CLEAR, RUMPUSER_LWP_CREATE, RUMPUSER_LWP_DESTROY, RUMPUSER_LWP_SET,
+    RUMPUSER_MTX_SPIN,
+};
 use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -295,10 +298,16 @@ extern "C" fn up_backend_unschedule(_nlocks: c_int, countp: *mut c_int, interloc
         // SAFETY: the hypervisor passes a pointer to its local count.
         unsafe { *countp = l.biglocks.swap(0, Ordering::Relaxed) };
     } else {
-        m.violation(alloc::format!("lwp {}: hyp_backend_unschedule with NULL countp", l.id));
+        m.violation(alloc::format!(
+            "lwp {}: hyp_backend_unschedule with NULL countp",
+            l.id
+        ));
     }
     if !l.holds_cpu.load(Ordering::Acquire) {
-        m.violation(alloc::format!("lwp {}: hyp_backend_unschedule without a CPU", l.id));
+        m.violation(alloc::format!(
+            "lwp {}: hyp_backend_unschedule without a CPU",
+            l.id
+        ));
         return;
     }
     l.releases.fetch_add(1, Ordering::Relaxed);
@@ -316,7 +325,10 @@ extern "C" fn up_backend_schedule(nlocks: c_int, interlock: *mut c_void) {
         return;
     };
     if l.holds_cpu.load(Ordering::Acquire) {
-        m.violation(alloc::format!("lwp {}: hyp_backend_schedule while holding a CPU", l.id));
+        m.violation(alloc::format!(
+            "lwp {}: hyp_backend_schedule while holding a CPU",
+            l.id
+        ));
         return;
     }
     let seen = if interlock.is_null() {
@@ -349,7 +361,9 @@ extern "C" fn up_backend_schedule(nlocks: c_int, interlock: *mut c_void) {
 extern "C" fn up_lwproc_switch(newl: *mut Lwp) {
     let m = model();
     let old = m.current();
-    let cpu = old.map(|o| o.holds_cpu.swap(false, Ordering::AcqRel)).unwrap_or(false);
+    let cpu = old
+        .map(|o| o.holds_cpu.swap(false, Ordering::AcqRel))
+        .unwrap_or(false);
     if let Some(o) = old {
         m.lwpop(RUMPUSER_LWP_CLEAR, o);
     }
@@ -386,13 +400,19 @@ extern "C" fn up_lwproc_newlwp(_pid: i32) -> c_int {
         return crate::Errno::EINVAL.raw();
     };
     if !old.holds_cpu.load(Ordering::Acquire) {
-        m.violation(alloc::format!("lwp {}: hyp_lwproc_newlwp without a CPU", old.id));
+        m.violation(alloc::format!(
+            "lwp {}: hyp_lwproc_newlwp without a CPU",
+            old.id
+        ));
     }
     let new = m.new_lwp(false);
     m.lwpop(RUMPUSER_LWP_CLEAR, old);
     m.lwpop(RUMPUSER_LWP_CREATE, new);
     m.lwpop(RUMPUSER_LWP_SET, new);
-    new.holds_cpu.store(old.holds_cpu.swap(false, Ordering::AcqRel), Ordering::Release);
+    new.holds_cpu.store(
+        old.holds_cpu.swap(false, Ordering::AcqRel),
+        Ordering::Release,
+    );
     if old.temp {
         m.lwpop(RUMPUSER_LWP_DESTROY, old);
         // SAFETY: cleared and destroyed.

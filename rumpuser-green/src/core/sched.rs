@@ -517,11 +517,10 @@ impl Sched {
         // SAFETY: the stack is owned by nobody else (fresh from the
         // platform or the cache of exited threads' stacks), is at least
         // MIN_STACK_SIZE bytes of writable memory and 16-byte aligned
-        // (checked above).
-        let sp = unsafe {
-            arch::write_canary(stack.base);
-            arch::init_frame(stack.base, stack.size, thread_start, 0)
-        };
+        // (checked above), so its lowest word is writable.
+        unsafe { arch::write_canary(stack.base) };
+        // SAFETY: as above; the frame goes at the top, away from the canary.
+        let sp = unsafe { arch::init_frame(stack.base, stack.size, thread_start, 0) };
         let t = &mut self.threads[slot as usize];
         t.sp = sp;
         t.state = State::Runnable;

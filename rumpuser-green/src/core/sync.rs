@@ -334,14 +334,14 @@ impl GreenCondvar {
         timed_out
     }
 
-    /// Wake the longest waiter; returns whether there was one.
-    pub fn notify_one(&self) -> bool {
-        self.waiters.wake_one().is_some()
+    /// Wake the longest waiter, if any.
+    pub fn notify_one(&self) {
+        self.waiters.wake_one();
     }
 
-    /// Wake every waiter; returns how many.
-    pub fn notify_all(&self) -> usize {
-        self.waiters.wake_all()
+    /// Wake every waiter.
+    pub fn notify_all(&self) {
+        self.waiters.wake_all();
     }
 
     /// Number of waiting threads.

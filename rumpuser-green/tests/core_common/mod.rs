@@ -144,9 +144,10 @@ impl Platform for TestPlatform {
 
     unsafe fn free_stack(&self, s: Stack) {
         self.stacks_live.fetch_sub(1, Ordering::Relaxed);
+        let layout = Layout::from_size_align(s.size, 16).expect("layout of an allocated stack");
         // SAFETY: allocated by `alloc_stack` with this layout, freed once
         // (the trait contract).
-        unsafe { dealloc(s.base, Layout::from_size_align_unchecked(s.size, 16)) }
+        unsafe { dealloc(s.base, layout) }
     }
 
     fn console(&self, s: &str) {

@@ -38,25 +38,60 @@ unsafe extern "C" fn biodone(arg: *mut c_void, bytes: usize, error: c_int) {
 
 fn bio(ctx: &Ctx, fd: c_int, op: c_int, buf: &mut [u8], off: i64, d: &Done) {
     // SAFETY: the buffer and `d` outlive the request (the case waits).
-    unsafe { (ctx.api.bio)(fd, op, buf.as_mut_ptr().cast(), buf.len(), off, Some(biodone), d as *const Done as *mut c_void) };
+    unsafe {
+        (ctx.api.bio)(
+            fd,
+            op,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            off,
+            Some(biodone),
+            d as *const Done as *mut c_void,
+        )
+    };
 }
 
 fn wait(ctx: &Ctx, d: &Done) -> Result<(usize, i32), alloc::string::String> {
-    crate::ensure!(ctx.wait_for(10_000, || d.calls.load(Ordering::Acquire) > 0), "biodone never called");
+    crate::ensure!(
+        ctx.wait_for(10_000, || d.calls.load(Ordering::Acquire) > 0),
+        "biodone never called"
+    );
     ctx.sleep_ns(1_000_000);
     crate::ensure_eq!(d.calls.load(Ordering::Acquire), 1, "biodone calls");
-    crate::ensure_eq!(d.bad_context.load(Ordering::Relaxed), 0, "biodone called without a CPU or lwp");
-    Ok((d.bytes.load(Ordering::Relaxed), d.error.load(Ordering::Relaxed)))
+    crate::ensure_eq!(
+        d.bad_context.load(Ordering::Relaxed),
+        0,
+        "biodone called without a CPU or lwp"
+    );
+    Ok((
+        d.bytes.load(Ordering::Relaxed),
+        d.error.load(Ordering::Relaxed),
+    ))
 }
 
 /// A SYNC write, read back; a read past the end is short, not an error.
 pub fn write_read_back(ctx: &Ctx) -> CaseResult {
     let p = path(ctx, &alloc::format!("bio-{}", ctx.now()))?;
-    let fd = open(ctx, &p, RUMPUSER_OPEN_RDWR | RUMPUSER_OPEN_CREATE | RUMPUSER_OPEN_BIO).map_err(|e| alloc::format!("open: {e}"))?;
+    let fd = open(
+        ctx,
+        &p,
+        RUMPUSER_OPEN_RDWR | RUMPUSER_OPEN_CREATE | RUMPUSER_OPEN_BIO,
+    )
+    .map_err(|e| alloc::format!("open: {e}"))?;
     let mut w: Vec<u8> = (0..65536u32).map(|i| (i * 7 + 3) as u8).collect();
     let d = Done::default();
-    bio(ctx, fd, RUMPUSER_BIO_WRITE | RUMPUSER_BIO_SYNC, &mut w, 4096, &d);
-    crate::ensure!(ctx.lwp().holds_cpu.load(Ordering::Relaxed), "bio returned without the CPU");
+    bio(
+        ctx,
+        fd,
+        RUMPUSER_BIO_WRITE | RUMPUSER_BIO_SYNC,
+        &mut w,
+        4096,
+        &d,
+    );
+    crate::ensure!(
+        ctx.lwp().holds_cpu.load(Ordering::Relaxed),
+        "bio returned without the CPU"
+    );
     crate::ensure_eq!(wait(ctx, &d)?, (65536, 0), "write completion");
     let mut r = vec![0u8; 65536];
     let d = Done::default();
@@ -80,18 +115,34 @@ pub fn errors_reach_biodone(ctx: &Ctx) -> CaseResult {
     let mut buf = vec![0u8; 512];
     let d = Done::default();
     bio(ctx, 1_000_000, RUMPUSER_BIO_READ, &mut buf, 0, &d);
-    crate::ensure_eq!(wait(ctx, &d)?, (0, Errno::EBADF.raw()), "read from a bad fd");
+    crate::ensure_eq!(
+        wait(ctx, &d)?,
+        (0, Errno::EBADF.raw()),
+        "read from a bad fd"
+    );
     let d = Done::default();
-    bio(ctx, 0, RUMPUSER_BIO_READ | RUMPUSER_BIO_WRITE, &mut buf, 0, &d);
+    bio(
+        ctx,
+        0,
+        RUMPUSER_BIO_READ | RUMPUSER_BIO_WRITE,
+        &mut buf,
+        0,
+        &d,
+    );
     crate::ensure_eq!(wait(ctx, &d)?, (0, Errno::EINVAL.raw()), "READ|WRITE op");
     let p = path(ctx, &alloc::format!("bio-ro-{}", ctx.now()))?;
-    let fd = open(ctx, &p, RUMPUSER_OPEN_RDWR | RUMPUSER_OPEN_CREATE).map_err(|e| alloc::format!("open: {e}"))?;
+    let fd = open(ctx, &p, RUMPUSER_OPEN_RDWR | RUMPUSER_OPEN_CREATE)
+        .map_err(|e| alloc::format!("open: {e}"))?;
     // SAFETY: plain hypercall.
     unsafe { (ctx.api.close)(fd) };
     let fd = open(ctx, &p, RUMPUSER_OPEN_RDONLY).map_err(|e| alloc::format!("open: {e}"))?;
     let d = Done::default();
     bio(ctx, fd, RUMPUSER_BIO_WRITE, &mut buf, 0, &d);
-    crate::ensure_eq!(wait(ctx, &d)?, (0, Errno::EBADF.raw()), "write to a read-only fd");
+    crate::ensure_eq!(
+        wait(ctx, &d)?,
+        (0, Errno::EBADF.raw()),
+        "write to a read-only fd"
+    );
     let d = Done::default();
     bio(ctx, fd, RUMPUSER_BIO_READ, &mut buf, -512, &d);
     crate::ensure_eq!(wait(ctx, &d)?, (0, Errno::EINVAL.raw()), "negative offset");
@@ -105,13 +156,21 @@ pub fn many_in_flight_exactly_once(ctx: &Ctx) -> CaseResult {
     const N: usize = 2000;
     const BS: usize = 4096;
     let p = path(ctx, &alloc::format!("bio-many-{}", ctx.now()))?;
-    let fd = open(ctx, &p, RUMPUSER_OPEN_RDWR | RUMPUSER_OPEN_CREATE | RUMPUSER_OPEN_BIO).map_err(|e| alloc::format!("open: {e}"))?;
+    let fd = open(
+        ctx,
+        &p,
+        RUMPUSER_OPEN_RDWR | RUMPUSER_OPEN_CREATE | RUMPUSER_OPEN_BIO,
+    )
+    .map_err(|e| alloc::format!("open: {e}"))?;
     let blocks = 256usize;
     let mut img = vec![0u8; blocks * BS];
     for (i, b) in img.chunks_mut(BS).enumerate() {
         b.fill(i as u8);
     }
-    let v = [IoVec { iov_base: img.as_mut_ptr().cast(), iov_len: img.len() }];
+    let v = [IoVec {
+        iov_base: img.as_mut_ptr().cast(),
+        iov_len: img.len(),
+    }];
     let mut n = 0;
     // SAFETY: iovec over a live buffer.
     let r = unsafe { (ctx.api.iovwrite)(fd, v.as_ptr(), 1, 0, &mut n) };
@@ -127,11 +186,29 @@ pub fn many_in_flight_exactly_once(ctx: &Ctx) -> CaseResult {
     ctx.sleep_ns(2_000_000);
     for i in 0..N {
         let d = &dones[i];
-        crate::ensure_eq!(d.calls.load(Ordering::Acquire), 1, "request {i} completions");
-        crate::ensure_eq!((d.bytes.load(Ordering::Relaxed), d.error.load(Ordering::Relaxed)), (BS, 0), "request {i} result");
-        crate::ensure_eq!(d.bad_context.load(Ordering::Relaxed), 0, "request {i} completed without a CPU");
+        crate::ensure_eq!(
+            d.calls.load(Ordering::Acquire),
+            1,
+            "request {i} completions"
+        );
+        crate::ensure_eq!(
+            (
+                d.bytes.load(Ordering::Relaxed),
+                d.error.load(Ordering::Relaxed)
+            ),
+            (BS, 0),
+            "request {i} result"
+        );
+        crate::ensure_eq!(
+            d.bad_context.load(Ordering::Relaxed),
+            0,
+            "request {i} completed without a CPU"
+        );
         let want = ((i * 37) % blocks) as u8;
-        crate::ensure!(bufs[i].iter().all(|&b| b == want), "request {i} read wrong data");
+        crate::ensure!(
+            bufs[i].iter().all(|&b| b == want),
+            "request {i} read wrong data"
+        );
     }
     // SAFETY: plain hypercall.
     unsafe { (ctx.api.close)(fd) };

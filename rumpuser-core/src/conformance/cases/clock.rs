@@ -22,7 +22,11 @@ pub fn gettime(ctx: &Ctx) -> CaseResult {
         last = t;
     }
     let rel = ctx.lwp().releases.load(Ordering::Relaxed);
-    crate::ensure_eq!(rel, ctx.lwp().releases.load(Ordering::Relaxed), "gettime released the CPU");
+    crate::ensure_eq!(
+        rel,
+        ctx.lwp().releases.load(Ordering::Relaxed),
+        "gettime released the CPU"
+    );
     Ok(())
 }
 
@@ -45,11 +49,19 @@ pub fn sleep_absolute_never_early(ctx: &Ctx) -> CaseResult {
         let deadline = ctx.now() + ns;
         // SAFETY: plain hypercall.
         let r = unsafe {
-            (ctx.api.clock_sleep)(RUMPUSER_CLOCK_ABSMONO, (deadline / 1_000_000_000) as i64, (deadline % 1_000_000_000) as c_long)
+            (ctx.api.clock_sleep)(
+                RUMPUSER_CLOCK_ABSMONO,
+                (deadline / 1_000_000_000) as i64,
+                (deadline % 1_000_000_000) as c_long,
+            )
         };
         let now = ctx.now();
         crate::ensure_eq!(r, 0, "absolute sleep");
-        crate::ensure!(now >= deadline, "absolute sleep woke {} ns early", deadline - now);
+        crate::ensure!(
+            now >= deadline,
+            "absolute sleep woke {} ns early",
+            deadline - now
+        );
     }
     // SAFETY: plain hypercall; a deadline in the past.
     let r = unsafe { (ctx.api.clock_sleep)(RUMPUSER_CLOCK_ABSMONO, 0, 1) };
@@ -60,11 +72,25 @@ pub fn sleep_absolute_never_early(ctx: &Ctx) -> CaseResult {
 /// The CPU is released for the sleep and retaken afterwards.
 pub fn sleep_releases_cpu(ctx: &Ctx) -> CaseResult {
     let l = ctx.lwp();
-    let (r0, a0) = (l.releases.load(Ordering::Relaxed), l.reacquires.load(Ordering::Relaxed));
+    let (r0, a0) = (
+        l.releases.load(Ordering::Relaxed),
+        l.reacquires.load(Ordering::Relaxed),
+    );
     ctx.sleep_ns(1_000_000);
-    crate::ensure_eq!(l.releases.load(Ordering::Relaxed), r0 + 1, "releases during clock_sleep");
-    crate::ensure_eq!(l.reacquires.load(Ordering::Relaxed), a0 + 1, "reacquires during clock_sleep");
-    crate::ensure!(l.holds_cpu.load(Ordering::Relaxed), "returned without a CPU");
+    crate::ensure_eq!(
+        l.releases.load(Ordering::Relaxed),
+        r0 + 1,
+        "releases during clock_sleep"
+    );
+    crate::ensure_eq!(
+        l.reacquires.load(Ordering::Relaxed),
+        a0 + 1,
+        "reacquires during clock_sleep"
+    );
+    crate::ensure!(
+        l.holds_cpu.load(Ordering::Relaxed),
+        "returned without a CPU"
+    );
     Ok(())
 }
 

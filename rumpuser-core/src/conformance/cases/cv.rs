@@ -52,7 +52,11 @@ pub fn signal_and_broadcast(ctx: &Ctx) -> CaseResult {
             .ok_or("no handle")?,
         );
     }
-    crate::ensure!(ctx.wait_for(5000, || has_waiters(ctx, c) == 3), "has_waiters = {} with 3 waiters", has_waiters(ctx, c));
+    crate::ensure!(
+        ctx.wait_for(5000, || has_waiters(ctx, c) == 3),
+        "has_waiters = {} with 3 waiters",
+        has_waiters(ctx, c)
+    );
     // SAFETY: live objects.
     unsafe {
         (api.mutex_enter)(m.p());
@@ -60,14 +64,21 @@ pub fn signal_and_broadcast(ctx: &Ctx) -> CaseResult {
         (api.cv_signal)(c.p());
         (api.mutex_exit)(m.p());
     }
-    crate::ensure!(ctx.wait_for(5000, || DONE.load(Ordering::Relaxed) == 1), "signal woke nobody");
+    crate::ensure!(
+        ctx.wait_for(5000, || DONE.load(Ordering::Relaxed) == 1),
+        "signal woke nobody"
+    );
     ctx.sleep_ns(5_000_000);
     crate::ensure_eq!(DONE.load(Ordering::Relaxed), 1, "one token consumed twice");
     // Broadcast without holding the mutex (allowed by the contract).
     TOKENS.store(2, Ordering::Relaxed);
     // SAFETY: live cv.
     unsafe { (api.cv_broadcast)(c.p()) };
-    crate::ensure!(ctx.wait_for(5000, || DONE.load(Ordering::Relaxed) == 3), "broadcast did not wake everyone: {}", DONE.load(Ordering::Relaxed));
+    crate::ensure!(
+        ctx.wait_for(5000, || DONE.load(Ordering::Relaxed) == 3),
+        "broadcast did not wake everyone: {}",
+        DONE.load(Ordering::Relaxed)
+    );
     for h in hs {
         crate::ensure_eq!(h.join(), 0, "join");
     }
@@ -94,7 +105,10 @@ pub fn timedwait_never_early(ctx: &Ctx) -> CaseResult {
         let r = unsafe { (api.cv_timedwait)(c.p(), m.p(), 0, ns) };
         let dt = ctx.now() - t0;
         // Spurious 0 returns are legal, so only a timeout is checked for earliness.
-        crate::ensure!(r == 0 || r == Errno::ETIMEDOUT.raw(), "timedwait returned {r}");
+        crate::ensure!(
+            r == 0 || r == Errno::ETIMEDOUT.raw(),
+            "timedwait returned {r}"
+        );
         if r != 0 {
             crate::ensure!(dt >= ns as u64, "{ns} ns timedwait timed out after {dt} ns");
         }
@@ -160,8 +174,16 @@ pub fn timedwait_woken(ctx: &Ctx) -> CaseResult {
         (api.mutex_exit)(m.p());
     }
     crate::ensure_eq!(t.join(), 0, "join");
-    crate::ensure_eq!(RESULT.load(Ordering::Relaxed), 0, "signalled timedwait result");
-    crate::ensure!(ELAPSED.load(Ordering::Relaxed) < 2_000_000_000, "signalled waiter slept {} ns", ELAPSED.load(Ordering::Relaxed));
+    crate::ensure_eq!(
+        RESULT.load(Ordering::Relaxed),
+        0,
+        "signalled timedwait result"
+    );
+    crate::ensure!(
+        ELAPSED.load(Ordering::Relaxed) < 2_000_000_000,
+        "signalled waiter slept {} ns",
+        ELAPSED.load(Ordering::Relaxed)
+    );
     // SAFETY: unused now.
     unsafe {
         (api.cv_destroy)(c.p());
@@ -187,7 +209,10 @@ fn wait_and_observe(ctx: &Ctx, flags: i32) -> Result<(InterlockSeen, bool), allo
         (api.mutex_destroy)(m.p());
         r
     };
-    crate::ensure!(r == 0 || r == Errno::ETIMEDOUT.raw(), "timedwait returned {r}");
+    crate::ensure!(
+        r == 0 || r == Errno::ETIMEDOUT.raw(),
+        "timedwait returned {r}"
+    );
     Ok((l.last_interlock(), l.releases.load(Ordering::Relaxed) > r0))
 }
 
@@ -195,7 +220,11 @@ fn wait_and_observe(ctx: &Ctx, flags: i32) -> Result<(InterlockSeen, bool), allo
 pub fn reacquire_order_spin_kmutex(ctx: &Ctx) -> CaseResult {
     let (seen, released) = wait_and_observe(ctx, RUMPUSER_MTX_SPIN | RUMPUSER_MTX_KMUTEX)?;
     crate::ensure!(released, "cv wait did not release the CPU");
-    crate::ensure_eq!(seen, InterlockSeen::Free, "SPIN|KMUTEX: mutex must be free when the CPU is retaken");
+    crate::ensure_eq!(
+        seen,
+        InterlockSeen::Free,
+        "SPIN|KMUTEX: mutex must be free when the CPU is retaken"
+    );
     Ok(())
 }
 
@@ -203,7 +232,11 @@ pub fn reacquire_order_spin_kmutex(ctx: &Ctx) -> CaseResult {
 pub fn reacquire_order_spin_only(ctx: &Ctx) -> CaseResult {
     let (seen, released) = wait_and_observe(ctx, RUMPUSER_MTX_SPIN)?;
     crate::ensure!(released, "cv wait did not release the CPU");
-    crate::ensure_eq!(seen, InterlockSeen::Held, "SPIN: mutex must be held when the CPU is retaken");
+    crate::ensure_eq!(
+        seen,
+        InterlockSeen::Held,
+        "SPIN: mutex must be held when the CPU is retaken"
+    );
     Ok(())
 }
 
@@ -215,7 +248,10 @@ pub fn scheduler_mutex_interlock(ctx: &Ctx) -> CaseResult {
     let c = cv(api);
     // SAFETY: the model takes the scheduler mutex inside backend_unschedule.
     let r = unsafe { (api.cv_timedwait)(c.p(), sm.p(), 0, 2_000_000) };
-    crate::ensure!(r == 0 || r == Errno::ETIMEDOUT.raw(), "timedwait returned {r}");
+    crate::ensure!(
+        r == 0 || r == Errno::ETIMEDOUT.raw(),
+        "timedwait returned {r}"
+    );
     // SAFETY: probing a live mutex.
     let t = unsafe { (api.mutex_tryenter)(sm.p()) };
     crate::ensure_eq!(t, 0, "scheduler mutex left held after the wait");
@@ -246,7 +282,10 @@ pub fn nowrap_never_touches_cpu(ctx: &Ctx) -> CaseResult {
     .map_err(|e| alloc::format!("{e}"))?
     .ok_or("no handle")?;
     let l = ctx.lwp();
-    let (r0, a0) = (l.releases.load(Ordering::Relaxed), l.reacquires.load(Ordering::Relaxed));
+    let (r0, a0) = (
+        l.releases.load(Ordering::Relaxed),
+        l.reacquires.load(Ordering::Relaxed),
+    );
     // SAFETY: live objects; nowrap use as in scheduler.c.
     unsafe {
         (api.mutex_enter_nowrap)(m.p());
@@ -255,8 +294,16 @@ pub fn nowrap_never_touches_cpu(ctx: &Ctx) -> CaseResult {
         }
         (api.mutex_exit)(m.p());
     }
-    crate::ensure_eq!(l.releases.load(Ordering::Relaxed), r0, "nowrap wait released the CPU");
-    crate::ensure_eq!(l.reacquires.load(Ordering::Relaxed), a0, "nowrap wait reacquired a CPU");
+    crate::ensure_eq!(
+        l.releases.load(Ordering::Relaxed),
+        r0,
+        "nowrap wait released the CPU"
+    );
+    crate::ensure_eq!(
+        l.reacquires.load(Ordering::Relaxed),
+        a0,
+        "nowrap wait reacquired a CPU"
+    );
     crate::ensure_eq!(t.join(), 0, "join");
     // SAFETY: unused now.
     unsafe {

@@ -11,10 +11,23 @@ pub fn seterrno_kill_putchar_dprintf(ctx: &Ctx) -> CaseResult {
     unsafe {
         (ctx.api.seterrno)(0);
         (ctx.api.seterrno)(Errno::ENOENT.raw());
-        crate::ensure_eq!((ctx.api.kill)(crate::abi::RUMPUSER_PID_SELF, 0), 0, "kill(sig 0)");
-        crate::ensure!((ctx.api.kill)(1, -3) != 0, "kill with a negative signal must fail");
+        crate::ensure_eq!(
+            (ctx.api.kill)(crate::abi::RUMPUSER_PID_SELF, 0),
+            0,
+            "kill(sig 0)"
+        );
+        crate::ensure!(
+            (ctx.api.kill)(1, -3) != 0,
+            "kill with a negative signal must fail"
+        );
         (ctx.api.putchar)(b'\n' as c_int);
-        (ctx.api.dprintf)(c"rumpuser conformance: dprintf %s %d %zu %p\n".as_ptr(), c"ok".as_ptr(), 17 as c_int, 42usize, ctx as *const Ctx);
+        (ctx.api.dprintf)(
+            c"rumpuser conformance: dprintf %s %d %zu %p\n".as_ptr(),
+            c"ok".as_ptr(),
+            17 as c_int,
+            42usize,
+            ctx as *const Ctx,
+        );
     }
     Ok(())
 }
@@ -25,11 +38,21 @@ pub fn component_helpers(ctx: &Ctx) -> CaseResult {
     let r0 = l.releases.load(Ordering::Relaxed);
     // SAFETY: balanced pair from a scheduled thread.
     let cookie = unsafe { (ctx.api.component_unschedule)() };
-    crate::ensure!(!l.holds_cpu.load(Ordering::Relaxed), "component_unschedule kept the CPU");
+    crate::ensure!(
+        !l.holds_cpu.load(Ordering::Relaxed),
+        "component_unschedule kept the CPU"
+    );
     // SAFETY: the cookie from the matching unschedule.
     unsafe { (ctx.api.component_schedule)(cookie) };
-    crate::ensure!(l.holds_cpu.load(Ordering::Relaxed), "component_schedule did not retake the CPU");
-    crate::ensure_eq!(l.releases.load(Ordering::Relaxed), r0 + 1, "component_unschedule count");
+    crate::ensure!(
+        l.holds_cpu.load(Ordering::Relaxed),
+        "component_schedule did not retake the CPU"
+    );
+    crate::ensure_eq!(
+        l.releases.load(Ordering::Relaxed),
+        r0 + 1,
+        "component_unschedule count"
+    );
     // SAFETY: pure function.
     crate::ensure_eq!(unsafe { (ctx.api.component_errtrans)(0) }, 0, "errtrans(0)");
     Ok(())

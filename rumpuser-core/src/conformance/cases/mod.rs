@@ -32,35 +32,71 @@ pub const ALL: &[(&str, Case)] = &[
     ("mem::malloc_bad_alignment", mem::malloc_bad_alignment),
     ("mem::anonmmap", mem::anonmmap),
     ("clock::gettime", clock::gettime),
-    ("clock::sleep_relative_never_early", clock::sleep_relative_never_early),
-    ("clock::sleep_absolute_never_early", clock::sleep_absolute_never_early),
+    (
+        "clock::sleep_relative_never_early",
+        clock::sleep_relative_never_early,
+    ),
+    (
+        "clock::sleep_absolute_never_early",
+        clock::sleep_absolute_never_early,
+    ),
     ("clock::sleep_releases_cpu", clock::sleep_releases_cpu),
     ("clock::bad_input", clock::bad_input),
     ("random::getrandom", random::getrandom),
     ("random::bad_input", random::bad_input),
-    ("misc::seterrno_kill_putchar_dprintf", misc::seterrno_kill_putchar_dprintf),
+    (
+        "misc::seterrno_kill_putchar_dprintf",
+        misc::seterrno_kill_putchar_dprintf,
+    ),
     ("misc::component_helpers", misc::component_helpers),
     ("misc::dl_and_daemonize", misc::dl_and_daemonize),
     ("thread::create_join", thread::create_join),
     ("thread::detached_and_many", thread::detached_and_many),
     ("thread::curlwp_is_per_thread", thread::curlwp_is_per_thread),
     ("thread::bad_input", thread::bad_input),
-    ("mutex::uncontended_keeps_cpu_and_owner", mutex::uncontended_keeps_cpu_and_owner),
-    ("mutex::contended_kmutex_releases_cpu", mutex::contended_kmutex_releases_cpu),
-    ("mutex::contended_spin_keeps_cpu", mutex::contended_spin_keeps_cpu),
+    (
+        "mutex::uncontended_keeps_cpu_and_owner",
+        mutex::uncontended_keeps_cpu_and_owner,
+    ),
+    (
+        "mutex::contended_kmutex_releases_cpu",
+        mutex::contended_kmutex_releases_cpu,
+    ),
+    (
+        "mutex::contended_spin_keeps_cpu",
+        mutex::contended_spin_keeps_cpu,
+    ),
     ("mutex::exclusion_stress", mutex::exclusion_stress),
-    ("rw::readers_share_writers_exclude", rw::readers_share_writers_exclude),
+    (
+        "rw::readers_share_writers_exclude",
+        rw::readers_share_writers_exclude,
+    ),
     ("rw::held_semantics", rw::held_semantics),
     ("rw::tryupgrade", rw::tryupgrade),
-    ("rw::downgrade_keeps_writers_out", rw::downgrade_keeps_writers_out),
-    ("rw::contended_enter_releases_cpu", rw::contended_enter_releases_cpu),
+    (
+        "rw::downgrade_keeps_writers_out",
+        rw::downgrade_keeps_writers_out,
+    ),
+    (
+        "rw::contended_enter_releases_cpu",
+        rw::contended_enter_releases_cpu,
+    ),
     ("rw::exclusion_stress", rw::exclusion_stress),
     ("cv::signal_and_broadcast", cv::signal_and_broadcast),
     ("cv::timedwait_never_early", cv::timedwait_never_early),
     ("cv::timedwait_woken", cv::timedwait_woken),
-    ("cv::reacquire_order_spin_kmutex", cv::reacquire_order_spin_kmutex),
-    ("cv::reacquire_order_spin_only", cv::reacquire_order_spin_only),
-    ("cv::scheduler_mutex_interlock", cv::scheduler_mutex_interlock),
+    (
+        "cv::reacquire_order_spin_kmutex",
+        cv::reacquire_order_spin_kmutex,
+    ),
+    (
+        "cv::reacquire_order_spin_only",
+        cv::reacquire_order_spin_only,
+    ),
+    (
+        "cv::scheduler_mutex_interlock",
+        cv::scheduler_mutex_interlock,
+    ),
     ("cv::nowrap_never_touches_cpu", cv::nowrap_never_touches_cpu),
     ("file::open_errors", file::open_errors),
     ("file::iov_read_write", file::iov_read_write),
@@ -68,7 +104,10 @@ pub const ALL: &[(&str, Case)] = &[
     ("file::syncfd_and_close", file::syncfd_and_close),
     ("bio::write_read_back", bio::write_read_back),
     ("bio::errors_reach_biodone", bio::errors_reach_biodone),
-    ("bio::many_in_flight_exactly_once", bio::many_in_flight_exactly_once),
+    (
+        "bio::many_in_flight_exactly_once",
+        bio::many_in_flight_exactly_once,
+    ),
 ];
 
 /// A hypervisor object pointer that cases share between their threads.
@@ -110,4 +149,3 @@ pub fn cv(api: KitApi) -> Obj {
     unsafe { (api.cv_init)(&mut m) };
     Obj(m)
 }
-

@@ -28,12 +28,14 @@ pub fn uncontended_keeps_cpu_and_owner(ctx: &Ctx) -> CaseResult {
     unsafe { (api.mutex_enter)(m.p()) };
     crate::ensure_eq!(owner(ctx, m), me, "owner after enter");
     // SAFETY: as above.
-    crate::ensure_eq!(unsafe { (api.mutex_tryenter)(m.p()) }, Errno::EBUSY.raw(), "tryenter while held");
+    let r = unsafe { (api.mutex_tryenter)(m.p()) };
+    crate::ensure_eq!(r, Errno::EBUSY.raw(), "tryenter while held");
     // SAFETY: as above.
     unsafe { (api.mutex_exit)(m.p()) };
     crate::ensure!(owner(ctx, m).is_null(), "owner after exit");
     // SAFETY: as above.
-    crate::ensure_eq!(unsafe { (api.mutex_tryenter)(m.p()) }, 0, "tryenter when free");
+    let r = unsafe { (api.mutex_tryenter)(m.p()) };
+    crate::ensure_eq!(r, 0, "tryenter when free");
     crate::ensure_eq!(owner(ctx, m), me, "owner after tryenter");
     // SAFETY: as above.
     unsafe { (api.mutex_exit)(m.p()) };
@@ -44,7 +46,11 @@ pub fn uncontended_keeps_cpu_and_owner(ctx: &Ctx) -> CaseResult {
     crate::ensure_eq!(owner(ctx, s), me, "owner after enter_nowrap");
     // SAFETY: as above.
     unsafe { (api.mutex_exit)(s.p()) };
-    crate::ensure_eq!(ctx.lwp().releases.load(Ordering::Relaxed), r0, "uncontended locking released the CPU");
+    crate::ensure_eq!(
+        ctx.lwp().releases.load(Ordering::Relaxed),
+        r0,
+        "uncontended locking released the CPU"
+    );
     // SAFETY: not held, no waiters.
     unsafe {
         (api.mutex_destroy)(m.p());
@@ -65,7 +71,9 @@ fn contend(ctx: &Ctx, flags: i32) -> Result<(u32, bool), alloc::string::String> 
     // SAFETY: live mutex.
     unsafe { (api.mutex_enter)(m.p()) };
     let t = spawn(api, c"kit-contender", true, move || {
-        let l = super::super::model::model().current().expect("kit thread has an lwp");
+        let l = super::super::model::model()
+            .current()
+            .expect("kit thread has an lwp");
         let r0 = l.releases.load(Ordering::Relaxed);
         // SAFETY: live mutex.
         unsafe { (api.mutex_enter)(m.p()) };
@@ -83,20 +91,30 @@ fn contend(ctx: &Ctx, flags: i32) -> Result<(u32, bool), alloc::string::String> 
     .ok_or("no handle")?;
     // Let the contender block on the mutex.
     ctx.sleep_ns(20_000_000);
-    crate::ensure_eq!(DELTA.load(Ordering::Relaxed), u32::MAX, "contender got a held mutex");
+    crate::ensure_eq!(
+        DELTA.load(Ordering::Relaxed),
+        u32::MAX,
+        "contender got a held mutex"
+    );
     // SAFETY: held by us.
     unsafe { (api.mutex_exit)(m.p()) };
     crate::ensure_eq!(t.join(), 0, "join");
     // SAFETY: no longer used.
     unsafe { (api.mutex_destroy)(m.p()) };
-    Ok((DELTA.load(Ordering::Relaxed), OWNER_OK.load(Ordering::Relaxed) != 0))
+    Ok((
+        DELTA.load(Ordering::Relaxed),
+        OWNER_OK.load(Ordering::Relaxed) != 0,
+    ))
 }
 
 /// A contended adaptive mutex gives up the CPU while it waits.
 pub fn contended_kmutex_releases_cpu(ctx: &Ctx) -> CaseResult {
     let (delta, owner_ok) = contend(ctx, RUMPUSER_MTX_KMUTEX)?;
     crate::ensure!(delta >= 1, "contended KMUTEX enter did not release the CPU");
-    crate::ensure!(owner_ok, "owner after a contended enter is not the contender");
+    crate::ensure!(
+        owner_ok,
+        "owner after a contended enter is not the contender"
+    );
     Ok(())
 }
 
@@ -152,7 +170,11 @@ pub fn exclusion_stress(ctx: &Ctx) -> CaseResult {
         crate::ensure_eq!(h.join(), 0, "join");
     }
     crate::ensure_eq!(BAD.load(Ordering::Relaxed), 0, "two owners at once");
-    crate::ensure_eq!(COUNTER.load(Ordering::Relaxed), THREADS * ITERS, "lost updates under the mutex");
+    crate::ensure_eq!(
+        COUNTER.load(Ordering::Relaxed),
+        THREADS * ITERS,
+        "lost updates under the mutex"
+    );
     // SAFETY: no longer used.
     unsafe { (api.mutex_destroy)(m.p()) };
     Ok(())

@@ -6,7 +6,13 @@ use core::ffi::{c_char, c_int, c_void};
 
 fn get(ctx: &Ctx, name: &core::ffi::CStr, buf: &mut [u8]) -> c_int {
     // SAFETY: valid name and buffer.
-    unsafe { (ctx.api.getparam)(name.as_ptr() as *const c_char, buf.as_mut_ptr() as *mut c_void, buf.len()) }
+    unsafe {
+        (ctx.api.getparam)(
+            name.as_ptr() as *const c_char,
+            buf.as_mut_ptr() as *mut c_void,
+            buf.len(),
+        )
+    }
 }
 
 fn value(buf: &[u8]) -> &str {
@@ -18,11 +24,20 @@ fn value(buf: &[u8]) -> &str {
 pub fn mandatory(ctx: &Ctx) -> CaseResult {
     let mut b = [0xffu8; 256];
     crate::ensure_eq!(get(ctx, c"_RUMPUSER_NCPU", &mut b), 0, "_RUMPUSER_NCPU");
-    let n: i64 = value(&b).parse().map_err(|_| alloc::format!("NCPU {:?} is not a number", value(&b)))?;
+    let n: i64 = value(&b)
+        .parse()
+        .map_err(|_| alloc::format!("NCPU {:?} is not a number", value(&b)))?;
     crate::ensure!((1..=256).contains(&n), "NCPU {n} out of 1..=256");
     let mut b = [0xffu8; 256];
-    crate::ensure_eq!(get(ctx, c"_RUMPUSER_HOSTNAME", &mut b), 0, "_RUMPUSER_HOSTNAME");
-    crate::ensure!(!value(&b).is_empty() && b.contains(&0), "hostname must be a non-empty C string");
+    crate::ensure_eq!(
+        get(ctx, c"_RUMPUSER_HOSTNAME", &mut b),
+        0,
+        "_RUMPUSER_HOSTNAME"
+    );
+    crate::ensure!(
+        !value(&b).is_empty() && b.contains(&0),
+        "hostname must be a non-empty C string"
+    );
     Ok(())
 }
 

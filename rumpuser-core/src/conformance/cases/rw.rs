@@ -32,14 +32,21 @@ fn held(ctx: &Ctx, op: i32, rw: Obj) -> bool {
 
 /// Runs `f` on another kit thread and waits for it.
 fn on_other_thread(ctx: &Ctx, f: impl FnOnce() + Send + 'static) -> CaseResult {
-    let t = spawn(ctx.api, c"kit-rw", true, f).map_err(|e| alloc::format!("{e}"))?.ok_or("no handle")?;
+    let t = spawn(ctx.api, c"kit-rw", true, f)
+        .map_err(|e| alloc::format!("{e}"))?
+        .ok_or("no handle")?;
     crate::ensure_eq!(t.join(), 0, "join");
     Ok(())
 }
 
 /// A second reader gets in; a writer does not; nobody gets past a writer.
 pub fn readers_share_writers_exclude(ctx: &Ctx) -> CaseResult {
-    static RES: [AtomicI32; 4] = [AtomicI32::new(-1), AtomicI32::new(-1), AtomicI32::new(-1), AtomicI32::new(-1)];
+    static RES: [AtomicI32; 4] = [
+        AtomicI32::new(-1),
+        AtomicI32::new(-1),
+        AtomicI32::new(-1),
+        AtomicI32::new(-1),
+    ];
     let api = ctx.api;
     let rw = rwlock(api);
     enter(ctx, R, rw);
@@ -56,7 +63,11 @@ pub fn readers_share_writers_exclude(ctx: &Ctx) -> CaseResult {
     })?;
     exit(ctx, rw);
     crate::ensure_eq!(RES[0].load(Ordering::Relaxed), 0, "second reader refused");
-    crate::ensure_eq!(RES[1].load(Ordering::Relaxed), Errno::EBUSY.raw(), "writer admitted while a reader holds the lock");
+    crate::ensure_eq!(
+        RES[1].load(Ordering::Relaxed),
+        Errno::EBUSY.raw(),
+        "writer admitted while a reader holds the lock"
+    );
     enter(ctx, W, rw);
     on_other_thread(ctx, move || {
         // SAFETY: live rwlock.
@@ -66,9 +77,21 @@ pub fn readers_share_writers_exclude(ctx: &Ctx) -> CaseResult {
         }
     })?;
     exit(ctx, rw);
-    crate::ensure_eq!(RES[2].load(Ordering::Relaxed), Errno::EBUSY.raw(), "reader admitted while a writer holds the lock");
-    crate::ensure_eq!(RES[3].load(Ordering::Relaxed), Errno::EBUSY.raw(), "second writer admitted");
-    crate::ensure_eq!(tryenter(ctx, 7, rw), Errno::EINVAL.raw(), "tryenter with op 7");
+    crate::ensure_eq!(
+        RES[2].load(Ordering::Relaxed),
+        Errno::EBUSY.raw(),
+        "reader admitted while a writer holds the lock"
+    );
+    crate::ensure_eq!(
+        RES[3].load(Ordering::Relaxed),
+        Errno::EBUSY.raw(),
+        "second writer admitted"
+    );
+    crate::ensure_eq!(
+        tryenter(ctx, 7, rw),
+        Errno::EINVAL.raw(),
+        "tryenter with op 7"
+    );
     crate::ensure_eq!(tryenter(ctx, W, rw), 0, "writer on a free lock");
     exit(ctx, rw);
     // SAFETY: free and unused.
@@ -81,7 +104,10 @@ pub fn held_semantics(ctx: &Ctx) -> CaseResult {
     static OTHER: AtomicI32 = AtomicI32::new(-1);
     let api = ctx.api;
     let rw = rwlock(api);
-    crate::ensure!(!held(ctx, W, rw) && !held(ctx, R, rw), "free lock reported held");
+    crate::ensure!(
+        !held(ctx, W, rw) && !held(ctx, R, rw),
+        "free lock reported held"
+    );
     enter(ctx, W, rw);
     crate::ensure!(held(ctx, W, rw), "writer does not see itself holding");
     crate::ensure!(!held(ctx, R, rw), "write-held lock reported read-held");
@@ -91,7 +117,11 @@ pub fn held_semantics(ctx: &Ctx) -> CaseResult {
         unsafe { (api.rw_held)(W, rw.p(), &mut h) };
         OTHER.store(h, Ordering::Relaxed);
     })?;
-    crate::ensure_eq!(OTHER.load(Ordering::Relaxed), 0, "another lwp is told it holds the write lock");
+    crate::ensure_eq!(
+        OTHER.load(Ordering::Relaxed),
+        0,
+        "another lwp is told it holds the write lock"
+    );
     exit(ctx, rw);
     enter(ctx, R, rw);
     crate::ensure!(held(ctx, R, rw), "reader not reported");
@@ -111,7 +141,8 @@ pub fn tryupgrade(ctx: &Ctx) -> CaseResult {
     let rw = rwlock(api);
     enter(ctx, R, rw);
     // SAFETY: we hold a read lock.
-    crate::ensure_eq!(unsafe { (api.rw_tryupgrade)(rw.p()) }, 0, "sole reader could not upgrade");
+    let r = unsafe { (api.rw_tryupgrade)(rw.p()) };
+    crate::ensure_eq!(r, 0, "sole reader could not upgrade");
     crate::ensure!(held(ctx, W, rw), "upgraded lock not write-held by us");
     crate::ensure!(!held(ctx, R, rw), "upgraded lock still read-held");
     exit(ctx, rw);
@@ -130,7 +161,10 @@ pub fn tryupgrade(ctx: &Ctx) -> CaseResult {
     })
     .map_err(|e| alloc::format!("{e}"))?
     .ok_or("no handle")?;
-    crate::ensure!(ctx.wait_for(5000, || IN.load(Ordering::Acquire)), "reader thread never got in");
+    crate::ensure!(
+        ctx.wait_for(5000, || IN.load(Ordering::Acquire)),
+        "reader thread never got in"
+    );
     enter(ctx, R, rw);
     // SAFETY: we hold a read lock.
     let r = unsafe { (api.rw_tryupgrade)(rw.p()) };
@@ -182,8 +216,16 @@ pub fn downgrade_keeps_writers_out(ctx: &Ctx) -> CaseResult {
     READER_ACTIVE.store(false, Ordering::Release);
     exit(ctx, rw);
     crate::ensure_eq!(t.join(), 0, "join");
-    crate::ensure_eq!(early, 0, "a writer got in while the downgraded read hold was active");
-    crate::ensure_eq!(OVERLAP.load(Ordering::Relaxed), 0, "writer overlapped the reader");
+    crate::ensure_eq!(
+        early,
+        0,
+        "a writer got in while the downgraded read hold was active"
+    );
+    crate::ensure_eq!(
+        OVERLAP.load(Ordering::Relaxed),
+        0,
+        "writer overlapped the reader"
+    );
     crate::ensure_eq!(WRITER_IN.load(Ordering::Relaxed), 1, "writer never got in");
     // SAFETY: free and unused.
     unsafe { (api.rw_destroy)(rw.p()) };
@@ -211,7 +253,10 @@ pub fn contended_enter_releases_cpu(ctx: &Ctx) -> CaseResult {
     ctx.sleep_ns(15_000_000);
     exit(ctx, rw);
     crate::ensure_eq!(t.join(), 0, "join");
-    crate::ensure!(DELTA.load(Ordering::Relaxed) >= 1, "blocked rw_enter did not release the CPU");
+    crate::ensure!(
+        DELTA.load(Ordering::Relaxed) >= 1,
+        "blocked rw_enter did not release the CPU"
+    );
     // SAFETY: free and unused.
     unsafe { (api.rw_destroy)(rw.p()) };
     Ok(())
@@ -235,7 +280,9 @@ pub fn exclusion_stress(ctx: &Ctx) -> CaseResult {
                     // SAFETY: live rwlock.
                     unsafe { (api.rw_enter)(if write { W } else { R }, rw.p()) };
                     if write {
-                        if WRITERS.fetch_add(1, Ordering::AcqRel) != 0 || READERS.load(Ordering::Acquire) != 0 {
+                        if WRITERS.fetch_add(1, Ordering::AcqRel) != 0
+                            || READERS.load(Ordering::Acquire) != 0
+                        {
                             BAD.fetch_add(1, Ordering::Relaxed);
                         }
                         core::hint::spin_loop();

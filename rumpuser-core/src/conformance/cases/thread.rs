@@ -4,8 +4,8 @@ use super::super::kthread::spawn;
 use super::super::{CaseResult, Ctx};
 use crate::Errno;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 use core::ptr;
+use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 
 /// A joinable thread runs, starts without curlwp, and join releases the CPU.
 pub fn create_join(ctx: &Ctx) -> CaseResult {
@@ -23,8 +23,14 @@ pub fn create_join(ctx: &Ctx) -> CaseResult {
     let r0 = ctx.lwp().releases.load(Ordering::Relaxed);
     crate::ensure_eq!(t.join(), 0, "thread_join");
     crate::ensure_eq!(RAN.load(Ordering::Relaxed), 1, "thread body ran");
-    crate::ensure!(ctx.lwp().releases.load(Ordering::Relaxed) > r0, "thread_join did not release the CPU");
-    crate::ensure!(!super::super::kthread::STARTED_WITH_CURLWP.load(Ordering::Relaxed), "a thread started with curlwp set");
+    crate::ensure!(
+        ctx.lwp().releases.load(Ordering::Relaxed) > r0,
+        "thread_join did not release the CPU"
+    );
+    crate::ensure!(
+        !super::super::kthread::STARTED_WITH_CURLWP.load(Ordering::Relaxed),
+        "a thread started with curlwp set"
+    );
     Ok(())
 }
 
@@ -39,10 +45,18 @@ pub fn detached_and_many(ctx: &Ctx) -> CaseResult {
         .map_err(|e| alloc::format!("detached thread_create: {e}"))?;
         crate::ensure!(h.is_none(), "detached thread got a handle");
     }
-    crate::ensure!(ctx.wait_for(5000, || N.load(Ordering::Relaxed) == 50), "only {} of 50 detached threads ran", N.load(Ordering::Relaxed));
+    crate::ensure!(
+        ctx.wait_for(5000, || N.load(Ordering::Relaxed) == 50),
+        "only {} of 50 detached threads ran",
+        N.load(Ordering::Relaxed)
+    );
     let mut hs = Vec::new();
     for _ in 0..100 {
-        hs.push(spawn(ctx.api, c"kit-many", true, || {}).map_err(|e| alloc::format!("thread_create: {e}"))?.ok_or("no handle")?);
+        hs.push(
+            spawn(ctx.api, c"kit-many", true, || {})
+                .map_err(|e| alloc::format!("thread_create: {e}"))?
+                .ok_or("no handle")?,
+        );
     }
     for h in hs {
         crate::ensure_eq!(h.join(), 0, "join");
@@ -65,7 +79,10 @@ pub fn curlwp_is_per_thread(ctx: &Ctx) -> CaseResult {
     .ok_or("no handle")?;
     crate::ensure_eq!(t.join(), 0, "join");
     let seen = SEEN.load(Ordering::Relaxed);
-    crate::ensure!(!seen.is_null() && seen != me, "thread saw curlwp {seen:p}, case thread is {me:p}");
+    crate::ensure!(
+        !seen.is_null() && seen != me,
+        "thread saw curlwp {seen:p}, case thread is {me:p}"
+    );
     // SAFETY: plain hypercall.
     crate::ensure_eq!(unsafe { (api.curlwp)() }, me, "curlwp after join");
     Ok(())
@@ -75,7 +92,9 @@ pub fn curlwp_is_per_thread(ctx: &Ctx) -> CaseResult {
 pub fn bad_input(ctx: &Ctx) -> CaseResult {
     let mut cookie = ptr::null_mut();
     // SAFETY: NULL function must be refused.
-    let r = unsafe { (ctx.api.thread_create)(None, ptr::null_mut(), ptr::null(), 1, 0, -1, &mut cookie) };
+    let r = unsafe {
+        (ctx.api.thread_create)(None, ptr::null_mut(), ptr::null(), 1, 0, -1, &mut cookie)
+    };
     crate::ensure_eq!(r, Errno::EINVAL.raw(), "thread_create(NULL)");
     // SAFETY: NULL cookie must be refused.
     let r = unsafe { (ctx.api.thread_join)(ptr::null_mut()) };
