@@ -1,1 +1,32 @@
-//! rumpuser-green
+//! `rumpuser-green`: every rump-kernel thread is a green thread on one host
+//! thread, scheduled cooperatively — the scheduling model of a unikernel.
+//!
+//! * [`sched_core`] is the `no_std` scheduler (context switch, run/sleep/wait
+//!   queues, cooperative mutex/rwlock/cv) that the bare-metal and Xen
+//!   platforms reuse; it talks to its host only through
+//!   [`sched_core::Platform`].
+//! * `host` (feature `posix`) is the POSIX host: monotonic clock, `ppoll`
+//!   on an eventfd when idle, guard-paged `mmap` stacks, a host worker pool
+//!   for block I/O whose completions wake a green thread, and the optional
+//!   deterministic mode.
+//! * `hyp` (feature `posix`) implements [`rumpuser_core::Hypervisor`] and
+//!   exports the C ABI (`librumpuser_green`).
+//!
+//! The kernel layer must be built with `RUMP_CURLWP=hypercall`: with
+//! `__thread` the kernel caches curlwp in host TLS, which all green threads
+//! share. Every hypercall must come from the host thread that called
+//! `rumpuser_init`; anything else is reported and aborts.
+#![cfg_attr(not(feature = "posix"), no_std)]
+
+extern crate alloc;
+
+#[path = "core/mod.rs"]
+pub mod sched_core;
+
+#[cfg(feature = "posix")]
+pub mod host;
+#[cfg(feature = "posix")]
+pub mod hyp;
+
+#[cfg(feature = "posix")]
+rumpuser_core::export_rumpuser!(&crate::hyp::GREEN);

@@ -12,7 +12,6 @@
 
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use rumpuser_core::bio::BioRequest;
-use rumpuser_core::types::BioOp;
 use rumpuser_core::{sched, Errno};
 use std::sync::OnceLock;
 
@@ -71,40 +70,9 @@ fn worker(rx: Receiver<BioRequest>) {
             off,
             done,
         } = req;
-        let r = transfer(fd, op, data, len, off);
+        let r = rumpuser_host::blockio::transfer(fd, op, data, len, off);
         done.complete(r);
     }
-}
-
-/// Performs one transfer synchronously on the calling thread.
-pub fn transfer(fd: i32, op: BioOp, data: *mut u8, len: usize, off: u64) -> Result<usize, Errno> {
-    let mut done = 0usize;
-    while done < len {
-        let p = data.wrapping_add(done);
-        let o = (off + done as u64) as libc::off_t;
-        let n = match op {
-            BioOp::Read => crate::sys::retry_isize(|| {
-                // SAFETY: the kernel's buffer is valid for `len` bytes until
-                // completion and belongs to this request alone.
-                unsafe { libc::pread(fd, p.cast(), len - done, o) }
-            }),
-            BioOp::Write { .. } => crate::sys::retry_isize(|| {
-                // SAFETY: as above.
-                unsafe { libc::pwrite(fd, p.cast(), len - done, o) }
-            }),
-        };
-        match n {
-            Ok(0) => break,
-            Ok(n) => done += n,
-            Err(e) if done == 0 => return Err(e),
-            Err(_) => break,
-        }
-    }
-    if let BioOp::Write { sync: true } = op {
-        // SAFETY: plain fdatasync on the request's descriptor.
-        crate::sys::retry_int(|| unsafe { libc::fdatasync(fd) })?;
-    }
-    Ok(done)
 }
 
 /// Starts a request; called with the virtual CPU released.
@@ -118,7 +86,7 @@ pub fn submit(req: BioRequest) {
             off,
             done,
         } = req;
-        let r = transfer(fd, op, data, len, off);
+        let r = rumpuser_host::blockio::transfer(fd, op, data, len, off);
         done.complete(r);
         return;
     }

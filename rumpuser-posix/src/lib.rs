@@ -1,26 +1,18 @@
 //! `rumpuser-posix`: the rumpuser v17 hypercall layer for Linux userspace,
 //! on host threads.
 //!
-//! Each module mirrors one file of NetBSD's `lib/librumpuser`:
-//! [`param`] (rumpuser.c's getparam), [`mem`], [`file`], [`bio`], [`clock`],
-//! [`thread`] (rumpuser_pth.c threads), [`curlwp`], [`sync`] (futex locks),
-//! [`random`], [`console`], [`signal`], `dl` and `daemonize`. This file only
-//! joins them into the [`Hypervisor`] implementation and exports the C ABI.
+//! Threads, curlwp, locks and the block I/O pool live here ([`thread`],
+//! [`curlwp`], [`sync`], [`bio`]); files, memory, clocks, randomness,
+//! console, signals, parameters, dl and daemonize come from
+//! `rumpuser-host`, which the green flavour shares. This file only joins
+//! them into the [`Hypervisor`] implementation and exports the C ABI.
 
 pub mod bio;
-pub mod clock;
-pub mod console;
 pub mod curlwp;
-pub mod daemonize;
-pub mod dl;
-pub mod file;
-pub mod mem;
-pub mod param;
-pub mod random;
-pub mod signal;
 pub mod sync;
-pub mod sys;
 pub mod thread;
+
+use rumpuser_host::{clock, console, daemonize, dl, file, mem, param, random, signal, sys};
 
 use core::ffi::{c_int, c_void, CStr};
 use core::ptr::NonNull;

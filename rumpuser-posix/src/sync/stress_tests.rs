@@ -8,11 +8,19 @@
 //! condition-variable waits never losing a wakeup (every wait carries a
 //! multi-second guard deadline, so a lost wakeup fails the test instead of
 //! hanging it) nor timing out before their deadline.
+//!
+//! A broken lock tends to turn a failed assertion into a hang (the panicking
+//! thread never releases, its peers block forever), so every spawned thread
+//! aborts the test process with a message on panic, and every test runs under
+//! a [`Watchdog`] that aborts it if it has not finished after `WATCHDOG`.
 
 use super::futex::monotonic_ns;
 use super::{Condvar, RawMutex, RawRwLock};
 use core::cell::UnsafeCell;
+use std::io::Write;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::SeqCst};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -21,6 +29,62 @@ const MS: u64 = 1_000_000;
 /// Guard deadline for waits that must be woken: reaching it means a lost
 /// wakeup.
 const GUARD_NS: u64 = 5_000 * MS;
+
+/// How long a test may run before its [`Watchdog`] declares it hung.
+const WATCHDOG: Duration = Duration::from_secs(30);
+
+/// Reports `msg` on the real stderr (not the test harness's capture, which
+/// an abort would discard) and aborts the test process.
+fn die(msg: &str) -> ! {
+    let _ = writeln!(std::io::stderr(), "sync stress test: {msg}");
+    std::process::abort();
+}
+
+/// Aborts the process if the test holding it is still running after
+/// `WATCHDOG` (deadlock or lost wakeup in the lock under test).
+struct Watchdog(Arc<AtomicBool>);
+
+impl Watchdog {
+    fn new(test: &'static str) -> Self {
+        let done = Arc::new(AtomicBool::new(false));
+        let done2 = Arc::clone(&done);
+        thread::spawn(move || {
+            let start = Instant::now();
+            while !done2.load(SeqCst) {
+                if start.elapsed() > WATCHDOG {
+                    die(&format!("{test}: still running after {WATCHDOG:?}, hung"));
+                }
+                thread::sleep(Duration::from_millis(10));
+            }
+        });
+        Self(done)
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.0.store(true, SeqCst);
+    }
+}
+
+/// Spawns a scoped thread that aborts the process if `f` panics (it may be
+/// holding a lock its peers will wait for forever).
+fn spawn<'scope, T: Send + 'scope>(
+    s: &'scope thread::Scope<'scope, '_>,
+    f: impl FnOnce() -> T + Send + 'scope,
+) -> thread::ScopedJoinHandle<'scope, T> {
+    s.spawn(move || match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(v) => v,
+        Err(payload) => {
+            let msg = payload
+                .downcast_ref::<&str>()
+                .map(|m| m.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            die(&format!("thread panicked: {msg}"))
+        }
+    })
+}
 
 /// Data protected by one of the locks under test; accessing it without the
 /// lock is a bug the tests are designed to expose (torn pairs, lost updates).
@@ -49,7 +113,7 @@ fn hammer(n: usize, f: impl Fn(usize, &AtomicBool) -> u64 + Sync) -> u64 {
     let stop = AtomicBool::new(false);
     let (f, stop_ref) = (&f, &stop);
     thread::scope(|s| {
-        let handles: Vec<_> = (0..n).map(|i| s.spawn(move || f(i, stop_ref))).collect();
+        let handles: Vec<_> = (0..n).map(|i| spawn(s, move || f(i, stop_ref))).collect();
         thread::sleep(STRESS);
         stop.store(true, SeqCst);
         handles.into_iter().map(|h| h.join().unwrap()).sum()
@@ -58,6 +122,7 @@ fn hammer(n: usize, f: impl Fn(usize, &AtomicBool) -> u64 + Sync) -> u64 {
 
 #[test]
 fn mutex_counter() {
+    let _watchdog = Watchdog::new("mutex_counter");
     let m = RawMutex::new();
     let counter = Guarded::new(0u64);
     let inside = AtomicBool::new(false);
@@ -94,11 +159,12 @@ fn mutex_counter() {
 
 #[test]
 fn mutex_sleeper_is_woken() {
+    let _watchdog = Watchdog::new("mutex_sleeper_is_woken");
     let m = RawMutex::new();
     let acquired = AtomicBool::new(false);
     m.lock();
     thread::scope(|s| {
-        s.spawn(|| {
+        spawn(s, || {
             m.lock();
             acquired.store(true, SeqCst);
             m.unlock();
@@ -169,6 +235,7 @@ impl RwShared {
 
 #[test]
 fn rwlock_readers_never_see_writer() {
+    let _watchdog = Watchdog::new("rwlock_readers_never_see_writer");
     let sh = RwShared::new();
     let ops = hammer(5, |i, stop| {
         let mut ops = 0u64;
@@ -209,12 +276,13 @@ fn rwlock_readers_never_see_writer() {
 /// The classic bug: a writer acquiring while readers still hold the lock.
 #[test]
 fn writer_waits_for_all_readers() {
+    let _watchdog = Watchdog::new("writer_waits_for_all_readers");
     let sh = RwShared::new();
     let writer_in = AtomicBool::new(false);
     sh.lock.read();
     sh.lock.read();
     thread::scope(|s| {
-        s.spawn(|| {
+        spawn(s, || {
             sh.lock.write();
             writer_in.store(true, SeqCst);
             assert!(!sh.lock.has_readers());
@@ -237,12 +305,13 @@ fn writer_waits_for_all_readers() {
 
 #[test]
 fn readers_wait_for_writer_and_all_wake() {
+    let _watchdog = Watchdog::new("readers_wait_for_writer_and_all_wake");
     let l = RawRwLock::new();
     let got = AtomicU32::new(0);
     l.write();
     thread::scope(|s| {
         for _ in 0..3 {
-            s.spawn(|| {
+            spawn(s, || {
                 l.read();
                 assert!(!l.is_write_locked());
                 got.fetch_add(1, SeqCst);
@@ -262,6 +331,7 @@ fn readers_wait_for_writer_and_all_wake() {
 
 #[test]
 fn downgrade_with_racing_writers() {
+    let _watchdog = Watchdog::new("downgrade_with_racing_writers");
     let sh = RwShared::new();
     let downgrades = AtomicU64::new(0);
     let ops = hammer(5, |i, stop| {
@@ -314,13 +384,14 @@ fn downgrade_with_racing_writers() {
 
 #[test]
 fn downgrade_lets_sleeping_readers_in_without_writer() {
+    let _watchdog = Watchdog::new("downgrade_lets_sleeping_readers_in_without_writer");
     let l = RawRwLock::new();
     let readers_in = AtomicU32::new(0);
     let writer_in = AtomicBool::new(false);
     l.write();
     thread::scope(|s| {
         for _ in 0..2 {
-            s.spawn(|| {
+            spawn(s, || {
                 l.read();
                 readers_in.fetch_add(1, SeqCst);
                 assert!(!writer_in.load(SeqCst));
@@ -328,7 +399,7 @@ fn downgrade_lets_sleeping_readers_in_without_writer() {
             });
         }
         thread::sleep(Duration::from_millis(30));
-        s.spawn(|| {
+        spawn(s, || {
             l.write();
             writer_in.store(true, SeqCst);
             l.unlock_write();
@@ -351,12 +422,13 @@ fn downgrade_lets_sleeping_readers_in_without_writer() {
 
 #[test]
 fn try_upgrade_sole_reader_succeeds() {
+    let _watchdog = Watchdog::new("try_upgrade_sole_reader_succeeds");
     let l = RawRwLock::new();
     let other_in = AtomicBool::new(false);
     let release = AtomicBool::new(false);
     l.read();
     thread::scope(|s| {
-        s.spawn(|| {
+        spawn(s, || {
             l.read();
             other_in.store(true, SeqCst);
             while !release.load(SeqCst) {
@@ -381,11 +453,12 @@ fn try_upgrade_sole_reader_succeeds() {
 /// writer is queued (the waiting bits must not make it fail).
 #[test]
 fn try_upgrade_with_waiting_writer() {
+    let _watchdog = Watchdog::new("try_upgrade_with_waiting_writer");
     let l = RawRwLock::new();
     let writer_in = AtomicBool::new(false);
     l.read();
     thread::scope(|s| {
-        s.spawn(|| {
+        spawn(s, || {
             l.write();
             writer_in.store(true, SeqCst);
             l.unlock_write();
@@ -403,6 +476,7 @@ fn try_upgrade_with_waiting_writer() {
 
 #[test]
 fn try_upgrade_stress() {
+    let _watchdog = Watchdog::new("try_upgrade_stress");
     let sh = RwShared::new();
     let upgrades = AtomicU64::new(0);
     let ops = hammer(4, |i, stop| {
@@ -463,6 +537,7 @@ fn wait_until(cv: &Condvar, m: &RawMutex, mut pred: impl FnMut() -> bool) {
 
 #[test]
 fn condvar_ping_pong() {
+    let _watchdog = Watchdog::new("condvar_ping_pong");
     let m = RawMutex::new();
     let cv = Condvar::new();
     let turn = Guarded::new(0usize);
@@ -496,6 +571,7 @@ fn condvar_ping_pong() {
 
 #[test]
 fn condvar_notify_without_mutex_queue() {
+    let _watchdog = Watchdog::new("condvar_notify_without_mutex_queue");
     let m = RawMutex::new();
     let cv = Condvar::new();
     // (items queued, producer done)
@@ -504,7 +580,7 @@ fn condvar_notify_without_mutex_queue() {
     let stop = AtomicBool::new(false);
     let produced = thread::scope(|s| {
         for _ in 0..3 {
-            s.spawn(|| loop {
+            spawn(s, || loop {
                 // SAFETY: the predicate runs with `m` held.
                 wait_until(&cv, &m, || unsafe { (*q.get()).0 > 0 || (*q.get()).1 });
                 // SAFETY: we hold `m`.
@@ -520,7 +596,7 @@ fn condvar_notify_without_mutex_queue() {
                 }
             });
         }
-        let producer = s.spawn(|| {
+        let producer = spawn(s, || {
             let mut produced = 0u64;
             while !stop.load(SeqCst) {
                 m.lock();
@@ -552,13 +628,14 @@ fn condvar_notify_without_mutex_queue() {
 
 #[test]
 fn condvar_broadcast_wakes_all() {
+    let _watchdog = Watchdog::new("condvar_broadcast_wakes_all");
     let m = RawMutex::new();
     let cv = Condvar::new();
     let go = Guarded::new(false);
     let woken = AtomicU32::new(0);
     thread::scope(|s| {
         for _ in 0..4 {
-            s.spawn(|| {
+            spawn(s, || {
                 // SAFETY: the predicate runs with `m` held.
                 wait_until(&cv, &m, || unsafe { *go.get() });
                 m.unlock();
@@ -584,12 +661,13 @@ fn condvar_broadcast_wakes_all() {
 /// must come at or after the deadline.
 #[test]
 fn condvar_timed_waits_never_early() {
+    let _watchdog = Watchdog::new("condvar_timed_waits_never_early");
     let m = RawMutex::new();
     let cv = Condvar::new();
     let stop = AtomicBool::new(false);
     let timeouts = AtomicU64::new(0);
     thread::scope(|s| {
-        s.spawn(|| {
+        spawn(s, || {
             while !stop.load(SeqCst) {
                 cv.notify_all();
                 thread::yield_now();
@@ -598,7 +676,7 @@ fn condvar_timed_waits_never_early() {
         let waiters: Vec<_> = (0..2u64)
             .map(|i| {
                 let (m, cv, timeouts) = (&m, &cv, &timeouts);
-                s.spawn(move || {
+                spawn(s, move || {
                     for k in 0..12u64 {
                         let deadline = monotonic_ns() + (1 + (k + i) % 5) * MS + 77_777;
                         m.lock();
