@@ -107,7 +107,9 @@ impl Hypervisor for Green {
                 for e in &t {
                     s.push_str(&format!("{}>{} ", e.from.as_raw(), e.to.as_raw()));
                 }
-                px::console::write_stderr(format!("rumpuser-green trace ({} switches): {s}\n", t.len()).as_bytes());
+                px::console::write_stderr(
+                    format!("rumpuser-green trace ({} switches): {s}\n", t.len()).as_bytes(),
+                );
             }
             // SAFETY: registering a plain function.
             unsafe { libc::atexit(dump) };
@@ -136,7 +138,13 @@ impl Hypervisor for Green {
         unsafe { px::mem::free(ptr, len) }
     }
 
-    fn anonmmap(&self, hint: *mut c_void, size: usize, alignbit: u32, exec: bool) -> HyperResult<NonNull<u8>> {
+    fn anonmmap(
+        &self,
+        hint: *mut c_void,
+        size: usize,
+        alignbit: u32,
+        exec: bool,
+    ) -> HyperResult<NonNull<u8>> {
         px::mem::anonmmap(hint, size, alignbit, exec)
     }
 
@@ -218,7 +226,12 @@ impl Hypervisor for Green {
         px::signal::exit(how)
     }
 
-    fn thread_create(&self, entry: ThreadFn, arg: SendPtr, spec: ThreadSpec<'_>) -> HyperResult<Option<Joinable>> {
+    fn thread_create(
+        &self,
+        entry: ThreadFn,
+        arg: SendPtr,
+        spec: ThreadSpec<'_>,
+    ) -> HyperResult<Option<Joinable>> {
         on_green_host();
         let mut name = [0u8; 32];
         let n = spec.name.map(|n| n.to_bytes()).unwrap_or(b"");
@@ -231,7 +244,12 @@ impl Hypervisor for Green {
             // ends in `rumpuser_thread_exit` (or returns, which also exits).
             unsafe { entry(a.0) };
         };
-        match sched_core::spawn_closure(body, name, STACK_SIZE.load(Ordering::Relaxed), spec.joinable) {
+        match sched_core::spawn_closure(
+            body,
+            name,
+            STACK_SIZE.load(Ordering::Relaxed),
+            spec.joinable,
+        ) {
             Ok(t) => Ok(spec.joinable.then_some(Joinable(t))),
             Err(sched_core::SpawnError::OutOfMemory) => Err(Errno::ENOMEM),
             Err(_) => Err(Errno::EAGAIN),
@@ -262,7 +280,10 @@ impl Hypervisor for Green {
 
     fn set_curlwp(&self, l: *mut Lwp) {
         on_green_host();
-        if !l.is_null() && SETS.fetch_add(1, Ordering::Relaxed) == 256 && !ASKED.load(Ordering::Relaxed) {
+        if !l.is_null()
+            && SETS.fetch_add(1, Ordering::Relaxed) == 256
+            && !ASKED.load(Ordering::Relaxed)
+        {
             rumpuser_core::diag::report(format_args!(
                 "rumpuser-green: the kernel sets lwps but never calls rumpuser_curlwp(); \
                  it was probably built with RUMP_CURLWP=__thread, which green threads cannot support"
@@ -332,7 +353,12 @@ impl Hypervisor for Green {
     fn cond_new(&self) -> Self::Cond {
         Shared(GreenCondvar::new())
     }
-    fn cond_wait(&self, c: &Self::Cond, m: &Self::Mutex, deadline: Option<MonoNanos>) -> WaitOutcome {
+    fn cond_wait(
+        &self,
+        c: &Self::Cond,
+        m: &Self::Mutex,
+        deadline: Option<MonoNanos>,
+    ) -> WaitOutcome {
         on_green_host();
         if c.0.wait_unlocked(&m.0, deadline) {
             WaitOutcome::TimedOut
@@ -361,4 +387,3 @@ impl Hypervisor for Green {
         px::daemonize::done(error).map_err(Errno::from_raw)
     }
 }
-

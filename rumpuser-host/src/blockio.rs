@@ -35,4 +35,3 @@ pub fn transfer(fd: i32, op: BioOp, data: *mut u8, len: usize, off: u64) -> Resu
     }
     Ok(done)
 }
-

@@ -40,9 +40,19 @@ fn workers() -> &'static Sender<BioRequest> {
                 .name(format!("greenbio{i}"))
                 .spawn(move || {
                     for req in rx {
-                        let BioRequest { fd, op, data, len, off, done } = req;
+                        let BioRequest {
+                            fd,
+                            op,
+                            data,
+                            len,
+                            off,
+                            done,
+                        } = req;
                         let r = rumpuser_host::blockio::transfer(fd, op, data, len, off);
-                        COMPLETIONS.lock().unwrap_or_else(|e| e.into_inner()).push((done, r));
+                        COMPLETIONS
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push((done, r));
                         HOST.post(BIODONE_THREAD.load(Ordering::Acquire));
                     }
                 })
@@ -76,14 +86,23 @@ fn ensure_biodone_thread() {
     }
     match sched_core::spawn_closure(biodone_thread, "biodone", 0, false) {
         Ok(t) => BIODONE_THREAD.store(t.as_raw(), Ordering::Release),
-        Err(e) => rumpuser_core::diag::fatal(format_args!("cannot start the biodone thread: {e:?}")),
+        Err(e) => {
+            rumpuser_core::diag::fatal(format_args!("cannot start the biodone thread: {e:?}"))
+        }
     }
 }
 
 /// Starts a request (called on a green thread with its virtual CPU released).
 pub fn submit(req: BioRequest) {
     if HOST.is_virtual() {
-        let BioRequest { fd, op, data, len, off, done } = req;
+        let BioRequest {
+            fd,
+            op,
+            data,
+            len,
+            off,
+            done,
+        } = req;
         let r = rumpuser_host::blockio::transfer(fd, op, data, len, off);
         done.complete(r);
         return;

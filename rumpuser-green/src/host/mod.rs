@@ -65,7 +65,10 @@ impl Host {
 
     /// Called from any host thread: wake the green thread `token` soon.
     pub fn post(&self, token: u64) {
-        self.tokens.lock().unwrap_or_else(|e| e.into_inner()).push(token);
+        self.tokens
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(token);
         self.pending.store(true, Ordering::Release);
         let one: u64 = 1;
         // SAFETY: writing 8 bytes from a local to our eventfd.
