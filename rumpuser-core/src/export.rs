@@ -1,4 +1,4 @@
-//! [`export_rumpuser!`]: the only place that defines `#[no_mangle]` symbols.
+//! [`export_rumpuser!`](crate::export_rumpuser): the only place that defines `#[no_mangle]` symbols.
 //!
 //! One invocation in a platform crate emits every `rumpuser_*` symbol of
 //! v17, the `rumpuser_component_*` helpers and the dprintf back end, each a
@@ -474,7 +474,7 @@ macro_rules! export_rumpuser {
     };
 }
 
-/// Every symbol [`export_rumpuser!`] defines, in header order (checked by
+/// Every symbol [`export_rumpuser!`](crate::export_rumpuser) defines, in header order (checked by
 /// tests against `include/rump/rumpuser.h` and `nm` of the built libraries).
 pub const EXPORTED_SYMBOLS: &[&str] = &[
     "rumpuser_init",

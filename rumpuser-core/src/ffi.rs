@@ -687,7 +687,7 @@ unsafe fn mtx<'a, H: Hypervisor>(m: *mut c_void) -> &'a MutexObj<H> {
 /// first and release it only to wait.
 ///
 /// # Safety
-/// See [`mtx`].
+/// See `mtx`.
 pub unsafe fn mutex_enter<H: Hypervisor>(h: &H, m: *mut c_void) {
     // SAFETY: caller's contract.
     let m = unsafe { mtx::<H>(m) };
@@ -702,7 +702,7 @@ pub unsafe fn mutex_enter<H: Hypervisor>(h: &H, m: *mut c_void) {
 /// `rumpuser_mutex_enter_nowrap`: never touches the scheduler.
 ///
 /// # Safety
-/// See [`mtx`].
+/// See `mtx`.
 pub unsafe fn mutex_enter_nowrap<H: Hypervisor>(h: &H, m: *mut c_void) {
     // SAFETY: caller's contract.
     let m = unsafe { mtx::<H>(m) };
@@ -713,7 +713,7 @@ pub unsafe fn mutex_enter_nowrap<H: Hypervisor>(h: &H, m: *mut c_void) {
 /// `rumpuser_mutex_tryenter`: 0 or `EBUSY`.
 ///
 /// # Safety
-/// See [`mtx`].
+/// See `mtx`.
 pub unsafe fn mutex_tryenter<H: Hypervisor>(h: &H, m: *mut c_void) -> c_int {
     // SAFETY: caller's contract.
     let m = unsafe { mtx::<H>(m) };
@@ -728,7 +728,7 @@ pub unsafe fn mutex_tryenter<H: Hypervisor>(h: &H, m: *mut c_void) -> c_int {
 /// `rumpuser_mutex_exit`.
 ///
 /// # Safety
-/// See [`mtx`]; the caller holds the mutex.
+/// See `mtx`; the caller holds the mutex.
 pub unsafe fn mutex_exit<H: Hypervisor>(h: &H, m: *mut c_void) {
     // SAFETY: caller's contract.
     let m = unsafe { mtx::<H>(m) };
@@ -741,7 +741,7 @@ pub unsafe fn mutex_exit<H: Hypervisor>(h: &H, m: *mut c_void) {
 /// `rumpuser_mutex_destroy`.
 ///
 /// # Safety
-/// See [`mtx`]; not held, no waiters, not used again.
+/// See `mtx`; not held, no waiters, not used again.
 pub unsafe fn mutex_destroy<H: Hypervisor>(_h: &H, m: *mut c_void) {
     if !m.is_null() {
         // SAFETY: made by `Box::into_raw` in `mutex_init`, destroyed once.
@@ -752,7 +752,7 @@ pub unsafe fn mutex_destroy<H: Hypervisor>(_h: &H, m: *mut c_void) {
 /// `rumpuser_mutex_owner`: the owner of a KMUTEX, NULL otherwise.
 ///
 /// # Safety
-/// See [`mtx`]; `ownerp` is a valid out-pointer.
+/// See `mtx`; `ownerp` is a valid out-pointer.
 pub unsafe fn mutex_owner<H: Hypervisor>(_h: &H, m: *mut c_void, ownerp: *mut *mut Lwp) {
     // SAFETY: caller's contract.
     let m = unsafe { mtx::<H>(m) };
@@ -794,7 +794,7 @@ unsafe fn rwl<'a, H: Hypervisor>(rw: *mut c_void) -> &'a RwObj<H> {
 /// `rumpuser_rw_enter`: try first, release the CPU only to wait.
 ///
 /// # Safety
-/// See [`rwl`].
+/// See `rwl`.
 pub unsafe fn rw_enter<H: Hypervisor>(h: &H, op: c_int, rw: *mut c_void) {
     // SAFETY: caller's contract.
     let rw = unsafe { rwl::<H>(rw) };
@@ -818,7 +818,7 @@ pub unsafe fn rw_enter<H: Hypervisor>(h: &H, op: c_int, rw: *mut c_void) {
 /// `rumpuser_rw_tryenter`: 0, `EBUSY`, or `EINVAL` for a bad op.
 ///
 /// # Safety
-/// See [`rwl`].
+/// See `rwl`.
 pub unsafe fn rw_tryenter<H: Hypervisor>(h: &H, op: c_int, rw: *mut c_void) -> c_int {
     // SAFETY: caller's contract.
     let rw = unsafe { rwl::<H>(rw) };
@@ -843,7 +843,7 @@ pub unsafe fn rw_tryenter<H: Hypervisor>(h: &H, op: c_int, rw: *mut c_void) -> c
 /// `rumpuser_rw_tryupgrade`: 0 (now the writer) or `EBUSY`.
 ///
 /// # Safety
-/// See [`rwl`]; the caller holds a read lock.
+/// See `rwl`; the caller holds a read lock.
 pub unsafe fn rw_tryupgrade<H: Hypervisor>(h: &H, rw: *mut c_void) -> c_int {
     // SAFETY: caller's contract.
     let rw = unsafe { rwl::<H>(rw) };
@@ -858,7 +858,7 @@ pub unsafe fn rw_tryupgrade<H: Hypervisor>(h: &H, rw: *mut c_void) -> c_int {
 /// `rumpuser_rw_downgrade`: atomic in the platform, so it never blocks.
 ///
 /// # Safety
-/// See [`rwl`]; the caller holds the write lock.
+/// See `rwl`; the caller holds the write lock.
 pub unsafe fn rw_downgrade<H: Hypervisor>(h: &H, rw: *mut c_void) {
     // SAFETY: caller's contract.
     let rw = unsafe { rwl::<H>(rw) };
@@ -870,7 +870,7 @@ pub unsafe fn rw_downgrade<H: Hypervisor>(h: &H, rw: *mut c_void) {
 /// the lock state tells which hold to release.
 ///
 /// # Safety
-/// See [`rwl`]; the caller holds the lock.
+/// See `rwl`; the caller holds the lock.
 pub unsafe fn rw_exit<H: Hypervisor>(h: &H, rw: *mut c_void) {
     // SAFETY: caller's contract.
     let rw = unsafe { rwl::<H>(rw) };
@@ -885,7 +885,7 @@ pub unsafe fn rw_exit<H: Hypervisor>(h: &H, rw: *mut c_void) {
 /// `rumpuser_rw_destroy`.
 ///
 /// # Safety
-/// See [`rwl`]; not held and not used again.
+/// See `rwl`; not held and not used again.
 pub unsafe fn rw_destroy<H: Hypervisor>(_h: &H, rw: *mut c_void) {
     if !rw.is_null() {
         // SAFETY: made by `Box::into_raw` in `rw_init`, destroyed once.
@@ -896,7 +896,7 @@ pub unsafe fn rw_destroy<H: Hypervisor>(_h: &H, rw: *mut c_void) {
 /// `rumpuser_rw_held`: WRITER = the calling lwp is the writer; READER = any reader.
 ///
 /// # Safety
-/// See [`rwl`]; `heldp` is a valid out-pointer.
+/// See `rwl`; `heldp` is a valid out-pointer.
 pub unsafe fn rw_held<H: Hypervisor>(h: &H, op: c_int, rw: *mut c_void, heldp: *mut c_int) {
     // SAFETY: caller's contract.
     let rw = unsafe { rwl::<H>(rw) };
@@ -945,7 +945,7 @@ unsafe fn cvo<'a, H: Hypervisor>(cv: *mut c_void) -> &'a CvObj<H> {
 /// `rumpuser_cv_destroy`.
 ///
 /// # Safety
-/// See [`cvo`]; no waiters, not used again.
+/// See `cvo`; no waiters, not used again.
 pub unsafe fn cv_destroy<H: Hypervisor>(_h: &H, cv: *mut c_void) {
     if !cv.is_null() {
         // SAFETY: made by `Box::into_raw` in `cv_init`, destroyed once.
@@ -992,7 +992,7 @@ fn cv_wait_wrapped<H: Hypervisor>(
 /// `rumpuser_cv_wait`.
 ///
 /// # Safety
-/// See [`cvo`] and [`mtx`].
+/// See `cvo` and `mtx`.
 pub unsafe fn cv_wait<H: Hypervisor>(h: &H, cv: *mut c_void, m: *mut c_void) {
     // SAFETY: caller's contract.
     let (c, mo) = unsafe { (cvo::<H>(cv), mtx::<H>(m)) };
@@ -1002,7 +1002,7 @@ pub unsafe fn cv_wait<H: Hypervisor>(h: &H, cv: *mut c_void, m: *mut c_void) {
 /// `rumpuser_cv_wait_nowrap`: the same wait with no CPU interaction.
 ///
 /// # Safety
-/// See [`cvo`] and [`mtx`].
+/// See `cvo` and `mtx`.
 pub unsafe fn cv_wait_nowrap<H: Hypervisor>(h: &H, cv: *mut c_void, m: *mut c_void) {
     // SAFETY: caller's contract.
     let (c, mo) = unsafe { (cvo::<H>(cv), mtx::<H>(m)) };
@@ -1021,7 +1021,7 @@ pub unsafe fn cv_wait_nowrap<H: Hypervisor>(h: &H, cv: *mut c_void, m: *mut c_vo
 /// so time spent waiting for the CPU afterwards is not added).
 ///
 /// # Safety
-/// See [`cvo`] and [`mtx`].
+/// See `cvo` and `mtx`.
 pub unsafe fn cv_timedwait<H: Hypervisor>(
     h: &H,
     cv: *mut c_void,
@@ -1045,7 +1045,7 @@ pub unsafe fn cv_timedwait<H: Hypervisor>(
 /// `rumpuser_cv_signal`.
 ///
 /// # Safety
-/// See [`cvo`].
+/// See `cvo`.
 pub unsafe fn cv_signal<H: Hypervisor>(h: &H, cv: *mut c_void) {
     // SAFETY: caller's contract.
     h.cond_signal(&unsafe { cvo::<H>(cv) }.raw);
@@ -1054,7 +1054,7 @@ pub unsafe fn cv_signal<H: Hypervisor>(h: &H, cv: *mut c_void) {
 /// `rumpuser_cv_broadcast`.
 ///
 /// # Safety
-/// See [`cvo`].
+/// See `cvo`.
 pub unsafe fn cv_broadcast<H: Hypervisor>(h: &H, cv: *mut c_void) {
     // SAFETY: caller's contract.
     h.cond_broadcast(&unsafe { cvo::<H>(cv) }.raw);
@@ -1063,7 +1063,7 @@ pub unsafe fn cv_broadcast<H: Hypervisor>(h: &H, cv: *mut c_void) {
 /// `rumpuser_cv_has_waiters`.
 ///
 /// # Safety
-/// See [`cvo`]; `nwaitersp` is a valid out-pointer.
+/// See `cvo`; `nwaitersp` is a valid out-pointer.
 pub unsafe fn cv_has_waiters<H: Hypervisor>(_h: &H, cv: *mut c_void, nwaitersp: *mut c_int) {
     // SAFETY: caller's contract.
     let c = unsafe { cvo::<H>(cv) };

@@ -374,3 +374,53 @@ fn condvar_expired_deadline() {
         assert!(!s.cv.has_waiters());
     });
 }
+
+/// Two consumers, two `notify_one`s issued outside the mutex: each item must
+/// wake somebody even while an already-woken waiter is still counted in
+/// `waiters` (the notify-skipping fast path must not lose the second wake).
+#[test]
+fn condvar_notify_one_two_items_two_waiters() {
+    struct Queue {
+        m: RawMutex,
+        cv: Condvar,
+        items: UnsafeCell<u32>,
+    }
+    model(|| {
+        let q = Arc::new(Queue {
+            m: RawMutex::new(),
+            cv: Condvar::new(),
+            items: UnsafeCell::new(0),
+        });
+        let ts: Vec<_> = (0..2)
+            .map(|_| {
+                let q = Arc::clone(&q);
+                thread::spawn(move || {
+                    q.m.lock();
+                    loop {
+                        // SAFETY: `m` is held.
+                        let n = q.items.with(|p| unsafe { *p });
+                        if n > 0 {
+                            // SAFETY: `m` is held.
+                            q.items.with_mut(|p| unsafe { *p = n - 1 });
+                            break;
+                        }
+                        assert!(!q.cv.wait_unlocked(&q.m, None));
+                        q.m.lock();
+                    }
+                    q.m.unlock();
+                })
+            })
+            .collect();
+        for _ in 0..2 {
+            q.m.lock();
+            // SAFETY: `m` is held.
+            q.items.with_mut(|p| unsafe { *p += 1 });
+            q.m.unlock();
+            q.cv.notify_one();
+        }
+        for t in ts {
+            t.join().unwrap();
+        }
+        assert!(!q.cv.has_waiters());
+    });
+}
