@@ -128,7 +128,7 @@ pub fn run_flavour(flavour: &str) -> Result<()> {
                 failed += 1;
                 continue;
             }
-            match run_one(&exe, &out) {
+            match run_one(&exe, &out, flavour) {
                 Ok(o) => {
                     eprintln!("{label}: ok\n{}", indent(&o));
                     passed += 1;
@@ -148,12 +148,13 @@ pub fn run_flavour(flavour: &str) -> Result<()> {
     }
 }
 
-fn run_one(exe: &Path, workdir: &Path) -> Result<String> {
+fn run_one(exe: &Path, workdir: &Path, flavour: &str) -> Result<String> {
     output(
         Command::new("timeout")
             .arg("120")
             .arg(exe)
             .current_dir(workdir)
+            .env("RUMPUSER_FLAVOUR", flavour)
             .env(
                 "RUMP_NCPU",
                 std::env::var("RUMP_NCPU").unwrap_or_else(|_| "2".into()),
