@@ -129,6 +129,10 @@ pub fn run_flavour(flavour: &str) -> Result<()> {
                 continue;
             }
             match run_one(&exe, &out, flavour) {
+                Ok(o) if o.contains("SKIP:") => {
+                    eprintln!("{label}: skipped\n{}", indent(&o));
+                    skipped += 1;
+                }
                 Ok(o) => {
                     eprintln!("{label}: ok\n{}", indent(&o));
                     passed += 1;
@@ -139,6 +143,12 @@ pub fn run_flavour(flavour: &str) -> Result<()> {
                 }
             }
         }
+    }
+    if let Some(dir) = std::env::var_os("RUMP_KERNEL_TESTS") {
+        let (p, f, sk) = own_tests(Path::new(&dir), &compat, &k, flavour)?;
+        passed += p;
+        failed += f;
+        skipped += sk;
     }
     eprintln!("kernel-test {flavour}: {passed} passed, {failed} failed, {skipped} skipped");
     if failed > 0 {
@@ -164,4 +174,69 @@ fn run_one(exe: &Path, workdir: &Path, flavour: &str) -> Result<String> {
 
 fn indent(s: &str) -> String {
     s.lines().map(|l| format!("    {l}\n")).collect()
+}
+
+/// The kernel layer's own test programs (buildrump.sh's `tests/`, built in
+/// its object directory `brtests/`), run unchanged against our drop-in
+/// `librumpuser.so.0` through `LD_LIBRARY_PATH`. `RUMP_KERNEL_TESTS` names
+/// the `brtests` directory; `RUMP_KERNEL_TESTS_SRC` the source `tests/`
+/// directory (needed for the file-system image of `fstest_img`).
+fn own_tests(dir: &Path, compat: &Path, k: &Path, flavour: &str) -> Result<(u32, u32, u32)> {
+    let ld = format!("{}:{}", compat.display(), k.join("lib").display());
+    let src = std::env::var_os("RUMP_KERNEL_TESTS_SRC").map(PathBuf::from);
+    let img = src
+        .map(|s| s.join("fstest_img").display().to_string())
+        .unwrap_or_default();
+    // (directory, program, arguments) in testrump.sh's order; the
+    // sysproxy tests (simpleclient, routed) need rump_server.
+    let steps: Vec<(&str, &str, Vec<String>)> = vec![
+        ("init", "init", vec![]),
+        ("fstest", "fstest", vec![]),
+        ("fstest_img", "fstest2", vec![img]),
+        ("nettest_simple", "nettest_simple", vec!["server".into()]),
+        ("nettest_simple", "nettest_simple", vec!["client".into()]),
+        ("nettest_simple6", "nettest_simple6", vec!["server6".into()]),
+        ("nettest_simple6", "nettest_simple6", vec!["client6".into()]),
+        ("dynamic", "dynamic", vec![]),
+    ];
+    let (mut p, mut f, mut sk) = (0, 0, 0);
+    for (d, prog, args) in steps {
+        let wd = dir.join(d);
+        if !wd.join(prog).is_file() || args.iter().any(|a| a.is_empty()) {
+            eprintln!("kernel-test {flavour} own/{d}/{prog}: skipped (not built or no source dir)");
+            sk += 1;
+            continue;
+        }
+        if args.first().is_some_and(|a| a.starts_with("server")) {
+            let _ = std::fs::remove_file(wd.join("busmem"));
+        }
+        let st = Command::new("timeout")
+            .arg("60")
+            .arg(wd.join(prog))
+            .args(&args)
+            .current_dir(&wd)
+            .env("LD_LIBRARY_PATH", &ld)
+            .output()
+            .map_err(|e| e.to_string())?;
+        let label = format!("kernel-test {flavour} own/{d}/{prog} {}", args.join(" "));
+        match st.status.code() {
+            Some(0) => {
+                eprintln!("{label}: ok");
+                p += 1;
+            }
+            Some(37) if prog == "dynamic" => {
+                eprintln!("{label}: skipped (component load failed, as testrump.sh treats it)");
+                sk += 1;
+            }
+            _ => {
+                eprintln!(
+                    "{label}: FAILED ({})\n{}",
+                    st.status,
+                    indent(&String::from_utf8_lossy(&st.stderr))
+                );
+                f += 1;
+            }
+        }
+    }
+    Ok((p, f, sk))
 }
