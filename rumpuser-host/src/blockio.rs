@@ -1,12 +1,93 @@
 //! One block transfer on a host descriptor: `pread`/`pwrite` until done,
 //! EOF or an error, then `fdatasync` for `BIO_SYNC` writes. Shared by the
 //! posix worker pool and the green flavour's host workers.
+//!
+//! Also the fault injector used to test that every completion is delivered
+//! exactly once whatever the host does: `RUMPUSER_BIO_FAULTS=<permille>[:<seed>]`
+//! makes that share of transfers fail with `EIO`, fail writes with `ENOSPC`,
+//! or come back short, chosen by a seeded PRNG. It is off unless set.
 
 use rumpuser_core::types::BioOp;
 use rumpuser_core::Errno;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+
+/// A parsed `RUMPUSER_BIO_FAULTS` setting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Faults {
+    /// Faulty transfers per thousand.
+    pub permille: u32,
+    /// PRNG seed.
+    pub seed: u64,
+}
+
+/// An injected outcome.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Fail with this errno and no bytes.
+    Error(Errno),
+    /// Transfer only this many bytes (less than asked).
+    Short(usize),
+}
+
+impl Faults {
+    /// Parses `<permille>[:<seed>]`.
+    pub fn parse(s: &str) -> Option<Faults> {
+        let mut it = s.trim().splitn(2, ':');
+        let permille: u32 = it.next()?.parse().ok()?;
+        let seed = match it.next() {
+            Some(x) => x.parse().ok()?,
+            None => 1,
+        };
+        (permille <= 1000).then_some(Faults { permille, seed })
+    }
+
+    /// Decides the fate of transfer number `n` of `len` bytes.
+    pub fn decide(&self, n: u64, op: BioOp, len: usize) -> Option<Fault> {
+        // splitmix64 of (seed, n): independent of thread timing.
+        let mut z = self
+            .seed
+            .wrapping_add(n.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        if (z % 1000) as u32 >= self.permille {
+            return None;
+        }
+        Some(match (z >> 20) % 3 {
+            0 => Fault::Error(Errno::EIO),
+            1 if matches!(op, BioOp::Write { .. }) => Fault::Error(Errno::ENOSPC),
+            _ if len > 512 => Fault::Short(len / 2 / 512 * 512),
+            _ => Fault::Error(Errno::EIO),
+        })
+    }
+}
+
+static FAULTS: OnceLock<Option<Faults>> = OnceLock::new();
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// The injector configured by the environment, if any.
+pub fn faults() -> Option<Faults> {
+    *FAULTS.get_or_init(|| {
+        std::env::var("RUMPUSER_BIO_FAULTS")
+            .ok()
+            .and_then(|v| Faults::parse(&v))
+    })
+}
+
+/// The injected outcome for the next transfer, if the injector is on.
+pub fn next_fault(op: BioOp, len: usize) -> Option<Fault> {
+    let f = faults()?;
+    f.decide(COUNTER.fetch_add(1, Ordering::Relaxed), op, len)
+}
 
 /// Performs one transfer synchronously on the calling thread.
 pub fn transfer(fd: i32, op: BioOp, data: *mut u8, len: usize, off: u64) -> Result<usize, Errno> {
+    let len = match next_fault(op, len) {
+        Some(Fault::Error(e)) => return Err(e),
+        Some(Fault::Short(n)) => n,
+        None => len,
+    };
     let mut done = 0usize;
     while done < len {
         let p = data.wrapping_add(done);
@@ -34,4 +115,47 @@ pub fn transfer(fd: i32, op: BioOp, data: *mut u8, len: usize, off: u64) -> Resu
         crate::sys::retry_int(|| unsafe { libc::fdatasync(fd) })?;
     }
     Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fault_settings_parse_and_decide_reproducibly() {
+        assert_eq!(
+            Faults::parse("100:7"),
+            Some(Faults {
+                permille: 100,
+                seed: 7
+            })
+        );
+        assert_eq!(
+            Faults::parse("5"),
+            Some(Faults {
+                permille: 5,
+                seed: 1
+            })
+        );
+        assert_eq!(Faults::parse("1001"), None);
+        assert_eq!(Faults::parse("x"), None);
+        let f = Faults {
+            permille: 300,
+            seed: 9,
+        };
+        let w = BioOp::Write { sync: false };
+        let a: Vec<_> = (0..1000).map(|n| f.decide(n, w, 4096)).collect();
+        let b: Vec<_> = (0..1000).map(|n| f.decide(n, w, 4096)).collect();
+        assert_eq!(a, b);
+        let hits = a.iter().filter(|x| x.is_some()).count();
+        assert!((200..400).contains(&hits), "{hits} faults of 1000 at 30%");
+        assert!(a.contains(&Some(Fault::Error(Errno::ENOSPC))));
+        assert!(a.contains(&Some(Fault::Short(2048))));
+        assert!(a.contains(&Some(Fault::Error(Errno::EIO))));
+        let none = Faults {
+            permille: 0,
+            seed: 9,
+        };
+        assert!((0..1000).all(|n| none.decide(n, BioOp::Read, 4096).is_none()));
+    }
 }

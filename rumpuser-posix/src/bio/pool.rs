@@ -1,14 +1,9 @@
-//! Block I/O (rumpuser_bio.c), asynchronous and parallel: requests go to a
-//! pool of worker threads over an unbounded crossbeam channel, so
-//! `rumpuser_bio` never waits and nothing is dropped however many requests
-//! are in flight. Each worker owns a kernel lwp (adopted once) and completes
-//! requests with a virtual CPU held, as contract 3.5 requires.
-//!
-//! The reference has one worker and a 128-slot ring, which serialises all
-//! I/O. `BIO_SYNC` writes are `fdatasync`ed before completion. Short
-//! transfers are retried until EOF or an error and reported as the byte
-//! count actually done. With `RUMP_THREADS=0` I/O is synchronous, as in the
-//! reference. The pool size is `RUMPUSER_BIO_WORKERS` (default 16).
+//! The thread-pool back end: requests go to worker threads over an
+//! unbounded crossbeam channel, so `rumpuser_bio` never waits and nothing is
+//! dropped however many requests are in flight. Each worker owns a kernel
+//! lwp (adopted once) and completes requests with a virtual CPU held, as
+//! contract 3.5 requires. The pool size is `RUMPUSER_BIO_WORKERS`
+//! (default 16).
 
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use rumpuser_core::bio::BioRequest;
@@ -23,16 +18,6 @@ struct Pool {
 }
 
 static POOL: OnceLock<Pool> = OnceLock::new();
-static SYNCHRONOUS: OnceLock<bool> = OnceLock::new();
-
-fn synchronous() -> bool {
-    *SYNCHRONOUS.get_or_init(|| {
-        std::env::var("RUMP_THREADS")
-            .map(|v| v.starts_with('0'))
-            .unwrap_or(false)
-    })
-}
-
 fn workers() -> usize {
     std::env::var("RUMPUSER_BIO_WORKERS")
         .ok()
@@ -75,24 +60,10 @@ fn worker(rx: Receiver<BioRequest>) {
     }
 }
 
-/// Starts a request; called with the virtual CPU released.
+/// Queues a request for the workers.
 pub fn submit(req: BioRequest) {
-    if synchronous() {
-        let BioRequest {
-            fd,
-            op,
-            data,
-            len,
-            off,
-            done,
-        } = req;
-        let r = rumpuser_host::blockio::transfer(fd, op, data, len, off);
-        done.complete(r);
-        return;
-    }
     if let Err(e) = pool().tx.send(req) {
         // Only possible if every worker died; complete it here rather than lose it.
-        let req = e.into_inner();
-        req.done.complete(Err(Errno::EIO));
+        e.into_inner().done.complete(Err(Errno::EIO));
     }
 }
