@@ -49,15 +49,24 @@ fn workload() {
 fn run(seed: Option<u64>) -> String {
     let exe = std::env::current_exe().unwrap();
     let mut cmd = Command::new(exe);
-    cmd.args(["--exact", "determinism_workload", "--nocapture", "--test-threads=1"])
-        .env(WORKLOAD_ENV, "1")
-        .env("RUMPUSER_GREEN_TRACE", "1");
+    cmd.args([
+        "--exact",
+        "determinism_workload",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env(WORKLOAD_ENV, "1")
+    .env("RUMPUSER_GREEN_TRACE", "1");
     match seed {
         Some(s) => cmd.env("RUMPUSER_GREEN_SEED", s.to_string()),
         None => cmd.env_remove("RUMPUSER_GREEN_SEED"),
     };
     let out = cmd.output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     let trace = err
         .lines()
@@ -84,5 +93,8 @@ fn same_seed_same_schedule() {
     let c = run(Some(7));
     let d = run(Some(7));
     assert_eq!(c, d, "two runs with seed 7 scheduled differently");
-    assert_ne!(a, c, "seeds 42 and 7 gave the same schedule; the seed is not used");
+    assert_ne!(
+        a, c,
+        "seeds 42 and 7 gave the same schedule; the seed is not used"
+    );
 }

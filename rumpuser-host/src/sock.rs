@@ -363,9 +363,8 @@ impl Waker {
             return Err(last_error());
         }
         // SAFETY: a fresh descriptor that nothing else owns.
-        Ok(Waker {
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
-        })
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(Waker { fd })
     }
 
     /// The descriptor to poll for `POLLIN`.
