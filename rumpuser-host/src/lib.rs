@@ -16,5 +16,4 @@ pub mod mem;
 pub mod param;
 pub mod random;
 pub mod signal;
-pub mod sock;
 pub mod sys;
