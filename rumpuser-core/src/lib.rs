@@ -6,6 +6,7 @@
 //! * [`Hypervisor`]: the one trait a platform implements.
 //! * [`sched`]: the kernel's upcalls and the unschedule/reschedule discipline.
 //! * [`ffi`] and [`export_rumpuser!`]: the C ABI, generated for a platform.
+//! * [`sp`]: the syscall proxy wire protocol and connection logic.
 //! * `conformance` (feature `conformance`): the kit that checks any
 //!   implementation through its C symbols with a model kernel.
 //!
@@ -35,6 +36,8 @@ pub mod objects;
 pub mod param;
 pub mod sched;
 pub mod signal;
+#[cfg(feature = "alloc")]
+pub mod sp;
 #[cfg(feature = "alloc")]
 pub mod sysproxy;
 pub mod types;

@@ -15,7 +15,7 @@
 //!   entries) the wrappers do nothing, which is what a CPU-less caller needs.
 
 use crate::abi::{Hyperup, Lwp};
-use core::ffi::{c_int, c_void};
+use core::ffi::{c_char, c_int, c_long, c_void};
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, Ordering};
 
@@ -124,6 +124,72 @@ pub fn lwproc_curlwp() -> *mut Lwp {
         Some(f) => unsafe { f() },
         None => ptr::null_mut(),
     }
+}
+
+/// `hyp_lwproc_rfork(priv, flags, comm)`: needs a CPU; creates a remote
+/// process whose sysproxy cookie is `priv` and switches to its lwp. `ENXIO`
+/// if the kernel has no sysproxy component.
+// The pointers are handed to the kernel; `comm` is NULL or a C string.
+#[allow(clippy::not_unsafe_ptr_arg_deref)]
+pub fn lwproc_rfork(priv_: *mut c_void, flags: c_int, comm: *const c_char) -> c_int {
+    match table().and_then(|t| t.hyp_lwproc_rfork) {
+        // SAFETY: the caller holds a CPU; `comm` is NULL or NUL-terminated.
+        Some(f) => unsafe { f(priv_, flags, comm) },
+        None => crate::Errno::ENXIO.raw(),
+    }
+}
+
+/// `hyp_syscall(num, args, retval)`: needs a CPU and a curlwp in the
+/// calling process; returns a NetBSD errno.
+// `args` must be valid for the syscall's argument structure; the caller
+// guarantees it (see `sp::conn::SyscallArgs`).
+#[allow(clippy::not_unsafe_ptr_arg_deref)]
+pub fn syscall(num: c_int, args: *mut c_void, retval: &mut [c_long; 2]) -> c_int {
+    match table().and_then(|t| t.hyp_syscall) {
+        // SAFETY: the caller holds a CPU; `args` is valid per the caller,
+        // `retval` is two writable longs.
+        Some(f) => unsafe { f(num, args, retval.as_mut_ptr()) },
+        None => crate::Errno::ENOSYS.raw(),
+    }
+}
+
+/// `hyp_lwpexit()`: needs a CPU; tells every other lwp of the current
+/// process to exit.
+pub fn lwpexit() {
+    if let Some(f) = table().and_then(|t| t.hyp_lwpexit) {
+        // SAFETY: the caller holds a CPU and has a curlwp.
+        unsafe { f() };
+    }
+}
+
+/// `hyp_execnotify(comm)`: needs a CPU; finishes an exec of the current process.
+// `comm` is a NUL-terminated string owned by the caller.
+#[allow(clippy::not_unsafe_ptr_arg_deref)]
+pub fn execnotify(comm: *const c_char) {
+    if let Some(f) = table().and_then(|t| t.hyp_execnotify) {
+        // SAFETY: the caller holds a CPU; `comm` is a C string.
+        unsafe { f(comm) };
+    }
+}
+
+/// `hyp_getpid()`: needs a CPU; the pid of the current process (-1 if
+/// the kernel has no sysproxy component).
+pub fn getpid() -> i32 {
+    match table().and_then(|t| t.hyp_getpid) {
+        // SAFETY: the caller holds a CPU and has a curlwp.
+        Some(f) => unsafe { f() },
+        None => -1,
+    }
+}
+
+/// Runs `f` as one full kernel entry: `hyp_schedule; f; hyp_unschedule`,
+/// for a thread that holds no CPU (the bracket the sysproxy server puts
+/// around each of the upcalls above).
+pub fn entered<T>(f: impl FnOnce() -> T) -> T {
+    schedule();
+    let r = f();
+    unschedule();
+    r
 }
 
 /// Gives the calling host thread (a hypervisor helper such as a bio worker)

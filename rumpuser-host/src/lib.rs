@@ -16,4 +16,5 @@ pub mod mem;
 pub mod param;
 pub mod random;
 pub mod signal;
+pub mod sock;
 pub mod sys;

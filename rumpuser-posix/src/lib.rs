@@ -9,6 +9,7 @@
 
 pub mod bio;
 pub mod curlwp;
+pub mod sp;
 pub mod sync;
 pub mod thread;
 
@@ -240,6 +241,10 @@ impl Hypervisor for Posix {
 
     fn daemonize_done(&self, error: c_int) -> HyperResult<()> {
         daemonize::done(error).map_err(Errno::from_raw)
+    }
+
+    fn sysproxy(&self) -> Option<&dyn rumpuser_core::sysproxy::SysProxy> {
+        Some(&sp::SYSPROXY)
     }
 
     fn cond_new(&self) -> sync::Condvar {

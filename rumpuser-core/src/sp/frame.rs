@@ -45,7 +45,9 @@ pub enum FrameError {
 impl core::fmt::Display for FrameError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            FrameError::TooShort { len } => write!(f, "frame length {len} is shorter than its header"),
+            FrameError::TooShort { len } => {
+                write!(f, "frame length {len} is shorter than its header")
+            }
             FrameError::TooLong { len, max } => {
                 write!(f, "frame length {len} exceeds the limit ({max}-byte body)")
             }
@@ -175,10 +177,16 @@ mod tests {
             ..Header::default()
         };
         let mut a = Assembler::new();
-        assert_eq!(a.push(&h.encode(), any), Err(FrameError::TooShort { len: 10 }));
+        assert_eq!(
+            a.push(&h.encode(), any),
+            Err(FrameError::TooShort { len: 10 })
+        );
         h.len = u64::MAX;
         let mut a = Assembler::new();
-        assert!(matches!(a.push(&h.encode(), any), Err(FrameError::TooLong { .. })));
+        assert!(matches!(
+            a.push(&h.encode(), any),
+            Err(FrameError::TooLong { .. })
+        ));
         h.len = 24 + 5;
         let mut a = Assembler::new();
         assert_eq!(

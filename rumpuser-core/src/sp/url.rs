@@ -111,14 +111,29 @@ mod tests {
     #[test]
     fn good() {
         assert_eq!(parse("unix://sock", true), Ok(SpUrl::Unix("sock".into())));
-        assert_eq!(parse("unix:///tmp/s", false), Ok(SpUrl::Unix("/tmp/s".into())));
-        assert_eq!(parse("tcp://127.0.0.1:1234", false), Ok(SpUrl::Tcp(tcp("127.0.0.1:1234"))));
-        assert_eq!(parse("tcp://*:80/x", true), Ok(SpUrl::Tcp(tcp("0.0.0.0:80"))));
+        assert_eq!(
+            parse("unix:///tmp/s", false),
+            Ok(SpUrl::Unix("/tmp/s".into()))
+        );
+        assert_eq!(
+            parse("tcp://127.0.0.1:1234", false),
+            Ok(SpUrl::Tcp(tcp("127.0.0.1:1234")))
+        );
+        assert_eq!(
+            parse("tcp://*:80/x", true),
+            Ok(SpUrl::Tcp(tcp("0.0.0.0:80")))
+        );
         assert_eq!(parse("tcp://0:0", true), Ok(SpUrl::Tcp(tcp("0.0.0.0:0"))));
-        assert_eq!(parse("tcp://[::1]:65535", false), Ok(SpUrl::Tcp(tcp("[::1]:65535"))));
+        assert_eq!(
+            parse("tcp://[::1]:65535", false),
+            Ok(SpUrl::Tcp(tcp("[::1]:65535")))
+        );
         assert_eq!(parse("tcp6://[::]:7/", true), Ok(SpUrl::Tcp(tcp("[::]:7"))));
         assert_eq!(parse("tcp://[*]:7", true), Ok(SpUrl::Tcp(tcp("[::]:7"))));
-        assert_eq!(parse("tcp://1.2.3.4:0080", false), Ok(SpUrl::Tcp(tcp("1.2.3.4:80"))));
+        assert_eq!(
+            parse("tcp://1.2.3.4:0080", false),
+            Ok(SpUrl::Tcp(tcp("1.2.3.4:80")))
+        );
     }
 
     #[test]
@@ -145,7 +160,10 @@ mod tests {
             assert_eq!(parse(u, false), Err(Errno::EINVAL), "{u}");
         }
         assert_eq!(parse("tcp://1.2.3.4:65536", true), Err(Errno::ERANGE));
-        assert_eq!(parse("tcp://1.2.3.4:99999999999999999999", true), Err(Errno::ERANGE));
+        assert_eq!(
+            parse("tcp://1.2.3.4:99999999999999999999", true),
+            Err(Errno::ERANGE)
+        );
         let long = format!("unix://{}", "a".repeat(SUN_PATH_MAX));
         assert_eq!(parse(&long, true), Err(Errno::ENAMETOOLONG));
     }

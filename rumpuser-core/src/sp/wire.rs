@@ -223,7 +223,14 @@ impl Header {
 }
 
 /// Appends a header for a body of `body_len` bytes.
-pub fn put_header(out: &mut Vec<u8>, reqno: u64, class: Class, typ: u16, arg: u32, body_len: usize) {
+pub fn put_header(
+    out: &mut Vec<u8>,
+    reqno: u64,
+    class: Class,
+    typ: u16,
+    arg: u32,
+    body_len: usize,
+) {
     let h = Header {
         len: (HDRSZ + body_len) as u64,
         reqno,
@@ -261,13 +268,27 @@ const SYSRESP_RETVAL_OFF: usize = core::mem::offset_of!(SysResp, retval);
 
 /// `RESP`/`HANDSHAKE` with `int error`.
 pub fn put_handshake_resp(out: &mut Vec<u8>, reqno: u64, error: c_int) {
-    put_header(out, reqno, Class::Resp, MsgType::Handshake as u16, 0, size_of::<c_int>());
+    put_header(
+        out,
+        reqno,
+        Class::Resp,
+        MsgType::Handshake as u16,
+        0,
+        size_of::<c_int>(),
+    );
     out.extend_from_slice(&error.to_ne_bytes());
 }
 
 /// `RESP`/`SYSCALL` with a NetBSD errno and the two return values.
 pub fn put_syscall_resp(out: &mut Vec<u8>, reqno: u64, error: c_int, retval: [c_long; 2]) {
-    put_header(out, reqno, Class::Resp, MsgType::Syscall as u16, 0, SYSCALL_RESP_LEN);
+    put_header(
+        out,
+        reqno,
+        Class::Resp,
+        MsgType::Syscall as u16,
+        0,
+        SYSCALL_RESP_LEN,
+    );
     let start = out.len();
     out.resize(start + SYSCALL_RESP_LEN, 0);
     let b = &mut out[start..];
@@ -281,7 +302,14 @@ pub fn put_syscall_resp(out: &mut Vec<u8>, reqno: u64, error: c_int, retval: [c_
 
 /// `RESP`/`PREFORK` with the cookie.
 pub fn put_prefork_resp(out: &mut Vec<u8>, reqno: u64, auth: &[u8; AUTH_LEN]) {
-    put_header(out, reqno, Class::Resp, MsgType::Prefork as u16, 0, AUTH_LEN);
+    put_header(
+        out,
+        reqno,
+        Class::Resp,
+        MsgType::Prefork as u16,
+        0,
+        AUTH_LEN,
+    );
     out.extend_from_slice(auth);
 }
 
@@ -305,7 +333,14 @@ pub fn put_copyin_req(out: &mut Vec<u8>, reqno: u64, string: bool, addr: usize, 
 /// `REQ`/`COPYOUT` (used for strings too): `data` to client address `addr`.
 /// No response follows.
 pub fn put_copyout_req(out: &mut Vec<u8>, reqno: u64, addr: usize, data: &[u8]) {
-    put_header(out, reqno, Class::Req, MsgType::Copyout as u16, 0, COPY_REQ_LEN + data.len());
+    put_header(
+        out,
+        reqno,
+        Class::Req,
+        MsgType::Copyout as u16,
+        0,
+        COPY_REQ_LEN + data.len(),
+    );
     put_usize(out, data.len());
     put_usize(out, addr);
     out.extend_from_slice(data);
@@ -313,13 +348,27 @@ pub fn put_copyout_req(out: &mut Vec<u8>, reqno: u64, addr: usize, data: &[u8]) 
 
 /// `REQ`/`ANONMMAP` of `len` bytes.
 pub fn put_anonmmap_req(out: &mut Vec<u8>, reqno: u64, len: usize) {
-    put_header(out, reqno, Class::Req, MsgType::Anonmmap as u16, 0, size_of::<usize>());
+    put_header(
+        out,
+        reqno,
+        Class::Req,
+        MsgType::Anonmmap as u16,
+        0,
+        size_of::<usize>(),
+    );
     put_usize(out, len);
 }
 
 /// `REQ`/`RAISE` of NetBSD signal `signo`. No response follows.
 pub fn put_raise_req(out: &mut Vec<u8>, reqno: u64, signo: c_int) {
-    put_header(out, reqno, Class::Req, MsgType::Raise as u16, signo as u32, 0);
+    put_header(
+        out,
+        reqno,
+        Class::Req,
+        MsgType::Raise as u16,
+        signo as u32,
+        0,
+    );
 }
 
 // ---- client → server ----------------------------------------------------------
@@ -327,7 +376,14 @@ pub fn put_raise_req(out: &mut Vec<u8>, reqno: u64, signo: c_int) {
 /// `REQ`/`HANDSHAKE` of kind `GUEST` or `EXEC` with the program name
 /// (sent NUL-terminated, as librumpclient does).
 pub fn put_handshake_req(out: &mut Vec<u8>, reqno: u64, kind: HandshakeKind, name: &[u8]) {
-    put_header(out, reqno, Class::Req, MsgType::Handshake as u16, kind as u32, name.len() + 1);
+    put_header(
+        out,
+        reqno,
+        Class::Req,
+        MsgType::Handshake as u16,
+        kind as u32,
+        name.len() + 1,
+    );
     out.extend_from_slice(name);
     out.push(0);
 }
@@ -348,7 +404,14 @@ pub fn put_fork_req(out: &mut Vec<u8>, reqno: u64, auth: &[u8; AUTH_LEN], cancel
 
 /// `REQ`/`SYSCALL` number `sysnum` with the raw argument structure.
 pub fn put_syscall_req(out: &mut Vec<u8>, reqno: u64, sysnum: u32, args: &[u8]) {
-    put_header(out, reqno, Class::Req, MsgType::Syscall as u16, sysnum, args.len());
+    put_header(
+        out,
+        reqno,
+        Class::Req,
+        MsgType::Syscall as u16,
+        sysnum,
+        args.len(),
+    );
     out.extend_from_slice(args);
 }
 
@@ -360,13 +423,27 @@ pub fn put_prefork_req(out: &mut Vec<u8>, reqno: u64) {
 /// `RESP`/`COPYIN` with the bytes read (librumpclient uses this type for
 /// string copyins too).
 pub fn put_copyin_resp(out: &mut Vec<u8>, reqno: u64, data: &[u8]) {
-    put_header(out, reqno, Class::Resp, MsgType::Copyin as u16, 0, data.len());
+    put_header(
+        out,
+        reqno,
+        Class::Resp,
+        MsgType::Copyin as u16,
+        0,
+        data.len(),
+    );
     out.extend_from_slice(data);
 }
 
 /// `RESP`/`ANONMMAP` with the mapped address (0 on failure).
 pub fn put_anonmmap_resp(out: &mut Vec<u8>, reqno: u64, addr: usize) {
-    put_header(out, reqno, Class::Resp, MsgType::Anonmmap as u16, 0, ANONMMAP_RESP_LEN);
+    put_header(
+        out,
+        reqno,
+        Class::Resp,
+        MsgType::Anonmmap as u16,
+        0,
+        ANONMMAP_RESP_LEN,
+    );
     put_usize(out, addr);
 }
 
@@ -435,7 +512,10 @@ pub fn banner(ostype: &[u8], osrelease: &[u8], machine: &[u8]) -> Vec<u8> {
     push_decimal(&mut b, PROTO_MINOR);
     b.push(b'-');
     let clean = |b: &mut Vec<u8>, s: &[u8]| {
-        b.extend(s.iter().map(|&c| if c < 0x20 || c == 0x7f { b'?' } else { c }));
+        b.extend(
+            s.iter()
+                .map(|&c| if c < 0x20 || c == 0x7f { b'?' } else { c }),
+        );
     };
     clean(&mut b, ostype);
     b.push(b'-');
