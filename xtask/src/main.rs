@@ -8,7 +8,11 @@
 //! * `kernel-test [--flavor posix|green]` — C programs linked against a
 //!   prebuilt NetBSD rump kernel layer (`RUMP_KERNEL_DIR=<dir with lib/ include/>`).
 //! * `bench` — criterion benches.
+//! * `bench-c [--rounds N] [--only OP]` — the C-ABI micro-benchmark
+//!   (`benches/c/microbench.c`) against our libraries and NetBSD's, with
+//!   reference/ours ratios.
 
+mod bench_c;
 mod dist;
 mod kernel_test;
 mod test;
@@ -27,13 +31,15 @@ fn main() -> ExitCode {
         "test" => test::run(rest),
         "kernel-test" => kernel_test::run(rest),
         "bench" => util::cargo(&["bench", "-p", "rumpuser-suite"]).map(|_| ()),
+        "bench-c" => bench_c::run(rest),
         _ => {
             eprintln!(
                 "usage: cargo xtask <dist|test|kernel-test [--flavor posix|green]|bench>\n\
                  \n  dist         build target/dist/ and run the C demo\
                  \n  test         run the whole test suite (what CI runs)\
                  \n  kernel-test  run C tests against a NetBSD rump kernel layer in $RUMP_KERNEL_DIR\
-                 \n  bench        run the criterion benches"
+                 \n  bench        run the criterion benches\
+                 \n  bench-c      run benches/c/microbench.c against every librumpuser (ratios vs NetBSD)"
             );
             return if cmd == "help" {
                 ExitCode::SUCCESS
