@@ -440,10 +440,7 @@ pub unsafe fn clock_gettime<H: Hypervisor>(
             Ok(t) => t,
             Err(e) => return e.raw(),
         },
-        RUMPUSER_CLOCK_ABSMONO => {
-            let t = h.clock_monotonic();
-            ((t / NANOS_PER_SEC) as i64, (t % NANOS_PER_SEC) as i64)
-        }
+        RUMPUSER_CLOCK_ABSMONO => h.clock_monotonic_parts(),
         _ => return Errno::EINVAL.raw(),
     };
     // SAFETY: checked non-NULL.

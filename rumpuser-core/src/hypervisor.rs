@@ -133,6 +133,14 @@ pub trait Hypervisor: Sync + 'static {
     /// Monotonic nanoseconds; never blocks, cheap (`delay()` polls it).
     fn clock_monotonic(&self) -> MonoNanos;
 
+    /// The monotonic clock as `(sec, nsec)` for `rumpuser_clock_gettime`.
+    /// Hosts whose clock is already split (POSIX `timespec`) override this
+    /// to skip a 64-bit division on a path the kernel polls.
+    fn clock_monotonic_parts(&self) -> (i64, i64) {
+        let t = self.clock_monotonic();
+        ((t / NANOS_PER_SEC) as i64, (t % NANOS_PER_SEC) as i64)
+    }
+
     /// Sleep until the monotonic clock reaches `deadline`; never earlier. # Blocking
     fn sleep_until(&self, deadline: MonoNanos);
 

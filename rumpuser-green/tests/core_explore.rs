@@ -93,7 +93,11 @@ fn producer_consumer(seed: u64) {
     assert_eq!(queue.get(), 0, "seed {seed}: items left");
     assert_eq!(early.get(), 0, "seed {seed}: a timed wait timed out early");
     let st = sc::stats().unwrap();
-    assert!(st.switches > 50, "seed {seed}: only {} switches", st.switches);
+    assert!(
+        st.switches > 50,
+        "seed {seed}: only {} switches",
+        st.switches
+    );
     s.finish();
 }
 

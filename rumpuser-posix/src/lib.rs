@@ -41,6 +41,7 @@ impl Hypervisor for Posix {
 
     fn init(&self) -> HyperResult<()> {
         rumpuser_core::diag::set_fatal(signal::abort_now);
+        clock::tight_timer_slack();
         random::init()
     }
 
@@ -116,6 +117,11 @@ impl Hypervisor for Posix {
 
     fn clock_monotonic(&self) -> MonoNanos {
         clock::monotonic()
+    }
+
+    #[inline]
+    fn clock_monotonic_parts(&self) -> (i64, i64) {
+        clock::monotonic_parts()
     }
 
     fn sleep_until(&self, deadline: MonoNanos) {

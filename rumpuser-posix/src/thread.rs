@@ -47,6 +47,7 @@ extern "C" fn trampoline(p: *mut c_void) -> *mut c_void {
         unsafe { libc::pthread_setname_np(libc::pthread_self(), name.as_ptr().cast()) };
     }
     crate::curlwp::set(core::ptr::null_mut());
+    rumpuser_host::clock::tight_timer_slack();
     // No Rust value with a destructor is live across this call, so a
     // `pthread_exit` inside it unwinds no Rust state.
     // SAFETY: the kernel's thread function with its own argument.

@@ -26,19 +26,36 @@
 //!   is ordered after a waiter's mutex release always sees that waiter's
 //!   increment.
 //!
+//! * `sleepers`: the waiters actually inside `futex_wait`. A waiter first
+//!   spins a short while watching `seq` (a ping-pong partner usually answers
+//!   within that time, and a futex sleep + wake costs tens of microseconds on
+//!   a virtual machine), then increments `sleepers` and sleeps. Notifies bump
+//!   `seq` and make the wake system call only if `sleepers` is non-zero.
+//!   Both sides touch `sleepers` with read-modify-write operations, which are
+//!   totally ordered: if the notifier's read comes first, the sleeper's
+//!   increment reads from it and so happens after the `seq` bump, and its
+//!   futex wait sees the new `seq` and does not sleep; otherwise the notifier
+//!   sees the sleeper and wakes it. (A plain load would need `SeqCst` store-
+//!   load ordering, which loom does not model and which is easy to get wrong.)
+//!
 //! Spurious wakeups are possible (as with every condition variable); a timed
 //! wait reports "timed out" only if the absolute `CLOCK_MONOTONIC` deadline
 //! has really passed.
 
 use super::futex::WAKE_ALL;
 use super::mutex::RawMutex;
-use super::primitive::{futex_wait, futex_wake, AtomicU32, Ordering};
+use super::primitive::{futex_wait, futex_wake, spin_loop, AtomicU32, Ordering, SPIN_LIMIT};
+
+/// Spin iterations a waiter watches `seq` before sleeping (about a few
+/// microseconds; 1 under loom).
+const WAIT_SPINS: u32 = SPIN_LIMIT * 20;
 
 /// A condition variable whose wait returns with the mutex released.
 #[derive(Debug)]
 pub struct Condvar {
     seq: AtomicU32,
     waiters: AtomicU32,
+    sleepers: AtomicU32,
 }
 
 impl Condvar {
@@ -48,6 +65,7 @@ impl Condvar {
         Self {
             seq: AtomicU32::new(0),
             waiters: AtomicU32::new(0),
+            sleepers: AtomicU32::new(0),
         }
     }
 
@@ -57,6 +75,7 @@ impl Condvar {
         Self {
             seq: AtomicU32::new(0),
             waiters: AtomicU32::new(0),
+            sleepers: AtomicU32::new(0),
         }
     }
 
@@ -78,7 +97,16 @@ impl Condvar {
         // The release in `unlock` orders the two operations above before any
         // notify by a thread that subsequently acquires `m`.
         m.unlock();
+        for _ in 0..WAIT_SPINS {
+            if self.seq.load(Ordering::Acquire) != seq {
+                self.waiters.fetch_sub(1, Ordering::Relaxed);
+                return false;
+            }
+            spin_loop();
+        }
+        self.sleepers.fetch_add(1, Ordering::AcqRel);
         let woken = futex_wait(&self.seq, seq, deadline);
+        self.sleepers.fetch_sub(1, Ordering::Relaxed);
         self.waiters.fetch_sub(1, Ordering::Relaxed);
         !woken
     }
@@ -87,16 +115,20 @@ impl Condvar {
     /// held.
     pub fn notify_one(&self) {
         if self.waiters.load(Ordering::Relaxed) != 0 {
-            self.seq.fetch_add(1, Ordering::Relaxed);
-            futex_wake(&self.seq, 1);
+            self.seq.fetch_add(1, Ordering::AcqRel);
+            if self.sleepers.fetch_add(0, Ordering::AcqRel) != 0 {
+                futex_wake(&self.seq, 1);
+            }
         }
     }
 
     /// Wakes all waiters.  The mutex need not be held.
     pub fn notify_all(&self) {
         if self.waiters.load(Ordering::Relaxed) != 0 {
-            self.seq.fetch_add(1, Ordering::Relaxed);
-            futex_wake(&self.seq, WAKE_ALL);
+            self.seq.fetch_add(1, Ordering::AcqRel);
+            if self.sleepers.fetch_add(0, Ordering::AcqRel) != 0 {
+                futex_wake(&self.seq, WAKE_ALL);
+            }
         }
     }
 
