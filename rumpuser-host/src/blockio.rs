@@ -9,7 +9,7 @@
 
 use rumpuser_core::types::BioOp;
 use rumpuser_core::Errno;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 /// A parsed `RUMPUSER_BIO_FAULTS` setting.
@@ -79,6 +79,55 @@ pub fn faults() -> Option<Faults> {
 pub fn next_fault(op: BioOp, len: usize) -> Option<Fault> {
     let f = faults()?;
     f.decide(COUNTER.fetch_add(1, Ordering::Relaxed), op, len)
+}
+
+/// Cleared if the host refuses `RWF_NOWAIT` for buffered writes.
+static NOWAIT_WRITES: AtomicBool = AtomicBool::new(true);
+
+/// Tries a read, or a write without `BIO_SYNC`, on the calling thread with
+/// `preadv2`/`pwritev2(RWF_NOWAIT)`, which succeeds only when the page
+/// cache can serve it without blocking. `Some(Ok(n))`: `n` bytes done
+/// (possibly short), `Some(Err)`: a real error, `None`: would block.
+///
+/// # Safety
+/// `data` is valid for `len` bytes (the kernel's buffer of a bio request)
+/// and not accessed by anyone else during the call.
+pub unsafe fn try_nowait(
+    fd: i32,
+    op: BioOp,
+    data: *mut u8,
+    len: usize,
+    off: u64,
+) -> Option<Result<usize, Errno>> {
+    let write = match op {
+        BioOp::Read => false,
+        BioOp::Write { sync: false } if NOWAIT_WRITES.load(Ordering::Relaxed) => true,
+        BioOp::Write { .. } => return None,
+    };
+    let iov = libc::iovec {
+        iov_base: data.cast(),
+        iov_len: len,
+    };
+    // SAFETY: one iovec over the caller's buffer (see `# Safety`).
+    let n = unsafe {
+        if write {
+            libc::pwritev2(fd, &iov, 1, off as libc::off_t, libc::RWF_NOWAIT)
+        } else {
+            libc::preadv2(fd, &iov, 1, off as libc::off_t, libc::RWF_NOWAIT)
+        }
+    };
+    if n >= 0 {
+        return Some(Ok(n as usize));
+    }
+    match crate::sys::host_errno() {
+        libc::EAGAIN | libc::EINTR => None,
+        libc::EOPNOTSUPP | libc::EINVAL if write => {
+            NOWAIT_WRITES.store(false, Ordering::Relaxed);
+            None
+        }
+        libc::EOPNOTSUPP | libc::EINVAL => None,
+        e => Some(Err(Errno::from_linux(e))),
+    }
 }
 
 /// Performs one transfer synchronously on the calling thread.

@@ -27,46 +27,8 @@ use io_uring::{opcode, types, IoUring};
 use rumpuser_core::bio::{BioDone, BioRequest};
 use rumpuser_core::types::BioOp;
 use rumpuser_core::{sched, Errno};
-use rumpuser_host::blockio::{next_fault, Fault};
-use std::sync::atomic::{AtomicBool, Ordering};
+use rumpuser_host::blockio::{next_fault, try_nowait, Fault};
 use std::sync::{Mutex, OnceLock};
-
-/// Cleared if the host refuses `RWF_NOWAIT` for buffered writes.
-static NOWAIT_WRITES: AtomicBool = AtomicBool::new(true);
-
-/// Tries the transfer without blocking; `Some(n)` bytes done (possibly
-/// short) or `None` if the page cache cannot serve it now.
-fn try_nowait(o: &Op) -> Option<Result<usize, Errno>> {
-    let write = match o.op {
-        BioOp::Read => false,
-        BioOp::Write { sync: false } if NOWAIT_WRITES.load(Ordering::Relaxed) => true,
-        BioOp::Write { .. } => return None,
-    };
-    let iov = libc::iovec {
-        iov_base: o.data.cast(),
-        iov_len: o.len,
-    };
-    // SAFETY: one iovec over the request's buffer, valid until completion.
-    let n = unsafe {
-        if write {
-            libc::pwritev2(o.fd, &iov, 1, o.off as libc::off_t, libc::RWF_NOWAIT)
-        } else {
-            libc::preadv2(o.fd, &iov, 1, o.off as libc::off_t, libc::RWF_NOWAIT)
-        }
-    };
-    if n >= 0 {
-        return Some(Ok(n as usize));
-    }
-    match rumpuser_host::sys::host_errno() {
-        libc::EAGAIN | libc::EINTR => None,
-        libc::EOPNOTSUPP | libc::EINVAL if write => {
-            NOWAIT_WRITES.store(false, Ordering::Relaxed);
-            None
-        }
-        libc::EOPNOTSUPP | libc::EINVAL => None,
-        e => Some(Err(Errno::from_linux(e))),
-    }
-}
 
 /// `IORING_ENTER_GETEVENTS` from the kernel ABI (`linux/io_uring.h`).
 const IORING_ENTER_GETEVENTS: u32 = 1;
@@ -205,7 +167,9 @@ fn submit_request(r: &Ring, req: BioRequest) {
         let Op { done, injected, .. } = *o;
         return done.complete(injected.map_or(Ok(0), Err));
     }
-    match try_nowait(&o) {
+    // SAFETY: the kernel's buffer is valid for `len` bytes until completion
+    // and belongs to this request alone.
+    match unsafe { try_nowait(o.fd, o.op, o.data, o.len, o.off) } {
         Some(Ok(n)) if n == o.len => return o.done.complete(Ok(n)),
         // EOF: as short as the file is.
         Some(Ok(0)) => return o.done.complete(Ok(0)),
