@@ -1,8 +1,8 @@
 //! Compiles the C shim for the variadic `rumpuser_dprintf`.
 //!
 //! Hosted targets format with the C library's `vsnprintf`. Freestanding
-//! targets (`target_os = "none"`) get no shim yet; their platform crate
-//! provides one (see the bare-metal issue).
+//! targets (`target_os = "none"`) need no C compiler: `src/printf.rs`
+//! defines `rumpuser_dprintf` there as a naked Rust function.
 
 fn main() {
     println!("cargo:rerun-if-changed=csrc/dprintf.c");

@@ -5,6 +5,7 @@
 //! * [`types`]: hypercall arguments validated into Rust types.
 //! * [`Hypervisor`]: the one trait a platform implements.
 //! * [`sched`]: the kernel's upcalls and the unschedule/reschedule discipline.
+//! * [`printf`]: `rumpuser_dprintf` for targets without a C library.
 //! * [`ffi`] and [`export_rumpuser!`]: the C ABI, generated for a platform.
 //! * [`sp`]: the syscall proxy wire protocol and connection logic.
 //! * `conformance` (feature `conformance`): the kit that checks any
@@ -34,6 +35,7 @@ pub mod hypervisor;
 #[cfg(feature = "alloc")]
 pub mod objects;
 pub mod param;
+pub mod printf;
 pub mod sched;
 pub mod signal;
 #[cfg(feature = "alloc")]

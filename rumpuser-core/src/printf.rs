@@ -68,7 +68,7 @@ impl VaList {
         }
     }
 
-    fn from_overflow(&mut self) -> u64 {
+    fn next_overflow(&mut self) -> u64 {
         // SAFETY: `VaList::new`'s contract: the caller passed this argument
         // on the stack, in order, 8-byte slots.
         let v = unsafe { self.overflow.read() };
@@ -86,7 +86,7 @@ impl ArgSource for VaList {
             self.gp += 1;
             v
         } else {
-            self.from_overflow()
+            self.next_overflow()
         }
     }
 
@@ -97,7 +97,7 @@ impl ArgSource for VaList {
             self.fp += 1;
             f64::from_bits(v)
         } else {
-            f64::from_bits(self.from_overflow())
+            f64::from_bits(self.next_overflow())
         }
     }
 
@@ -452,11 +452,7 @@ pub unsafe fn vformat(fmt: *const c_char, args: &mut dyn ArgSource, sink: &mut d
                     };
                     let _ = n.write_str(core::str::from_utf8(s).unwrap_or(""));
                 } else {
-                    let exp = if a == 0.0 {
-                        0
-                    } else {
-                        libm_floor_log10(a)
-                    };
+                    let exp = if a == 0.0 { 0 } else { libm_floor_log10(a) };
                     let fixed = match conv {
                         b'f' | b'F' => true,
                         b'e' | b'E' => false,
@@ -471,6 +467,11 @@ pub unsafe fn vformat(fmt: *const c_char, args: &mut dyn ArgSource, sink: &mut d
                         let _ = write!(n, "{a:.p$}");
                     } else {
                         let _ = write!(n, "{a:.p$e}");
+                    }
+                    if matches!(conv, b'g' | b'G') && !sp.alt {
+                        strip_zeros(&mut n);
+                    }
+                    if !fixed {
                         fix_exponent(&mut n, upper);
                     }
                 }
@@ -523,6 +524,27 @@ fn libm_floor_log10(a: f64) -> i32 {
     e
 }
 
+/// `%g` drops trailing zeros of the fraction (and a bare '.').
+fn strip_zeros(n: &mut Num) {
+    let s = n.as_bytes();
+    let end = s.iter().position(|&b| b == b'e').unwrap_or(s.len());
+    if !s[..end].contains(&b'.') {
+        return;
+    }
+    let mut cut = end;
+    while cut > 0 && s[cut - 1] == b'0' {
+        cut -= 1;
+    }
+    if cut > 0 && s[cut - 1] == b'.' {
+        cut -= 1;
+    }
+    let tail = end - cut;
+    if tail > 0 {
+        n.buf.copy_within(end..n.len, cut);
+        n.len -= tail;
+    }
+}
+
 /// Rust prints `1.5e2`; C prints `1.5e+02`.
 fn fix_exponent(n: &mut Num, upper: bool) {
     let s = n.as_bytes();
@@ -562,7 +584,11 @@ fn fix_exponent(n: &mut Num, upper: bool) {
 ///
 /// # Safety
 /// As [`VaList::new`]; `save.gp[0]` is the format string.
-pub unsafe fn vformat_entry(save: *const RegSave, overflow: *const u64, sink: &mut dyn FnMut(&[u8])) {
+pub unsafe fn vformat_entry(
+    save: *const RegSave,
+    overflow: *const u64,
+    sink: &mut dyn FnMut(&[u8]),
+) {
     // SAFETY: forwarded contract; one named integer argument (fmt).
     let mut va = unsafe { VaList::new(save, overflow, 1) };
     // SAFETY: `save` is valid; gp[0] holds `fmt`.
@@ -574,7 +600,10 @@ pub unsafe fn vformat_entry(save: *const RegSave, overflow: *const u64, sink: &m
 /// Defines a naked x86_64 SysV C-variadic function `fn(fmt, ...)` that
 /// spills its argument registers and calls `$imp(save: *const RegSave,
 /// overflow: *const u64)` (an `extern "C"` function).
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(
+    target_arch = "x86_64",
+    any(target_os = "none", all(test, target_os = "linux"))
+))]
 macro_rules! va_entry {
     ($(#[$m:meta])* $name:ident => $imp:path) => {
         $(#[$m])*
@@ -779,7 +808,17 @@ mod tests {
     fn star_width_and_long_output() {
         let f = entry();
         // SAFETY: arguments match the format.
-        unsafe { f(c"[%*d][%-*d][%.*s]".as_ptr(), 6i32, 42i32, 4i32, 1i32, 2i32, c"abc".as_ptr()) };
+        unsafe {
+            f(
+                c"[%*d][%-*d][%.*s]".as_ptr(),
+                6i32,
+                42i32,
+                4i32,
+                1i32,
+                2i32,
+                c"abc".as_ptr(),
+            )
+        };
         assert_eq!(take(), "[    42][1   ][ab]");
         let long = [b'a'; 1000];
         let mut s = long.to_vec();

@@ -9,8 +9,13 @@
 //!   on an eventfd when idle, guard-paged `mmap` stacks, a host worker pool
 //!   for block I/O whose completions wake a green thread, and the optional
 //!   deterministic mode.
+//! * [`glue`] is the scheduling half of `impl Hypervisor` (locks, cvs,
+//!   threads, curlwp, sleeps), shared by every green platform through
+//!   [`green_hypervisor_sched!`].
 //! * `hyp` (feature `posix`) implements [`rumpuser_core::Hypervisor`] and
 //!   exports the C ABI (`librumpuser_green`).
+//! * `sp` (feature `posix`) is the syscall proxy server on green threads
+//!   and non-blocking sockets (the shared server of `rumpuser_host::sp`).
 //!
 //! The kernel layer must be built with `RUMP_CURLWP=hypercall`: with
 //! `__thread` the kernel caches curlwp in host TLS, which all green threads
@@ -23,10 +28,17 @@ extern crate alloc;
 #[path = "core/mod.rs"]
 pub mod sched_core;
 
+pub mod glue;
+
+#[doc(hidden)]
+pub use rumpuser_core as __core;
+
 #[cfg(feature = "posix")]
 pub mod host;
 #[cfg(feature = "posix")]
 pub mod hyp;
+#[cfg(feature = "posix")]
+pub mod sp;
 
 #[cfg(feature = "posix")]
 rumpuser_core::export_rumpuser!(&crate::hyp::GREEN);

@@ -1,7 +1,10 @@
 //! `rumpuser-host`: the POSIX host services that the `rumpuser-posix` and
 //! `rumpuser-green` flavours share, one module per concern (named after
-//! NetBSD's `lib/librumpuser` files). Nothing here knows about threads or
-//! the scheduling contract; it is plain host I/O returning NetBSD errnos.
+//! NetBSD's `lib/librumpuser` files). Apart from [`sp`], nothing here knows
+//! about threads or the scheduling contract; it is plain host I/O
+//! returning NetBSD errnos. [`sp`] is the syscall proxy server both
+//! flavours run, generic over how a flavour runs threads ([`sp::Runtime`]);
+//! its kernel entries go through `rumpuser_core::sp::kern`.
 //!
 //! It is a crate of its own so that each flavour's static library exports
 //! only its own `rumpuser_*` symbols.
@@ -17,4 +20,5 @@ pub mod param;
 pub mod random;
 pub mod signal;
 pub mod sock;
+pub mod sp;
 pub mod sys;

@@ -7,6 +7,8 @@
  * client killed while blocked in the kernel, and finally a client that
  * reboots the kernel, which must end the server with status 0 and remove
  * the socket. A library without a syscall proxy (EOPNOTSUPP) is skipped.
+ * Both flavours serve: posix on its poll loop thread and workers, green on
+ * green threads while the main thread sleeps in the kernel.
  */
 #include "kt.h"
 
@@ -62,8 +64,15 @@ int main(int argc, char **argv) {
 		int e = rump_init_server(url);
 		if (e != 0)
 			_exit(e == RUMP_EOPNOTSUPP ? 12 : 11);
-		for (;;)
-			pause();
+		/*
+		 * Serve until a client reboots the kernel. Sleep inside the
+		 * kernel rather than in pause(): with green threads the server
+		 * runs only while this thread is in a hypercall.
+		 */
+		for (;;) {
+			struct timespec ts = { 1, 0 };
+			rump_sys_nanosleep((void *)&ts, NULL);
+		}
 	}
 	struct stat st;
 	uint64_t t0 = kt_now_ns();

@@ -25,6 +25,12 @@ use std::process::Command;
 /// The platform libraries that build on this host.
 pub const FLAVOURS: &[&str] = &["posix", "green"];
 
+/// Flavours whose crate is only an `rlib` in its manifest, because `no_std`
+/// platforms depend on it (Cargo builds every crate type of a dependency,
+/// and a `no_std` staticlib cannot be built without a panic handler and an
+/// allocator); their archive is built with `cargo rustc --crate-type staticlib`.
+pub const RLIB_ONLY: &[&str] = &["green"];
+
 /// Extra libraries a static link needs.
 pub const LIBS_PRIVATE: &str = "-lpthread -ldl -lm -lgcc_s";
 
@@ -62,11 +68,25 @@ pub fn build() -> Result<()> {
     }
     let flavours = built_flavours();
     let mut args = vec!["build", "--release"];
-    for f in &flavours {
+    for f in flavours.iter().filter(|f| !RLIB_ONLY.contains(f)) {
         args.push("-p");
         args.push(Box::leak(format!("rumpuser-{f}").into_boxed_str()));
     }
-    crate::util::cargo(&args)?;
+    if args.len() > 2 {
+        crate::util::cargo(&args)?;
+    }
+    for f in flavours.iter().filter(|f| RLIB_ONLY.contains(f)) {
+        let pkg = format!("rumpuser-{f}");
+        crate::util::cargo(&[
+            "rustc",
+            "--release",
+            "-p",
+            &pkg,
+            "--lib",
+            "--crate-type",
+            "staticlib",
+        ])?;
+    }
     let dist = dist_dir();
     let _ = fs::remove_dir_all(&dist);
     let inc = dist.join("include/rump");

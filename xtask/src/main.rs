@@ -11,10 +11,16 @@
 //! * `bench-c [--rounds N] [--only OP]` — the C-ABI micro-benchmark
 //!   (`benches/c/microbench.c`) against our libraries and NetBSD's, with
 //!   reference/ours ratios.
+//! * `baremetal-test [--only kit|nordrand|crash|c|kernel]` — boot the bare-metal
+//!   platform in QEMU (conformance kit, platform tests, crash reports, a C
+//!   image); part of `test` (needs `qemu-system-x86_64`).
+//! * `baremetal-dist` — `target/dist/baremetal/` (archive, linker script).
 
+mod baremetal;
 mod bench_c;
 mod dist;
 mod kernel_test;
+mod qemu;
 mod test;
 mod util;
 
@@ -30,6 +36,8 @@ fn main() -> ExitCode {
         "dist" => dist::run(rest),
         "test" => test::run(rest),
         "kernel-test" => kernel_test::run(rest),
+        "baremetal-test" => baremetal::run(rest),
+        "baremetal-dist" => baremetal::dist(rest),
         "bench" => util::cargo(&["bench", "-p", "rumpuser-suite"]).map(|_| ()),
         "bench-c" => bench_c::run(rest),
         _ => {
@@ -39,7 +47,9 @@ fn main() -> ExitCode {
                  \n  test         run the whole test suite (what CI runs)\
                  \n  kernel-test  run C tests against a NetBSD rump kernel layer in $RUMP_KERNEL_DIR\
                  \n  bench        run the criterion benches\
-                 \n  bench-c      run benches/c/microbench.c against every librumpuser (ratios vs NetBSD)"
+                 \n  bench-c      run benches/c/microbench.c against every librumpuser (ratios vs NetBSD)\
+                 \n  baremetal-test  boot the bare-metal platform's tests in QEMU\
+                 \n  baremetal-dist  build target/dist/baremetal/ (librumpuser_baremetal.a, link.ld)"
             );
             return if cmd == "help" {
                 ExitCode::SUCCESS

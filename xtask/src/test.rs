@@ -7,7 +7,8 @@
 //!    every platform, C-ABI tests of the built libraries in `tests/`);
 //! 5. loom model checks of the lock and scheduler state machines;
 //! 6. `cargo doc` with warnings denied;
-//! 7. the real-kernel tests if `RUMP_KERNEL_DIR` is set (skipped with a
+//! 7. the bare-metal platform booted in QEMU (`baremetal-test`);
+//! 8. the real-kernel tests if `RUMP_KERNEL_DIR` is set (skipped with a
 //!    message otherwise).
 
 use crate::util::{cargo, require, root, sh, target, Result};
@@ -50,6 +51,9 @@ pub fn run_all(quick: bool) -> Result<()> {
             .env("RUSTDOCFLAGS", "-D warnings")
             .current_dir(root()))?;
     }
+    // The bare-metal platform in QEMU (fails with an install hint if
+    // qemu-system-x86_64 or the x86_64-unknown-none target is missing).
+    crate::baremetal::test_all()?;
     match std::env::var_os("RUMP_KERNEL_DIR") {
         Some(_) => {
             for f in crate::dist::built_flavours() {

@@ -7,6 +7,8 @@
 //! * [`conn`]: the per-connection state machine as pure logic: header-time
 //!   body limits, frame classification, the table of outstanding server
 //!   requests.
+//! * [`kern`]: the bracketed kernel entries a server makes (rfork, newlwp,
+//!   syscall, …) and the opaque [`kern::LwpPtr`].
 //!
 //! # Limits
 //!
@@ -20,6 +22,7 @@
 
 pub mod conn;
 pub mod frame;
+pub mod kern;
 pub mod url;
 pub mod wire;
 

@@ -78,6 +78,18 @@ impl<T> GlobalCell<T> {
         value.as_mut().map(f)
     }
 
+    /// Like [`try_with`](Self::try_with), but returns `None` instead of
+    /// panicking when the value is already borrowed (for crash reports
+    /// written from an exception handler that may have interrupted the
+    /// scheduler itself).
+    pub(super) fn try_with_if_free<R>(&self, f: impl FnOnce(&mut T) -> R) -> Option<R> {
+        // SAFETY: single host thread (module invariant); a plain read of the flag.
+        if unsafe { *self.busy.get() } {
+            return None;
+        }
+        self.try_with(f)
+    }
+
     /// Install a value; gives it back if the cell is already occupied.
     pub(super) fn install(&self, v: T) -> Result<(), T> {
         let _guard = self.enter();

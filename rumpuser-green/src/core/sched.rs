@@ -953,6 +953,13 @@ pub fn thread_name(tid: ThreadId) -> Option<ThreadName> {
         .flatten()
 }
 
+/// The running thread's id and name for a crash report: `None` before
+/// [`init`] or when called while the scheduler itself is executing (from
+/// an exception handler that interrupted it). Never panics.
+pub fn current_for_report() -> Option<(ThreadId, ThreadName)> {
+    SCHED.try_with_if_free(|s| (s.id(s.cur), s.threads[s.cur as usize].name))
+}
+
 /// Rename a thread (truncated to [`NAME_MAX`](super::NAME_MAX) bytes).
 pub fn set_thread_name(tid: ThreadId, name: &str) -> bool {
     SCHED

@@ -1,57 +1,48 @@
-//! One client connection: protocol state shared by the poll loop, the
+//! One client connection: protocol state shared by the I/O driver, the
 //! workers and the kernel threads that call `rumpuser_sp_*`, and the
 //! outbound buffer through which every frame is sent.
 //!
-//! Only the poll loop reads the socket. Every writer appends whole frames
-//! to the connection's outbound buffer under one lock and writes what the
-//! socket takes without blocking; the rest is written by the poll loop when
-//! the socket becomes writable. So no thread ever blocks in `send`, frames
-//! never interleave, and the poll loop never waits for a slow client.
-//! Workers and kernel threads (never the loop) wait for the buffer to
-//! drain below [`OUT_HIGH_WATER`] before adding more; loop-originated
-//! frames are small and bounded per request.
+//! Only the I/O driver (the posix poll loop, or the green connection's
+//! reader thread) reads the socket. Every writer appends whole frames to
+//! the connection's outbound buffer under one lock and writes what the
+//! socket takes without blocking; the rest is written by the I/O driver
+//! when the socket becomes writable ([`Runtime::kick`] tells it to watch
+//! for that). So no thread ever blocks in `send`, frames never interleave,
+//! and the driver never waits for a slow client. Workers and kernel
+//! threads (never the driver) wait for the buffer to drain below
+//! [`OUT_HIGH_WATER`] before adding more; driver-originated frames are
+//! small and bounded per request.
 
-use super::{Shared, REGISTRY};
-use crate::sp::kern;
+use super::{lock, Cond, Runtime, Server};
+use crate::sock;
 use core::ffi::c_void;
-use rumpuser_core::abi::Lwp;
 use rumpuser_core::diag;
 use rumpuser_core::sp::conn::{Delivery, Expect, Pending, Phase};
+use rumpuser_core::sp::kern::{self, LwpPtr};
 use rumpuser_core::sp::wire::MsgType;
 use rumpuser_core::Errno;
-use rumpuser_host::sock;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// Blocking senders wait while more than this many bytes are unsent.
 pub const OUT_HIGH_WATER: usize = 1 << 20;
-/// A client that lets this much loop-originated output pile up is closed.
+/// A client that lets this much driver-originated output pile up is closed.
 pub const OUT_HARD_LIMIT: usize = 16 << 20;
 
-/// A kernel lwp pointer: an opaque token that is only handed back to the
-/// kernel, never dereferenced here.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LwpPtr(pub *mut Lwp);
-
-// SAFETY: the pointer is an opaque kernel token; the hypervisor never
-// dereferences it, and the kernel allows switching to an lwp from any host
-// thread (one at a time, which the server's ownership rules ensure).
-unsafe impl Send for LwpPtr {}
-
-impl LwpPtr {
-    /// No lwp.
-    pub const NULL: LwpPtr = LwpPtr(core::ptr::null_mut());
-}
-
-pub(crate) struct State {
+/// The protocol state of a connection.
+pub struct State {
+    /// New, running or dying.
     pub phase: Phase,
+    /// The client's main lwp (after the handshake).
     pub main: LwpPtr,
+    /// The client's rump pid.
     pub pid: i32,
+    /// An exec handshake is being completed.
     pub in_exec: bool,
     /// Work items (syscalls, exec) queued or running for this client.
     pub busy: usize,
+    /// The server's outstanding requests.
     pub pending: Pending,
     /// Syscall requests being executed, for `sp_fini`.
     pub inflight: Vec<u64>,
@@ -71,23 +62,22 @@ impl Out {
 }
 
 /// A connected client.
-pub(crate) struct Conn {
+pub struct Conn<R: Runtime> {
     /// The cookie given to the kernel as the process's `priv` (never reused).
     pub id: u64,
     fd: OwnedFd,
-    pub srv: Arc<Shared>,
+    /// The server it belongs to.
+    pub srv: Arc<Server<R>>,
     st: Mutex<State>,
-    cv: Condvar,
+    cv: R::Cond,
     out: Mutex<Out>,
-    out_cv: Condvar,
+    out_cv: R::Cond,
+    /// The flavour's per-connection state.
+    pub ext: R::ConnExt,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-impl Conn {
-    pub fn new(id: u64, fd: OwnedFd, srv: Arc<Shared>) -> Conn {
+impl<R: Runtime> Conn<R> {
+    pub(super) fn new(id: u64, fd: OwnedFd, srv: Arc<Server<R>>) -> Conn<R> {
         Conn {
             id,
             fd,
@@ -102,16 +92,18 @@ impl Conn {
                 inflight: Vec::new(),
                 torn_down: false,
             }),
-            cv: Condvar::new(),
+            cv: R::Cond::default(),
             out: Mutex::new(Out {
                 buf: Vec::new(),
                 off: 0,
                 dead: false,
             }),
-            out_cv: Condvar::new(),
+            out_cv: R::Cond::default(),
+            ext: R::ConnExt::default(),
         }
     }
 
+    /// The socket.
     pub fn fd(&self) -> RawFd {
         self.fd.as_raw_fd()
     }
@@ -121,10 +113,12 @@ impl Conn {
         self.id as usize as *mut c_void
     }
 
+    /// The protocol state, locked (never hold it across a wait).
     pub fn state(&self) -> MutexGuard<'_, State> {
         lock(&self.st)
     }
 
+    /// Logs a line about this client.
     pub fn log(&self, args: core::fmt::Arguments<'_>) {
         diag::log(format_args!("sysproxy: client {}: {}", self.id, args));
     }
@@ -133,12 +127,12 @@ impl Conn {
 
     /// Appends one frame (built by `frame`) and writes what the socket
     /// takes. `may_block`: wait while the buffer is above the high-water
-    /// mark (never from the poll loop). `ENOTCONN` once the client is gone.
+    /// mark (never from the I/O driver). `ENOTCONN` once the client is gone.
     pub fn send(&self, may_block: bool, frame: impl FnOnce(&mut Vec<u8>)) -> Result<(), Errno> {
         let mut o = lock(&self.out);
         if may_block {
             while !o.dead && o.pending() > OUT_HIGH_WATER {
-                o = self.out_cv.wait(o).unwrap_or_else(|e| e.into_inner());
+                o = self.out_cv.wait(&self.out, o);
             }
         }
         if o.dead {
@@ -154,12 +148,14 @@ impl Conn {
             self.log(format_args!("does not read its responses; closing"));
             o.dead = true;
             self.out_cv.notify_all();
-            self.srv.waker.wake();
+            drop(o);
+            self.srv.rt.kick(self);
             return Err(Errno::ENOTCONN);
         }
         if was_empty && o.pending() > 0 {
-            // The poll loop must now wait for POLLOUT on this socket.
-            self.srv.waker.wake();
+            // The I/O driver must now wait for POLLOUT on this socket.
+            drop(o);
+            self.srv.rt.kick(self);
         }
         Ok(())
     }
@@ -172,7 +168,7 @@ impl Conn {
                 Err(_) => {
                     o.dead = true;
                     self.out_cv.notify_all();
-                    self.srv.waker.wake();
+                    self.srv.rt.kick(self);
                 }
             }
         }
@@ -185,7 +181,7 @@ impl Conn {
         }
     }
 
-    /// Called by the poll loop when the socket is writable.
+    /// Called by the I/O driver when the socket is writable.
     pub fn flush(&self) {
         let mut o = lock(&self.out);
         self.flush_locked(&mut o);
@@ -205,7 +201,7 @@ impl Conn {
             }
             drop(o);
             let left = end.saturating_duration_since(Instant::now());
-            if left.is_zero() || !sock::wait_writable(self.fd(), left.as_millis().max(1) as i32) {
+            if left.is_zero() || !self.srv.rt.wait_writable(self.fd(), left) {
                 return;
             }
         }
@@ -252,11 +248,11 @@ impl Conn {
             if let Some(r) = st.pending.take(reqno) {
                 return r;
             }
-            st = self.cv.wait(st).unwrap_or_else(|e| e.into_inner());
+            st = self.cv.wait(&self.st, st);
         }
     }
 
-    /// Hands a response to its waiter (poll loop).
+    /// Hands a response to its waiter (I/O driver).
     pub fn deliver(&self, reqno: u64, typ: MsgType, body: Vec<u8>) -> Delivery {
         let d = self.state().pending.deliver(reqno, typ, body);
         if matches!(d, Delivery::Delivered | Delivery::Short) {
@@ -267,6 +263,7 @@ impl Conn {
 
     // ---- work accounting and teardown -------------------------------------------------
 
+    /// A work item for this client was queued.
     pub fn begin_work(&self) {
         self.state().busy += 1;
     }
@@ -289,11 +286,12 @@ impl Conn {
     pub fn wait_alone(&self) -> MutexGuard<'_, State> {
         let mut st = self.state();
         while st.busy > 1 {
-            st = self.cv.wait(st).unwrap_or_else(|e| e.into_inner());
+            st = self.cv.wait(&self.st, st);
         }
         st
     }
 
+    /// True once the client is gone.
     pub fn is_dying(&self) -> bool {
         self.state().phase == Phase::Dying
     }
@@ -301,7 +299,7 @@ impl Conn {
     /// The client is gone (end of stream, error, protocol violation or
     /// server shutdown): wake every waiter with `ENOTCONN`, stop output,
     /// tell the client's kernel threads to exit, and tear down now if no
-    /// work is in flight (else the last work item does). Poll loop only.
+    /// work is in flight (else the last work item does). I/O driver only.
     pub fn disconnect(self: &Arc<Self>) {
         if self.is_dying() {
             return;
@@ -324,7 +322,7 @@ impl Conn {
             st.busy += 1;
             (st.main, !st.in_exec)
         };
-        if lwpexit && main != LwpPtr::NULL && !self.srv.stopping.load(Ordering::Acquire) {
+        if lwpexit && !main.is_null() && !self.srv.is_stopping() {
             // Wake the client's sleeping kernel threads (they see EINTR).
             kern::switch(main);
             kern::lwpexit();
@@ -336,16 +334,15 @@ impl Conn {
     /// Final release: the client's process goes away with its main lwp.
     fn teardown(self: &Arc<Self>) {
         let main = std::mem::replace(&mut self.state().main, LwpPtr::NULL);
-        if main != LwpPtr::NULL && !self.srv.stopping.load(Ordering::Acquire) {
+        if !main.is_null() && !self.srv.is_stopping() {
             kern::switch(main);
             kern::release();
         }
         self.srv.orphan_preforks(self.id);
-        REGISTRY
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.id);
-        self.srv.live.fetch_sub(1, Ordering::AcqRel);
-        self.srv.waker.wake();
+        R::globals().unregister(self.id);
+        self.srv
+            .live
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        self.srv.rt.wake_server();
     }
 }

@@ -1,11 +1,34 @@
-//! The kernel entries the server makes, each one complete kernel entry
-//! (`hyp_schedule; upcall; hyp_unschedule`) from a thread holding no CPU,
-//! as rumpuser_sp.c does. Between entries the host thread keeps whatever
-//! curlwp the last one left (the kernel's rules, contract 2.2).
+//! The kernel entries a syscall proxy server makes, each one complete
+//! kernel entry (`hyp_schedule; upcall; hyp_unschedule`) from a thread
+//! holding no virtual CPU, as rumpuser_sp.c does. Between entries the
+//! calling thread keeps whatever curlwp the last one left (contract 2.2).
+//!
+//! Every flavour's server (host threads or green threads) makes exactly
+//! these calls; the scheduling rules live in [`crate::sched`].
 
-use super::conn::LwpPtr;
+use crate::abi::Lwp;
+use crate::sched::{self, entered};
 use core::ffi::{c_char, c_int, c_long, c_void};
-use rumpuser_core::sched::{self, entered};
+
+/// A kernel lwp pointer: an opaque token that is only handed back to the
+/// kernel, never dereferenced by the hypervisor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LwpPtr(pub *mut Lwp);
+
+// SAFETY: the pointer is an opaque kernel token; the hypervisor never
+// dereferences it, and the kernel allows switching to an lwp from any
+// thread (one at a time, which the server's ownership rules ensure).
+unsafe impl Send for LwpPtr {}
+
+impl LwpPtr {
+    /// No lwp.
+    pub const NULL: LwpPtr = LwpPtr(core::ptr::null_mut());
+
+    /// True for [`LwpPtr::NULL`].
+    pub fn is_null(self) -> bool {
+        self.0.is_null()
+    }
+}
 
 /// Makes `l` the calling thread's lwp (NULL: none after this entry).
 pub fn switch(l: LwpPtr) {

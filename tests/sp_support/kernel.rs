@@ -5,6 +5,14 @@
 //! no switch to an lwp that is running or freed, exec only with one lwp
 //! left) and counts every violation.
 //!
+//! It runs on either flavour (the including test defines `API`, the
+//! library's C ABI): like a kernel built with `RUMP_CURLWP=hypercall` it
+//! keeps the current lwp in the hypervisor's curlwp slot
+//! (`rumpuser_curlwpop`/`rumpuser_curlwp`), so "the current thread" is a
+//! host thread on posix and a green thread on green; the CPU an lwp's
+//! thread holds is recorded in the lwp. Blocking system calls sleep on
+//! the library's own mutex and condition variable, as the kernel does.
+//!
 //! System calls (arguments are register-sized slots):
 //!
 //! | num | name | behaviour |
@@ -20,14 +28,14 @@
 //! | 508 | fini(magic) | `rumpuser_sp_fini(cookie)`, then returns 777 (never seen: fini answers) |
 //! | 509 | ping(x) | `x + 1` |
 
+use crate::API;
 use core::ffi::{c_char, c_int, c_long, c_void, CStr};
-use rumpuser_core::abi::{Hyperup, Lwp};
-use rumpuser_posix::rumpuser_exports::API;
+use rumpuser_core::abi::{Hyperup, Lwp, RUMPUSER_LWP_CLEAR, RUMPUSER_LWP_SET, RUMPUSER_MTX_KMUTEX};
 use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub const NCPU: usize = 3;
 
@@ -52,15 +60,59 @@ pub const ENOSYS: c_int = 78;
 pub const ENAMETOOLONG: c_int = 63;
 pub const ETIMEDOUT: c_int = 60;
 
+/// A `struct rumpuser_mtx *` / `struct rumpuser_cv *` of the library.
+struct Obj(*mut c_void);
+// SAFETY: the library's objects are made to be used from any kernel thread.
+unsafe impl Send for Obj {}
+// SAFETY: as above.
+unsafe impl Sync for Obj {}
+
 pub struct Proc {
     pub pid: i32,
     pub ppid: i32,
     pub cookie: usize,
     pub comm: Mutex<String>,
     pub nlwps: AtomicUsize,
-    exiting: Mutex<bool>,
-    exit_cv: Condvar,
+    /// Told to exit (`hyp_lwpexit`); guarded by `mtx` for sleepers.
+    exiting: AtomicBool,
+    mtx: Obj,
+    cv: Obj,
     pub value: Arc<AtomicI64>,
+}
+
+impl Proc {
+    fn new(pid: i32, ppid: i32, cookie: usize, comm: String, value: Arc<AtomicI64>) -> Proc {
+        let mut mtx = core::ptr::null_mut();
+        let mut cv = core::ptr::null_mut();
+        // SAFETY: valid out-pointers; a kernel (adaptive) mutex.
+        unsafe {
+            (API.mutex_init)(&mut mtx, RUMPUSER_MTX_KMUTEX);
+            (API.cv_init)(&mut cv);
+        }
+        Proc {
+            pid,
+            ppid,
+            cookie,
+            comm: Mutex::new(comm),
+            nlwps: AtomicUsize::new(0),
+            exiting: AtomicBool::new(false),
+            mtx: Obj(mtx),
+            cv: Obj(cv),
+            value,
+        }
+    }
+
+    /// Sets the exit flag under the process mutex and wakes its sleepers
+    /// (called holding a CPU, as the kernel would).
+    fn set_exiting(&self, v: bool) {
+        // SAFETY: the process's own library objects.
+        unsafe {
+            (API.mutex_enter)(self.mtx.0);
+            self.exiting.store(v, Ordering::SeqCst);
+            (API.cv_broadcast)(self.cv.0);
+            (API.mutex_exit)(self.mtx.0);
+        }
+    }
 }
 
 struct TLwp {
@@ -70,6 +122,8 @@ struct TLwp {
     /// `switch(NULL)` asked: clear curlwp at unschedule.
     clear: Cell<bool>,
     running: Cell<bool>,
+    /// The thread running this lwp holds a virtual CPU.
+    hold: Cell<bool>,
 }
 
 struct Kernel {
@@ -86,11 +140,6 @@ pub static VIOLATIONS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 pub static WOKEN: AtomicUsize = AtomicUsize::new(0);
 /// Result of the latest `rumpuser_sp_copyin` in syscall 501.
 pub static LAST_COPYIN: Mutex<Option<c_int>> = Mutex::new(None);
-
-thread_local! {
-    static CUR: Cell<*mut TLwp> = const { Cell::new(core::ptr::null_mut()) };
-    static HOLD: Cell<bool> = const { Cell::new(false) };
-}
 
 fn k() -> MutexGuard<'static, Option<Kernel>> {
     K.lock().unwrap_or_else(|e| e.into_inner())
@@ -114,8 +163,14 @@ fn cpu_give() {
     CPU_CV.notify_one();
 }
 
+fn holds_cpu() -> bool {
+    let c = cur();
+    // SAFETY: the current lwp is live.
+    !c.is_null() && unsafe { (*c).hold.get() }
+}
+
 fn need_cpu(what: &str) -> bool {
-    if !HOLD.with(|h| h.get()) {
+    if !holds_cpu() {
         violation(format!("{what} without a CPU"));
         return false;
     }
@@ -129,6 +184,7 @@ fn new_lwp(p: &Arc<Proc>) -> *mut TLwp {
         free: Cell::new(false),
         clear: Cell::new(false),
         running: Cell::new(false),
+        hold: Cell::new(false),
     }));
     k().as_mut().unwrap().lwps.insert(l as usize);
     l
@@ -150,8 +206,23 @@ fn live(l: *mut TLwp) -> bool {
     k().as_ref().unwrap().lwps.contains(&(l as usize))
 }
 
+/// The calling thread's lwp: the hypervisor's curlwp slot.
 fn cur() -> *mut TLwp {
-    CUR.with(|c| c.get())
+    // SAFETY: plain call.
+    unsafe { (API.curlwp)() }.cast()
+}
+
+/// Rebinds the calling thread from `old` to `new` (either may be NULL).
+fn set_cur(old: *mut TLwp, new: *mut TLwp) {
+    // SAFETY: the curlwp calls in the order a kernel uses them.
+    unsafe {
+        if !old.is_null() {
+            (API.curlwpop)(RUMPUSER_LWP_CLEAR, old.cast::<Lwp>());
+        }
+        if !new.is_null() {
+            (API.curlwpop)(RUMPUSER_LWP_SET, new.cast::<Lwp>());
+        }
+    }
 }
 
 /// The current process (needs a current lwp).
@@ -178,19 +249,25 @@ fn switch_to(l: *mut TLwp) {
         lr.running.set(true);
         lr.clear.set(false);
     }
+    set_cur(old, l);
     if !old.is_null() {
         // SAFETY: the current lwp is live.
         let o = unsafe { &*old };
         o.running.set(false);
+        if !l.is_null() {
+            // The thread's CPU goes with it to the new lwp.
+            // SAFETY: checked live above.
+            unsafe { (*l).hold.set(o.hold.get()) };
+        }
+        o.hold.set(false);
         if o.free.get() {
             free_lwp(old);
         }
     }
-    CUR.with(|c| c.set(l));
 }
 
 unsafe extern "C" fn schedule() {
-    if HOLD.with(|h| h.replace(true)) {
+    if holds_cpu() {
         violation("nested hyp_schedule".into());
         return;
     }
@@ -202,6 +279,8 @@ unsafe extern "C" fn schedule() {
         unsafe { (*l).free.set(true) };
         switch_to(l);
     }
+    // SAFETY: the current lwp is live (set above if there was none).
+    unsafe { (*cur()).hold.set(true) };
 }
 
 unsafe extern "C" fn unschedule() {
@@ -209,20 +288,18 @@ unsafe extern "C" fn unschedule() {
         return;
     }
     let l = cur();
-    if !l.is_null() {
-        // SAFETY: the current lwp is live.
-        let lr = unsafe { &*l };
-        if lr.free.get() {
-            lr.running.set(false);
-            free_lwp(l);
-            CUR.with(|c| c.set(core::ptr::null_mut()));
-        } else if lr.clear.get() {
-            lr.clear.set(false);
-            lr.running.set(false);
-            CUR.with(|c| c.set(core::ptr::null_mut()));
-        }
+    // SAFETY: the current lwp is live (`need_cpu`).
+    let lr = unsafe { &*l };
+    lr.hold.set(false);
+    if lr.free.get() {
+        lr.running.set(false);
+        set_cur(l, core::ptr::null_mut());
+        free_lwp(l);
+    } else if lr.clear.get() {
+        lr.clear.set(false);
+        lr.running.set(false);
+        set_cur(l, core::ptr::null_mut());
     }
-    HOLD.with(|h| h.set(false));
     cpu_give();
 }
 
@@ -232,16 +309,25 @@ unsafe extern "C" fn backend_unschedule(_n: c_int, countp: *mut c_int, _il: *mut
     }
     // SAFETY: the hypervisor passes a valid pointer.
     unsafe { *countp = 0 };
-    HOLD.with(|h| h.set(false));
+    // SAFETY: the current lwp is live (`need_cpu`).
+    unsafe { (*cur()).hold.set(false) };
     cpu_give();
 }
 
 unsafe extern "C" fn backend_schedule(_n: c_int, _il: *mut c_void) {
-    if HOLD.with(|h| h.replace(true)) {
+    let c = cur();
+    if c.is_null() {
+        violation("hyp_backend_schedule from a thread without an lwp".into());
+        return;
+    }
+    // SAFETY: the current lwp is live.
+    let c = unsafe { &*c };
+    if c.hold.get() {
         violation("hyp_backend_schedule while holding a CPU".into());
         return;
     }
     cpu_take();
+    c.hold.set(true);
 }
 
 unsafe extern "C" fn lwproc_switch(l: *mut Lwp) {
@@ -280,7 +366,7 @@ unsafe extern "C" fn lwproc_newlwp(pid: i32) -> c_int {
     }
     let p = k().as_ref().unwrap().procs.get(&pid).cloned();
     let Some(p) = p else { return ESRCH };
-    if *p.exiting.lock().unwrap() {
+    if p.exiting.load(Ordering::SeqCst) {
         return EBUSY;
     }
     switch_to(new_lwp(&p));
@@ -322,24 +408,14 @@ unsafe extern "C" fn lwproc_rfork(priv_: *mut c_void, flags: c_int, comm: *const
         2 => Arc::new(AtomicI64::new(0)),
         _ => return 22,
     };
-    let p = {
+    let pid = {
         let mut g = k();
         let kk = g.as_mut().unwrap();
-        let pid = kk.next_pid;
         kk.next_pid += 1;
-        let p = Arc::new(Proc {
-            pid,
-            ppid: parent.pid,
-            cookie: priv_ as usize,
-            comm: Mutex::new(name),
-            nlwps: AtomicUsize::new(0),
-            exiting: Mutex::new(false),
-            exit_cv: Condvar::new(),
-            value,
-        });
-        kk.procs.insert(pid, Arc::clone(&p));
-        p
+        kk.next_pid - 1
     };
+    let p = Arc::new(Proc::new(pid, parent.pid, priv_ as usize, name, value));
+    k().as_mut().unwrap().procs.insert(pid, Arc::clone(&p));
     switch_to(new_lwp(&p));
     0
 }
@@ -348,9 +424,7 @@ unsafe extern "C" fn lwpexit() {
     if !need_cpu("hyp_lwpexit") {
         return;
     }
-    let p = curproc();
-    *p.exiting.lock().unwrap() = true;
-    p.exit_cv.notify_all();
+    curproc().set_exiting(true);
 }
 
 unsafe extern "C" fn execnotify(comm: *const c_char) {
@@ -362,7 +436,7 @@ unsafe extern "C" fn execnotify(comm: *const c_char) {
     if n != 1 {
         violation(format!("execnotify with {n} lwps"));
     }
-    *p.exiting.lock().unwrap() = false;
+    p.set_exiting(false);
     // SAFETY: the server passes a C string.
     *p.comm.lock().unwrap() = unsafe { CStr::from_ptr(comm) }
         .to_string_lossy()
@@ -376,14 +450,32 @@ unsafe extern "C" fn getpid() -> i32 {
     curproc().pid
 }
 
-/// Releases the CPU around a blocking wait, like the kernel's sleep.
-fn blocking<T>(f: impl FnOnce() -> T) -> T {
-    HOLD.with(|h| h.set(false));
-    cpu_give();
-    let r = f();
-    cpu_take();
-    HOLD.with(|h| h.set(true));
-    r
+/// Sleeps until the process is told to exit (`EINTR`) or 10 s pass
+/// (`ETIMEDOUT`), on the library's cv as the kernel's `cv_timedwait` does
+/// (the library releases the CPU while waiting).
+fn sleep_until_exit(p: &Proc) -> c_int {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    // SAFETY: the process's own library objects; the mutex is held around
+    // every wait.
+    unsafe {
+        (API.mutex_enter)(p.mtx.0);
+        while !p.exiting.load(Ordering::SeqCst) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                (API.mutex_exit)(p.mtx.0);
+                return ETIMEDOUT;
+            }
+            (API.cv_timedwait)(
+                p.cv.0,
+                p.mtx.0,
+                left.as_secs() as i64,
+                left.subsec_nanos() as c_long,
+            );
+        }
+        (API.mutex_exit)(p.mtx.0);
+    }
+    WOKEN.fetch_add(1, Ordering::SeqCst);
+    EINTR
 }
 
 unsafe extern "C" fn syscall(num: c_int, args: *mut c_void, rv: *mut c_long) -> c_int {
@@ -402,19 +494,7 @@ unsafe extern "C" fn syscall(num: c_int, args: *mut c_void, rv: *mut c_long) -> 
             rv[1] = p.ppid as c_long;
             0
         }
-        SYS_SLEEP => blocking(|| {
-            let mut ex = p.exiting.lock().unwrap();
-            let deadline = std::time::Instant::now() + Duration::from_secs(10);
-            while !*ex {
-                let left = deadline.saturating_duration_since(std::time::Instant::now());
-                if left.is_zero() {
-                    return ETIMEDOUT;
-                }
-                ex = p.exit_cv.wait_timeout(ex, left).unwrap().0;
-            }
-            WOKEN.fetch_add(1, Ordering::SeqCst);
-            EINTR
-        }),
+        SYS_SLEEP => sleep_until_exit(&p),
         SYS_COPY => {
             let (src, len, dst) = (a[0], a[1] as usize, a[2]);
             let mut buf = vec![0u8; len];
@@ -538,20 +618,17 @@ pub fn boot() {
         next_pid: 2,
         lwps: HashSet::new(),
     });
-    let init = Arc::new(Proc {
-        pid: 1,
-        ppid: 0,
-        cookie: 0,
-        comm: Mutex::new("rumplocal".into()),
-        nlwps: AtomicUsize::new(0),
-        exiting: Mutex::new(false),
-        exit_cv: Condvar::new(),
-        value: Arc::new(AtomicI64::new(0)),
-    });
-    k().as_mut().unwrap().procs.insert(1, init);
     // SAFETY: the table is a static with valid function pointers.
     let e = unsafe { (API.init)(17, &HYPERUP) };
     assert_eq!(e, 0, "rumpuser_init");
+    let init = Arc::new(Proc::new(
+        1,
+        0,
+        0,
+        "rumplocal".into(),
+        Arc::new(AtomicI64::new(0)),
+    ));
+    k().as_mut().unwrap().procs.insert(1, init);
 }
 
 /// Pids of all processes but process 1.

@@ -112,6 +112,8 @@ pub struct Client {
     s: Stream,
     asm: Assembler,
     rbuf: Vec<u8>,
+    /// Scratch space for one `read` (kept, so a read does not clear 64 KiB).
+    tmp: Vec<u8>,
     next: u64,
     stash: HashMap<u64, Frame>,
     pub banner: Vec<u8>,
@@ -145,6 +147,7 @@ impl Client {
             s,
             asm: Assembler::new(),
             rbuf: Vec::new(),
+            tmp: vec![0; 65536],
             next: 0,
             stash: HashMap::new(),
             banner: Vec::new(),
@@ -192,12 +195,11 @@ impl Client {
                     return Ok(Some(f));
                 }
             }
-            let mut tmp = [0u8; 65536];
-            let n = self.s.read(&mut tmp)?;
+            let n = self.s.read(&mut self.tmp)?;
             if n == 0 {
                 return Ok(None);
             }
-            self.rbuf.extend_from_slice(&tmp[..n]);
+            self.rbuf.extend_from_slice(&self.tmp[..n]);
         }
     }
 

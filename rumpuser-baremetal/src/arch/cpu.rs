@@ -1,0 +1,202 @@
+//! CPU identification and state: CPUID features, FPU/SSE enable, the TSC,
+//! the interrupt flag and halting.
+
+use core::arch::asm;
+use core::arch::x86_64::CpuidResult;
+use x86_64::registers::control::{Cr0, Cr0Flags, Cr4, Cr4Flags};
+
+/// `cpuid(leaf, subleaf)`.
+pub fn cpuid(leaf: u32, sub: u32) -> CpuidResult {
+    // SAFETY: CPUID exists on every x86_64 CPU and only reads identification.
+    #[allow(unused_unsafe)]
+    unsafe {
+        core::arch::x86_64::__cpuid_count(leaf, sub)
+    }
+}
+
+/// What this crate uses from CPUID.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Features {
+    /// `RDRAND` (CPUID.1:ECX.30).
+    pub rdrand: bool,
+    /// `RDSEED` (CPUID.7.0:EBX.18).
+    pub rdseed: bool,
+    /// LAPIC TSC-deadline timer mode (CPUID.1:ECX.24).
+    pub tsc_deadline: bool,
+    /// Invariant TSC (CPUID.80000007:EDX.8).
+    pub invariant_tsc: bool,
+    /// 1 GiB pages (CPUID.80000001:EDX.26).
+    pub pdpe1gb: bool,
+    /// Running under a hypervisor (CPUID.1:ECX.31).
+    pub hypervisor: bool,
+}
+
+/// Reads the feature bits.
+pub fn features() -> Features {
+    let l1 = cpuid(1, 0);
+    let max = cpuid(0, 0).eax;
+    let l7 = if max >= 7 {
+        cpuid(7, 0)
+    } else {
+        CpuidResult {
+            eax: 0,
+            ebx: 0,
+            ecx: 0,
+            edx: 0,
+        }
+    };
+    let emax = cpuid(0x8000_0000, 0).eax;
+    let e1 = if emax >= 0x8000_0001 {
+        cpuid(0x8000_0001, 0).edx
+    } else {
+        0
+    };
+    let e7 = if emax >= 0x8000_0007 {
+        cpuid(0x8000_0007, 0).edx
+    } else {
+        0
+    };
+    Features {
+        rdrand: l1.ecx & (1 << 30) != 0,
+        rdseed: l7.ebx & (1 << 18) != 0,
+        tsc_deadline: l1.ecx & (1 << 24) != 0,
+        invariant_tsc: e7 & (1 << 8) != 0,
+        pdpe1gb: e1 & (1 << 26) != 0,
+        hypervisor: l1.ecx & (1 << 31) != 0,
+    }
+}
+
+/// Enables the x87 FPU and SSE so that C code (the kernel layer, built
+/// for ordinary x86_64 with SSE2) and the green context switch
+/// (`stmxcsr`/`fnstcw`) can run. This crate itself is soft-float.
+pub fn enable_fpu_sse() {
+    let mut cr0 = Cr0::read();
+    cr0.remove(Cr0Flags::EMULATE_COPROCESSOR | Cr0Flags::TASK_SWITCHED);
+    cr0.insert(Cr0Flags::MONITOR_COPROCESSOR | Cr0Flags::NUMERIC_ERROR);
+    // SAFETY: only FPU-related bits change; paging and protection stay on.
+    unsafe { Cr0::write(cr0) };
+    let mut cr4 = Cr4::read();
+    cr4.insert(Cr4Flags::OSFXSR | Cr4Flags::OSXMMEXCPT_ENABLE);
+    // SAFETY: announces FXSAVE/SSE support to the CPU; nothing else changes.
+    unsafe { Cr4::write(cr4) };
+    // SAFETY: the FPU is enabled above; this resets the x87 state. MXCSR
+    // keeps its reset value 0x1f80 (all exceptions masked, round to
+    // nearest), which the PVH loader does not change.
+    unsafe {
+        asm!("fninit", options(nomem, nostack));
+    }
+}
+
+/// The time-stamp counter.
+#[inline]
+pub fn rdtsc() -> u64 {
+    // SAFETY: RDTSC is available on every x86_64 CPU (CR4.TSD is clear).
+    #[allow(unused_unsafe)]
+    unsafe {
+        core::arch::x86_64::_rdtsc()
+    }
+}
+
+const RFLAGS_IF: u64 = 1 << 9;
+
+/// Disables interrupts, returning the previous RFLAGS.
+#[inline]
+pub fn irq_save() -> u64 {
+    let flags: u64;
+    // SAFETY: reads RFLAGS and clears IF; no memory is touched except the stack slot of pushfq.
+    unsafe { asm!("pushfq", "pop {}", "cli", out(reg) flags, options(nomem)) };
+    flags
+}
+
+/// Restores the interrupt flag saved by [`irq_save`].
+#[inline]
+pub fn irq_restore(flags: u64) {
+    if flags & RFLAGS_IF != 0 {
+        // SAFETY: re-enables interrupts that were enabled before `irq_save`.
+        unsafe { asm!("sti", options(nomem, nostack)) };
+    }
+}
+
+/// With interrupts disabled: enable them and halt until the next one
+/// (atomically: `sti` takes effect after `hlt` has started), then disable
+/// them again. Interrupts pending before the call wake it at once.
+#[inline]
+pub fn wait_for_interrupt() {
+    // SAFETY: the handlers only touch their own atomics, the PIC and the
+    // LAPIC, and run on the IST stack.
+    unsafe { asm!("sti", "hlt", "cli", options(nomem, nostack)) };
+}
+
+/// Lets interrupts that are already pending be taken, then masks them
+/// again (the busy path's substitute for running with IF=1).
+#[inline]
+pub fn interrupt_window() {
+    // SAFETY: as `wait_for_interrupt`, without halting.
+    unsafe { asm!("sti", "nop", "cli", options(nomem, nostack)) };
+}
+
+/// Stops this CPU for good.
+pub fn halt_forever() -> ! {
+    loop {
+        // SAFETY: masks interrupts and halts; nothing resumes this CPU.
+        unsafe { asm!("cli", "hlt", options(nomem, nostack)) };
+    }
+}
+
+/// CR2: the faulting address of the last page fault.
+pub fn cr2() -> u64 {
+    x86_64::registers::control::Cr2::read_raw()
+}
+
+/// CR3, CR0 and CR4 for reports.
+pub fn control_registers() -> (u64, u64, u64) {
+    let (frame, _) = x86_64::registers::control::Cr3::read_raw();
+    (
+        frame.start_address().as_u64(),
+        Cr0::read_raw(),
+        Cr4::read_raw(),
+    )
+}
+
+/// The one thread-pointer block (`%fs` base), shared by all green threads.
+///
+/// C code built with the usual `-fstack-protector*` reads its canary at
+/// `%fs:0x28` (and TLS variant II code reads the thread pointer at
+/// `%fs:0`). There is no per-thread TLS here (the kernel layer must be
+/// built with `RUMP_CURLWP=hypercall`), but a valid block with a random
+/// canary lets such code run; `__stack_chk_fail` reports a smashed stack.
+#[repr(C, align(64))]
+struct FsBlock(core::cell::UnsafeCell<[u64; 64]>);
+// SAFETY: written once at boot before any thread exists, then only read
+// (by C code through %fs).
+unsafe impl Sync for FsBlock {}
+static FS_BLOCK: FsBlock = FsBlock(core::cell::UnsafeCell::new([0; 64]));
+
+/// Points `%fs` at the block: self pointer at 0, `canary` at 0x28.
+pub fn install_fs_block(canary: u64) {
+    let p = FS_BLOCK.0.get();
+    // SAFETY: boot, single thread: nothing else accesses the block yet.
+    unsafe {
+        (*p)[0] = p as u64;
+        (*p)[5] = canary;
+    }
+    x86_64::registers::model_specific::FsBase::write(x86_64::VirtAddr::new(p as u64));
+}
+
+core::arch::global_asm!(
+    ".pushsection .text.__stack_chk_fail, \"ax\", @progbits",
+    ".weak __stack_chk_fail",
+    ".type __stack_chk_fail, @function",
+    "__stack_chk_fail:",
+    "    and rsp, -16",
+    "    call {report}",
+    "    ud2",
+    ".popsection",
+    report = sym stack_chk_fail,
+);
+
+extern "C" fn stack_chk_fail() -> ! {
+    crate::kprintln!("\n*** rumpuser-baremetal: stack smashing detected (__stack_chk_fail)");
+    crate::start::report_thread();
+    crate::start::exit_status(crate::status::PANIC)
+}

@@ -1,0 +1,250 @@
+//! The scheduling half of `impl Hypervisor`, shared by every platform
+//! built on [`crate::sched_core`] (the POSIX green flavour,
+//! bare metal, Xen). `no_std`.
+//!
+//! Locks, condition variables, threads, sleeps and curlwp are the same on
+//! every green host: they are green-thread operations. A platform writes
+//! the host half (memory, clocks, console, files, random, exit) itself and
+//! gets this half with one macro inside its `impl Hypervisor`:
+//!
+//! ```ignore
+//! impl Hypervisor for MyPlatform {
+//!     rumpuser_green::green_hypervisor_sched!(guard = my_check, stack_size = my_stack_size());
+//!     const NAME: &'static str = "mine";
+//!     // ... host methods ...
+//! }
+//! ```
+//!
+//! `guard` is a `fn()` called first in every method that touches the
+//! scheduler (the POSIX flavour aborts there if a foreign host thread
+//! calls in; single-CPU platforms pass [`no_guard`]); `stack_size` is the
+//! stack size of kernel threads in bytes.
+//!
+//! The wrappers [`Shared`] and [`Joinable`] make the (deliberately
+//! `!Sync`) green primitives usable as the trait's `Send + Sync` types.
+//! That is sound only because a green platform runs every green thread
+//! on one host thread, which the platform guarantees (a check in `guard`,
+//! or there is only one CPU).
+
+use crate::sched_core::{self, GreenCondvar, ThreadId};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use rumpuser_core::abi::{Lwp, ThreadFn};
+use rumpuser_core::types::{ThreadSpec, WaitOutcome};
+use rumpuser_core::{Errno, HyperResult, SendPtr};
+
+/// A green object used through the C ABI (see the module docs).
+pub struct Shared<T>(pub T);
+// SAFETY: every green platform runs all green threads on one host thread
+// (checked by its `guard` or guaranteed by having one CPU), so the object
+// is never touched by two host threads.
+unsafe impl<T> Sync for Shared<T> {}
+// SAFETY: as above; moving an object between green threads is what it is for.
+unsafe impl<T> Send for Shared<T> {}
+
+/// Join handle of a joinable kernel thread: its green thread id.
+pub struct Joinable(pub ThreadId);
+
+/// A `guard` for platforms that cannot be entered from a foreign host thread.
+#[inline(always)]
+pub fn no_guard() {}
+
+/// `rumpuser_thread_create` on a green thread: copies the (possibly
+/// stack-allocated) name, spawns, maps errors (`ENOMEM`, `EAGAIN`).
+pub fn thread_create(
+    entry: ThreadFn,
+    arg: SendPtr,
+    spec: ThreadSpec<'_>,
+    stack_size: usize,
+) -> HyperResult<Option<Joinable>> {
+    let mut name = [0u8; 32];
+    let n = spec.name.map(|n| n.to_bytes()).unwrap_or(b"");
+    let l = n.len().min(31);
+    name[..l].copy_from_slice(&n[..l]);
+    let name = core::str::from_utf8(&name[..l]).unwrap_or("kthread");
+    let body = move || {
+        let a = arg;
+        // SAFETY: the kernel's thread function with its own argument; it
+        // ends in `rumpuser_thread_exit` (or returns, which also exits).
+        unsafe { entry(a.0) };
+    };
+    match sched_core::spawn_closure(body, name, stack_size, spec.joinable) {
+        Ok(t) => Ok(spec.joinable.then_some(Joinable(t))),
+        Err(sched_core::SpawnError::OutOfMemory) => Err(Errno::ENOMEM),
+        Err(_) => Err(Errno::EAGAIN),
+    }
+}
+
+/// `rumpuser_thread_join`.
+pub fn thread_join(t: Joinable) -> HyperResult<()> {
+    sched_core::join(t.0).map_err(|e| match e {
+        sched_core::JoinError::Deadlock => Errno::EDEADLK,
+        sched_core::JoinError::NoSuchThread => Errno::ESRCH,
+        _ => Errno::EINVAL,
+    })
+}
+
+/// Condition wait with the mutex released atomically; see
+/// [`rumpuser_core::Hypervisor::cond_wait`].
+pub fn cond_wait(
+    c: &GreenCondvar,
+    m: &crate::sched_core::GreenMutex,
+    deadline: Option<u64>,
+) -> WaitOutcome {
+    if c.wait_unlocked(m, deadline) {
+        WaitOutcome::TimedOut
+    } else {
+        WaitOutcome::Woken
+    }
+}
+
+/// curlwpop(SET) calls seen, and whether `rumpuser_curlwp` was ever called:
+/// a kernel built with `RUMP_CURLWP=__thread` sets lwps but never asks.
+static SETS: AtomicU32 = AtomicU32::new(0);
+static ASKED: AtomicBool = AtomicBool::new(false);
+
+/// `rumpuser_curlwp`: the green thread's lwp.
+#[inline]
+pub fn curlwp() -> *mut Lwp {
+    if !ASKED.load(Ordering::Relaxed) {
+        ASKED.store(true, Ordering::Relaxed);
+    }
+    sched_core::curlwp() as *mut Lwp
+}
+
+/// Binds `l` to the green thread; warns once if the kernel evidently keeps
+/// curlwp in host TLS (`RUMP_CURLWP=__thread`), which green threads share.
+pub fn set_curlwp(l: *mut Lwp) {
+    if !l.is_null() && SETS.fetch_add(1, Ordering::Relaxed) == 256 && !ASKED.load(Ordering::Relaxed)
+    {
+        rumpuser_core::diag::report(format_args!(
+            "rumpuser-green: the kernel sets lwps but never calls rumpuser_curlwp(); \
+             it was probably built with RUMP_CURLWP=__thread, which green threads cannot support"
+        ));
+    }
+    sched_core::set_curlwp(l.cast())
+}
+
+/// Expands, inside an `impl rumpuser_core::Hypervisor for X` block, to the
+/// associated types and every scheduling method (mutex, rwlock, cond,
+/// thread, curlwp, `sleep_until`) implemented on the green scheduler core.
+/// See the [module docs](crate::glue).
+#[macro_export]
+macro_rules! green_hypervisor_sched {
+    (guard = $guard:path, stack_size = $stack:expr) => {
+        type Mutex = $crate::glue::Shared<$crate::sched_core::GreenMutex>;
+        type RwLock = $crate::glue::Shared<$crate::sched_core::GreenRwLock>;
+        type Cond = $crate::glue::Shared<$crate::sched_core::GreenCondvar>;
+        type Thread = $crate::glue::Joinable;
+
+        fn sleep_until(&self, deadline: $crate::__core::types::MonoNanos) {
+            $guard();
+            $crate::sched_core::sleep_until(deadline)
+        }
+
+        fn thread_create(
+            &self,
+            entry: $crate::__core::abi::ThreadFn,
+            arg: $crate::__core::SendPtr,
+            spec: $crate::__core::types::ThreadSpec<'_>,
+        ) -> $crate::__core::HyperResult<Option<$crate::glue::Joinable>> {
+            $guard();
+            $crate::glue::thread_create(entry, arg, spec, $stack)
+        }
+        fn thread_exit(&self) -> ! {
+            $guard();
+            $crate::sched_core::exit()
+        }
+        fn thread_join(&self, t: $crate::glue::Joinable) -> $crate::__core::HyperResult<()> {
+            $guard();
+            $crate::glue::thread_join(t)
+        }
+
+        #[inline]
+        fn curlwp(&self) -> *mut $crate::__core::abi::Lwp {
+            $crate::glue::curlwp()
+        }
+        fn set_curlwp(&self, l: *mut $crate::__core::abi::Lwp) {
+            $guard();
+            $crate::glue::set_curlwp(l)
+        }
+
+        fn mutex_new(&self, _flags: $crate::__core::types::MutexFlags) -> Self::Mutex {
+            $crate::glue::Shared($crate::sched_core::GreenMutex::new())
+        }
+        fn mutex_try_lock(&self, m: &Self::Mutex) -> bool {
+            $guard();
+            m.0.try_lock()
+        }
+        fn mutex_lock(&self, m: &Self::Mutex) {
+            $guard();
+            m.0.lock()
+        }
+        fn mutex_unlock(&self, m: &Self::Mutex) {
+            $guard();
+            m.0.unlock()
+        }
+
+        fn rw_new(&self) -> Self::RwLock {
+            $crate::glue::Shared($crate::sched_core::GreenRwLock::new())
+        }
+        fn rw_try_read(&self, rw: &Self::RwLock) -> bool {
+            $guard();
+            rw.0.try_read()
+        }
+        fn rw_read(&self, rw: &Self::RwLock) {
+            $guard();
+            rw.0.read()
+        }
+        fn rw_try_write(&self, rw: &Self::RwLock) -> bool {
+            $guard();
+            rw.0.try_write()
+        }
+        fn rw_write(&self, rw: &Self::RwLock) {
+            $guard();
+            rw.0.write()
+        }
+        fn rw_unlock_read(&self, rw: &Self::RwLock) {
+            $guard();
+            rw.0.unlock_read()
+        }
+        fn rw_unlock_write(&self, rw: &Self::RwLock) {
+            $guard();
+            rw.0.unlock_write()
+        }
+        fn rw_downgrade(&self, rw: &Self::RwLock) {
+            $guard();
+            rw.0.downgrade()
+        }
+        fn rw_try_upgrade(&self, rw: &Self::RwLock) -> bool {
+            $guard();
+            rw.0.try_upgrade()
+        }
+        fn rw_is_write_locked(&self, rw: &Self::RwLock) -> bool {
+            rw.0.is_write_locked()
+        }
+        fn rw_has_readers(&self, rw: &Self::RwLock) -> bool {
+            rw.0.has_readers()
+        }
+
+        fn cond_new(&self) -> Self::Cond {
+            $crate::glue::Shared($crate::sched_core::GreenCondvar::new())
+        }
+        fn cond_wait(
+            &self,
+            c: &Self::Cond,
+            m: &Self::Mutex,
+            deadline: Option<$crate::__core::types::MonoNanos>,
+        ) -> $crate::__core::types::WaitOutcome {
+            $guard();
+            $crate::glue::cond_wait(&c.0, &m.0, deadline)
+        }
+        fn cond_signal(&self, c: &Self::Cond) {
+            $guard();
+            c.0.notify_one()
+        }
+        fn cond_broadcast(&self, c: &Self::Cond) {
+            $guard();
+            c.0.notify_all()
+        }
+    };
+}
