@@ -70,6 +70,8 @@ impl Hypervisor for Green {
             return Ok(());
         }
         px::random::init()?;
+        // Every green sleep ends in this host thread's ppoll: 1 ns slack.
+        px::clock::tight_timer_slack();
         let seed = env_u64("RUMPUSER_GREEN_SEED");
         HOST.start(seed.is_some()).map_err(Errno::from_linux)?;
         if let Some(s) = env_u64("RUMPUSER_GREEN_STACK") {
