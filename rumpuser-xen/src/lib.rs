@@ -1,2 +1,98 @@
-//! rumpuser-xen: placeholder until its issue is implemented.
+//! `rumpuser-xen`: the rumpuser v17 hypercalls for NetBSD rump kernels
+//! running directly on Xen as PVH guests, as dom0 or as a domU with
+//! virtual disks.
+//!
+//! Every rump-kernel thread is a green thread of
+//! `rumpuser_green::sched_core` on the one vcpu. Boot and x86 code is
+//! `rumpuser-baremetal`'s, used as a library (its `platform` feature off:
+//! no entry, exports or panic handler of its own):
+//!
+//! | concern | how |
+//! |---|---|
+//! | boot | bare metal's PVH note and trampoline, which call `start::rumpuser_pvh_kmain`; bare metal's GDT/TSS/IDT, identity map, heap, stack guard pages and crash reports |
+//! | Xen | CPUID signature, hypercall page through the MSR Xen names, our own hypercall asm (`rdi rsi rdx r10 r8`) and bindings ([`abi`], not `xen-sys`) |
+//! | memory | `XENMEM_memory_map` (a PVH dom0's start info has no map) → heap |
+//! | time | pvclock from vcpu 0's `vcpu_time_info` (monotonic, ns), wall clock from `shared_info` (`time`, [`pvclock`]) |
+//! | idle, timer | `VCPUOP_set_singleshot_timer` → `VIRQ_TIMER`; idle blocks in `SCHEDOP_poll` on the timer port and the ports threads wait on (race-free with interrupts masked) (`platform`) |
+//! | events | the 2-level pending bits are scanned from `shared_info` into green wake-ups after every idle and every few switches; the per-vcpu upcall vector (a LAPIC interrupt) with `sti; hlt` is the optional `RUMPUSER_XEN_IDLE=hlt` path, not the default because it can lose a wake-up under nested TCG (`events`) |
+//! | console | `console_io` for dom0; port 0xE9 plus the PV console ring (`xenconsoled`) for a domU (`console`) |
+//! | xenstore | read, write, directory, watch over the shared ring (`xenstore`) |
+//! | disks | grant tables v1 (`gnttab`) and a blkfront: `xvda`… or the device id, asynchronous `bio` over the blkif ring with bounce pages, a flush after `BIO_SYNC` writes (`blkfront`) |
+//! | random | RDSEED/RDRAND with `HARD`/`NOWAIT` semantics (bare metal's `random`) |
+//! | params, exit | the PVH command line; `SCHEDOP_shutdown` (and QEMU's `isa-debug-exit` for dom0 under the test harness) |
+//!
+//! # Building and running
+//!
+//! The host build is only the pure modules ([`abi`] layouts, [`pvclock`]
+//! arithmetic) for their unit tests. For `x86_64-unknown-none` the crate
+//! is the platform: a `#![no_std] #![no_main]` binary depends on it and
+//! defines `#[no_mangle] extern "C" fn main`, linked with
+//! `rumpuser-baremetal/link.ld` (this crate's `build.rs` does that for its
+//! own binaries). `cargo xtask xen-test` builds the test image
+//! (`src/bin/rumpuser-xen-test.rs`), assembles Xen 4.17 from Debian's
+//! packages and boots the image as a PVH dom0 in QEMU TCG:
+//!
+//! ```text
+//! qemu-system-x86_64 -M q35 -accel tcg -cpu max -smp 1 -m 512M -device intel-iommu \
+//!   -device isa-debug-exit,iobase=0xf4,iosize=0x04 -kernel xen \
+//!   -append "console=com1 com1=115200,8n1 dom0=pvh dom0_mem=64M ..." \
+//!   -initrd "image PARAM=value -- args"
+//! ```
+//!
+//! Parameters and `argv` come from the dom0 command line (the `-initrd`
+//! module's string after the image name; commas must be doubled for
+//! QEMU), or a domU's `cmdline`, with the syntax of
+//! `rumpuser_baremetal::cmdline`. `cargo xtask xen-test --only domu`
+//! boots the same image as a domU under Debian's Linux as dom0 with the
+//! real toolstack and blkback.
+//!
+//! # What is missing
+//!
+//! Handling a back end that goes away (`Closing`: requests then fail only
+//! by the 10 s timeout; untested); xenstore transactions; netfront; SMP;
+//! the syscall proxy; a `cargo xtask` command that links an arbitrary
+//! application (today `xen-dist` gives `librumpuser_xen.a` and the link
+//! line, and `xen-test` links `tests/baremetal/c_image.c` and, with
+//! `RUMP_KERNEL_DIR`, NetBSD's kernel layer with an ext2 program). The
+//! upcall-vector idle (`RUMPUSER_XEN_IDLE=hlt`) is not the default (see
+//! `events`).
+//!
+//! # Outputs
+//!
+//! `cargo xtask xen-dist` writes `target/dist/xen/`: `librumpuser_xen.a`
+//! (every `rumpuser_*` symbol plus the boot object: link with
+//! `-u pvh_start32`) and `link.ld`.
 #![no_std]
+#![warn(missing_docs)]
+
+#[cfg(test)]
+extern crate std;
+
+extern crate alloc;
+
+pub mod abi;
+pub mod pvclock;
+
+#[cfg(target_os = "none")]
+pub mod blkfront;
+#[cfg(target_os = "none")]
+pub mod console;
+#[cfg(target_os = "none")]
+pub mod events;
+#[cfg(target_os = "none")]
+pub mod gnttab;
+#[cfg(target_os = "none")]
+pub mod hyp;
+#[cfg(target_os = "none")]
+pub mod hypercall;
+#[cfg(target_os = "none")]
+pub mod platform;
+#[cfg(target_os = "none")]
+pub mod start;
+#[cfg(target_os = "none")]
+pub mod time;
+#[cfg(target_os = "none")]
+pub mod xenstore;
+
+#[cfg(target_os = "none")]
+rumpuser_core::export_rumpuser!(&crate::hyp::XEN);

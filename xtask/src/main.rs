@@ -15,6 +15,11 @@
 //!   platform in QEMU (conformance kit, platform tests, crash reports, a C
 //!   image); part of `test` (needs `qemu-system-x86_64`).
 //! * `baremetal-dist` — `target/dist/baremetal/` (archive, linker script).
+//! * `xen-test [--only kit|crash|c|domu|harness] [-- PARAMS]` — boot the Xen
+//!   platform as a PVH dom0 of Xen 4.17 (from Debian's package) nested in
+//!   QEMU TCG, and as a domU under a Linux dom0 with the real toolstack;
+//!   part of `test`.
+//! * `xen-dist` — `target/dist/xen/` (`librumpuser_xen.a`, linker script).
 
 mod baremetal;
 mod bench_c;
@@ -23,6 +28,7 @@ mod kernel_test;
 mod qemu;
 mod test;
 mod util;
+mod xen;
 
 use std::process::ExitCode;
 
@@ -38,6 +44,8 @@ fn main() -> ExitCode {
         "kernel-test" => kernel_test::run(rest),
         "baremetal-test" => baremetal::run(rest),
         "baremetal-dist" => baremetal::dist(rest),
+        "xen-test" => xen::run(rest),
+        "xen-dist" => xen::dist(rest),
         "bench" => util::cargo(&["bench", "-p", "rumpuser-suite"]).map(|_| ()),
         "bench-c" => bench_c::run(rest),
         _ => {
@@ -49,7 +57,9 @@ fn main() -> ExitCode {
                  \n  bench        run the criterion benches\
                  \n  bench-c      run benches/c/microbench.c against every librumpuser (ratios vs NetBSD)\
                  \n  baremetal-test  boot the bare-metal platform's tests in QEMU\
-                 \n  baremetal-dist  build target/dist/baremetal/ (librumpuser_baremetal.a, link.ld)"
+                 \n  baremetal-dist  build target/dist/baremetal/ (librumpuser_baremetal.a, link.ld)\
+                 \n  xen-test     boot the Xen platform's tests as a PVH dom0 of Xen 4.17 in QEMU\
+                 \n  xen-dist     build target/dist/xen/ (librumpuser_xen.a, link.ld)"
             );
             return if cmd == "help" {
                 ExitCode::SUCCESS

@@ -7,7 +7,9 @@
 //!    every platform, C-ABI tests of the built libraries in `tests/`);
 //! 5. loom model checks of the lock and scheduler state machines;
 //! 6. `cargo doc` with warnings denied;
-//! 7. the bare-metal platform booted in QEMU (`baremetal-test`);
+//! 7. the bare-metal platform booted in QEMU (`baremetal-test`), then the
+//!    Xen platform as a PVH dom0 of Xen 4.17 nested in QEMU (`xen-test`;
+//!    the hypervisor comes from Debian's package via `apt-get download`);
 //! 8. the real-kernel tests if `RUMP_KERNEL_DIR` is set (skipped with a
 //!    message otherwise).
 
@@ -54,6 +56,7 @@ pub fn run_all(quick: bool) -> Result<()> {
     // The bare-metal platform in QEMU (fails with an install hint if
     // qemu-system-x86_64 or the x86_64-unknown-none target is missing).
     crate::baremetal::test_all()?;
+    crate::xen::test_all()?;
     match std::env::var_os("RUMP_KERNEL_DIR") {
         Some(_) => {
             for f in crate::dist::built_flavours() {

@@ -1,0 +1,480 @@
+//! Boot sequence on Xen, the call of the application's `main`, exit and
+//! panic.
+//!
+//! `rumpuser-baremetal`'s PVH trampoline (its ELF note, 32→64-bit switch,
+//! boot page tables and stack; built without its `platform` feature)
+//! calls [`rumpuser_pvh_kmain`], which sets up, in order: Xen detection by
+//! CPUID and the hypercall page, the console (`console_io` for dom0,
+//! port 0xE9 otherwise), FPU/SSE and the shared GDT/TSS/IDT, the start
+//! info (command line, modules), the memory map (`XENMEM_memory_map`,
+//! which a PVH dom0 needs: its start info has none), the heap and the
+//! refined identity map (shared code), `shared_info`, the clocks, the
+//! `VIRQ_TIMER` port and the upcall vector, RDRAND/RDSEED and the
+//! stack-protector block, the green scheduler (the boot stack becomes the
+//! thread "main"), then the C constructors and
+//! `int main(int argc, char **argv)`.
+//!
+//! Exit: the status is printed, then — for dom0, which owns the machine —
+//! written to QEMU's `isa-debug-exit` port (so the harness's QEMU exit
+//! status carries it, see `rumpuser_baremetal::status`), then the domain
+//! shuts down with `SCHEDOP_shutdown` (`poweroff` for status 0, `crash`
+//! otherwise).
+
+use crate::{abi, console, events, hypercall, time, xprintln};
+use alloc::vec::Vec;
+use core::cell::UnsafeCell;
+use core::ffi::{c_char, c_int};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use rumpuser_baremetal::arch::{boot, cpu, paging, trap};
+use rumpuser_baremetal::memmap::{self, Range, E820_RAM};
+use rumpuser_baremetal::{cmdline, heap, status};
+
+extern "C" {
+    /// The application's entry point.
+    fn main(argc: c_int, argv: *const *const c_char) -> c_int;
+    static __image_start: u8;
+    static __image_end: u8;
+    static __init_array_start: Option<unsafe extern "C" fn()>;
+    static __init_array_end: Option<unsafe extern "C" fn()>;
+}
+
+const CMDLINE_MAX: usize = 4096;
+const MEMMAP_MAX: usize = 128;
+const MODULES_MAX: usize = 8;
+
+/// What boot learned about the machine.
+#[derive(Debug)]
+pub struct BootInfo {
+    /// Xen's version (`major << 16 | minor`).
+    pub xen_version: u32,
+    /// Whether this is dom0 (`XENFEAT_dom0`).
+    pub dom0: bool,
+    /// `hvm_start_info.version`.
+    pub start_info_version: u32,
+    /// Where the memory map came from.
+    pub memmap_source: &'static str,
+    /// RAM ranges.
+    pub ram: [Range; MEMMAP_MAX],
+    /// Valid entries of `ram`.
+    pub nram: usize,
+    /// The `VIRQ_TIMER` port.
+    pub timer_port: u32,
+    /// TSC frequency implied by Xen's scale.
+    pub tsc_hz: u64,
+}
+
+struct Cmdline(UnsafeCell<([u8; CMDLINE_MAX], usize)>);
+// SAFETY: written once at boot before anything reads it, then read-only.
+unsafe impl Sync for Cmdline {}
+static CMDLINE: Cmdline = Cmdline(UnsafeCell::new(([0; CMDLINE_MAX], 0)));
+
+struct E820Buf(UnsafeCell<[abi::E820Entry; MEMMAP_MAX]>);
+// SAFETY: used once at boot (Xen writes it during one hypercall).
+unsafe impl Sync for E820Buf {}
+static E820: E820Buf = E820Buf(UnsafeCell::new(
+    [abi::E820Entry {
+        addr: 0,
+        size: 0,
+        kind: 0,
+    }; MEMMAP_MAX],
+));
+
+static INFO: spin::Once<BootInfo> = spin::Once::new();
+static BOOT_NS: AtomicU64 = AtomicU64::new(0);
+static DOM0: AtomicBool = AtomicBool::new(false);
+static EXITING: AtomicBool = AtomicBool::new(false);
+
+/// The command line (parameters before `--`, arguments after), or `""`.
+pub fn cmdline() -> &'static str {
+    // SAFETY: written only during boot, before any reader runs.
+    let (b, n) = unsafe { &*CMDLINE.0.get() };
+    let b = &b[..*n];
+    match core::str::from_utf8(b) {
+        Ok(s) => s,
+        Err(e) => core::str::from_utf8(&b[..e.valid_up_to()]).unwrap_or(""),
+    }
+}
+
+/// The boot information (after boot).
+pub fn info() -> Option<&'static BootInfo> {
+    INFO.get()
+}
+
+/// Whether this is the hardware domain.
+pub fn is_dom0() -> bool {
+    DOM0.load(Ordering::Relaxed)
+}
+
+/// Ends the domain with `isa-debug-exit` value `v` (see the module docs).
+pub fn exit_status(v: u32) -> ! {
+    console::flush();
+    if !EXITING.swap(true, Ordering::SeqCst) && is_dom0() {
+        // SAFETY: dom0 owns the machine's I/O ports: 0xf4 is QEMU's
+        // isa-debug-exit device under the test harness (it ends QEMU);
+        // without it the write is ignored.
+        unsafe { rumpuser_baremetal::arch::port::outl(0xf4, v) };
+    }
+    if hypercall::ready() {
+        let reason = if v == 0 {
+            abi::SHUTDOWN_POWEROFF
+        } else {
+            abi::SHUTDOWN_CRASH
+        };
+        hypercall::shutdown(reason);
+    }
+    cpu::halt_forever()
+}
+
+/// Prints `msg` and ends the domain with the panic status.
+pub fn fatal(msg: &str) -> ! {
+    xprintln!("{msg}");
+    exit_status(status::PANIC)
+}
+
+/// [`fatal`] with a formatted message.
+pub fn fatal_fmt(args: core::fmt::Arguments<'_>) -> ! {
+    xprintln!("{args}");
+    exit_status(status::PANIC)
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    xprintln!("\n*** rumpuser-xen: panic: {info}");
+    rumpuser_baremetal::start::report_thread();
+    exit_status(status::PANIC)
+}
+
+fn image_range() -> Range {
+    Range {
+        start: core::ptr::addr_of!(__image_start) as u64,
+        end: core::ptr::addr_of!(__image_end) as u64,
+    }
+}
+
+/// Copies the command line and module ranges out of the start info.
+///
+/// # Safety
+/// `pa` is the start-info address the PVH loader passed, identity mapped
+/// and not yet reused.
+unsafe fn parse_start_info(
+    pa: u64,
+    modules: &mut [Range; MODULES_MAX],
+    ram: &mut [Range; MEMMAP_MAX],
+    nram: &mut usize,
+) -> Result<(u32, usize), &'static str> {
+    if pa == 0 {
+        return Err("no PVH start info");
+    }
+    // SAFETY: caller's contract.
+    let si = unsafe { &*(pa as *const abi::HvmStartInfo) };
+    if si.magic != abi::HVM_START_MAGIC {
+        return Err("bad hvm_start_info magic");
+    }
+    if si.cmdline_paddr != 0 {
+        // SAFETY: boot, nothing reads CMDLINE yet.
+        let (buf, len) = unsafe { &mut *CMDLINE.0.get() };
+        let p = si.cmdline_paddr as *const u8;
+        let mut n = 0;
+        // SAFETY: a NUL-terminated string from the loader; at most
+        // CMDLINE_MAX - 1 bytes are read.
+        while n < CMDLINE_MAX - 1 && unsafe { *p.add(n) } != 0 {
+            // SAFETY: as above.
+            buf[n] = unsafe { *p.add(n) };
+            n += 1;
+        }
+        *len = n;
+    }
+    let mut nmod = 0;
+    if si.modlist_paddr != 0 {
+        for i in 0..(si.nr_modules as usize).min(MODULES_MAX) {
+            // SAFETY: `nr_modules` entries at `modlist_paddr` (caller's contract).
+            let m = unsafe { &*(si.modlist_paddr as *const abi::HvmModlistEntry).add(i) };
+            modules[nmod] = Range {
+                start: m.paddr,
+                end: m.paddr.saturating_add(m.size),
+            };
+            nmod += 1;
+        }
+    }
+    if si.version >= 1 && si.memmap_paddr != 0 {
+        for i in 0..si.memmap_entries as usize {
+            // SAFETY: `memmap_entries` entries at `memmap_paddr` (caller's contract).
+            let e = unsafe { &*(si.memmap_paddr as *const abi::HvmMemmapEntry).add(i) };
+            if e.kind == E820_RAM && e.size > 0 && *nram < MEMMAP_MAX {
+                ram[*nram] = Range {
+                    start: e.addr,
+                    end: e.addr.saturating_add(e.size),
+                };
+                *nram += 1;
+            }
+        }
+    }
+    Ok((si.version, nmod))
+}
+
+/// `XENMEM_memory_map`: this domain's E820 map (RAM entries).
+fn xen_memory_map(ram: &mut [Range; MEMMAP_MAX]) -> Result<usize, i64> {
+    let buf = E820.0.get();
+    let mut m = abi::MemoryMap {
+        nr_entries: MEMMAP_MAX as u32,
+        _pad: 0,
+        buffer: buf as u64,
+    };
+    // SAFETY: a valid xen_memory_map whose buffer holds MEMMAP_MAX packed
+    // e820 entries, used by nothing else.
+    let rc = unsafe { hypercall::memory_op(abi::XENMEM_MEMORY_MAP, &mut m) };
+    if rc != 0 {
+        return Err(rc);
+    }
+    let mut n = 0;
+    // SAFETY: Xen wrote `nr_entries` entries; boot, single thread.
+    let entries = unsafe { &*buf };
+    for e in entries.iter().take((m.nr_entries as usize).min(MEMMAP_MAX)) {
+        let (addr, size, kind) = (e.addr, e.size, e.kind);
+        if kind == E820_RAM && size > 0 && n < MEMMAP_MAX {
+            ram[n] = Range {
+                start: addr,
+                end: addr.saturating_add(size),
+            };
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+fn console_sink(b: &[u8]) {
+    console::write(b);
+}
+
+/// The Rust entry point, called by the shared PVH trampoline with the
+/// start-info address.
+#[no_mangle]
+pub extern "C" fn rumpuser_pvh_kmain(start_info: u64) -> ! {
+    let tsc0 = cpu::rdtsc();
+    let Some(base) = hypercall::detect() else {
+        // Not on Xen (plain QEMU?): say so on COM1 and leave.
+        rumpuser_baremetal::serial::init();
+        rumpuser_baremetal::kprintln!(
+            "rumpuser-xen: not running on Xen (no XenVMMXenVMM CPUID leaf); boot this image \
+             as a Xen PVH guest (cargo xtask xen-test)"
+        );
+        rumpuser_baremetal::start::exit_status(status::PANIC)
+    };
+    let id = hypercall::init(base);
+    rumpuser_baremetal::serial::set_sink(console_sink);
+    rumpuser_baremetal::start::set_exit_hook(exit_status);
+    let f0 = hypercall::features(0);
+    let dom0 = f0 & (1 << abi::XENFEAT_DOM0) != 0;
+    DOM0.store(dom0, Ordering::Relaxed);
+    if dom0 {
+        console::use_console_io();
+    }
+    let version = hypercall::xen_version();
+    xprintln!(
+        "rumpuser-xen: Xen {}.{} ({}), CPUID base {:#x}, hypercall MSR {:#x}, console {}",
+        version >> 16,
+        version & 0xffff,
+        if dom0 { "dom0" } else { "domU" },
+        id.base,
+        id.msr,
+        if console::uses_console_io() {
+            "console_io"
+        } else {
+            "port 0xE9"
+        }
+    );
+    cpu::enable_fpu_sse();
+    trap::init();
+
+    let mut modules = [Range::default(); MODULES_MAX];
+    let mut ram = [Range::default(); MEMMAP_MAX];
+    let mut nram = 0;
+    // SAFETY: `start_info` is what the PVH loader passed in %ebx; nothing
+    // has been allocated over it yet.
+    let (si_version, nmod) =
+        match unsafe { parse_start_info(start_info, &mut modules, &mut ram, &mut nram) } {
+            Ok(v) => v,
+            Err(e) => fatal(e),
+        };
+    let memmap_source = match xen_memory_map(&mut ram) {
+        Ok(n) if n > 0 => {
+            nram = n;
+            "XENMEM_memory_map"
+        }
+        Ok(_) | Err(_) if nram > 0 => "hvm_start_info",
+        Ok(_) => {
+            fatal("rumpuser-xen: XENMEM_memory_map returned no RAM and the start info has no map")
+        }
+        Err(rc) => fatal_fmt(format_args!(
+            "rumpuser-xen: XENMEM_memory_map failed ({rc}, {}) and the start info has no map",
+            abi::errno_name(rc)
+        )),
+    };
+    let verbose = cmdline::param(cmdline(), "RUMPUSER_VERBOSE") == Some("1");
+    if verbose {
+        xprintln!(
+            "rumpuser-xen: start info v{si_version}, {nmod} module(s), RAM from {memmap_source}:"
+        );
+        for r in &ram[..nram] {
+            xprintln!("  {:#012x}-{:#012x}", r.start, r.end);
+        }
+    }
+
+    // Memory (shared with bare metal): regions below 4 GiB first, then the
+    // identity map refinements, then RAM above 4 GiB.
+    let mut exclude = [Range::default(); 1 + MODULES_MAX];
+    exclude[0] = image_range();
+    exclude[1..1 + nmod].copy_from_slice(&modules[..nmod]);
+    let (regions, n) = memmap::usable::<{ heap::MAX_REGIONS }>(&ram[..nram], &exclude[..1 + nmod]);
+    let low = |r: &Range| r.end <= 1 << 32;
+    for r in regions[..n].iter().filter(|r| low(r)) {
+        // SAFETY: RAM from the memory map minus the image and modules.
+        unsafe { heap::add_region(*r) };
+    }
+    paging::init(&ram[..nram]);
+    for r in regions[..n].iter().filter(|r| !low(r)) {
+        // SAFETY: as above; mapped by `paging::init`.
+        unsafe { heap::add_region(*r) };
+    }
+    paging::set_guard(boot::boot_stack_bottom(), true);
+
+    // shared_info, clocks, events.
+    let rc = events::map_shared_info();
+    if rc != 0 {
+        fatal_fmt(format_args!(
+            "rumpuser-xen: XENMEM_add_to_physmap(shared_info) failed ({rc}, {})",
+            abi::errno_name(rc)
+        ));
+    }
+    let timer_port = match time::init() {
+        Ok(p) => p,
+        Err(rc) => fatal_fmt(format_args!(
+            "rumpuser-xen: EVTCHNOP_bind_virq(VIRQ_TIMER) failed ({rc}, {})",
+            abi::errno_name(rc)
+        )),
+    };
+    let hlt_idle = cmdline::param(cmdline(), "RUMPUSER_XEN_IDLE") == Some("hlt");
+    if hlt_idle {
+        if f0 & (1 << abi::XENFEAT_HVM_CALLBACK_VECTOR) == 0 {
+            fatal("rumpuser-xen: Xen does not offer XENFEAT_hvm_callback_vector");
+        }
+        let rc = events::enable_upcall_vector();
+        if rc != 0 {
+            fatal_fmt(format_args!(
+                "rumpuser-xen: HVMOP_set_evtchn_upcall_vector failed ({rc}, {})",
+                abi::errno_name(rc)
+            ));
+        }
+        crate::platform::use_hlt_idle();
+    }
+    BOOT_NS.store(time::now_ns(), Ordering::Relaxed);
+    let store = if dom0 { None } else { crate::xenstore::init() };
+    let gnt = crate::gnttab::init();
+    if verbose {
+        match gnt {
+            Ok((n, max)) => xprintln!(
+                "rumpuser-xen: grant table mapped ({} frames; Xen had {n} of at most {max})",
+                crate::gnttab::FRAMES
+            ),
+            Err(rc) => xprintln!(
+                "rumpuser-xen: grant table unavailable ({rc}, {})",
+                abi::errno_name(rc)
+            ),
+        }
+    }
+    let cons_ring = if dom0 { None } else { console::init_ring() };
+    if let (Some((spfn, sport)), true) = (store, verbose) {
+        xprintln!("rumpuser-xen: xenstore ring pfn {spfn:#x} port {sport}");
+    }
+    if let (Some((cpfn, cport)), true) = (cons_ring, verbose) {
+        xprintln!("rumpuser-xen: PV console ring pfn {cpfn:#x} port {cport}");
+    }
+
+    let features = cpu::features();
+    rumpuser_baremetal::random::init(&features);
+    let mut canary = [0u8; 8];
+    let flags = rumpuser_core::types::RandomFlags {
+        hard: false,
+        nowait: true,
+    };
+    let canary = match rumpuser_baremetal::random::available()
+        .then(|| rumpuser_baremetal::random::fill(&mut canary, flags))
+    {
+        Some(Ok(8)) => u64::from_ne_bytes(canary),
+        _ => cpu::rdtsc().wrapping_mul(0x9e37_79b9_7f4a_7c15),
+    } & !0xff;
+    cpu::install_fs_block(canary);
+    // SAFETY: this is the only CPU and the boot context becomes the green
+    // thread "main"; nothing else uses the scheduler.
+    if unsafe { rumpuser_green::sched_core::init(&crate::platform::XEN, Default::default()) }
+        .is_err()
+    {
+        fatal("rumpuser-xen: scheduler already initialised");
+    }
+    let tsc_hz = time::snapshot().tsc_hz();
+    let (total, used) = heap::usage();
+    let boot_us = (cpu::rdtsc() - tsc0) / (tsc_hz / 1_000_000).max(1);
+    xprintln!(
+        "rumpuser-xen: {} MiB heap ({} KiB used, RAM map from {memmap_source}), TSC {} MHz, \
+         timer VIRQ_TIMER port {timer_port}, idle {}, random {}, boot {} us",
+        total >> 20,
+        used >> 10,
+        tsc_hz / 1_000_000,
+        if hlt_idle {
+            "sti;hlt + upcall vector 0x30"
+        } else {
+            "SCHEDOP_poll"
+        },
+        rumpuser_baremetal::random::describe(),
+        boot_us,
+    );
+    INFO.call_once(|| BootInfo {
+        xen_version: version,
+        dom0,
+        start_info_version: si_version,
+        memmap_source,
+        ram,
+        nram,
+        timer_port,
+        tsc_hz,
+    });
+    if cmdline::param(cmdline(), "RUMP_NCPU").is_some_and(|v| v != "1") {
+        xprintln!("rumpuser-xen: RUMP_NCPU ignored: the platform runs one virtual CPU");
+    }
+
+    run_constructors();
+    let mut args: Vec<Vec<u8>> = Vec::new();
+    args.push(b"rumpuser-xen\0".to_vec());
+    for a in cmdline::args(cmdline()) {
+        let mut v = a.as_bytes().to_vec();
+        v.push(0);
+        args.push(v);
+    }
+    let mut argv: Vec<*const c_char> = args.iter().map(|a| a.as_ptr().cast()).collect();
+    argv.push(core::ptr::null());
+    // SAFETY: `main` is the application's C entry point; argv is a
+    // NULL-terminated array of NUL-terminated strings that outlive the call.
+    let rc = unsafe { main((argv.len() - 1) as c_int, argv.as_ptr()) };
+    xprintln!("rumpuser-xen: main returned {rc}");
+    exit_status(status::from_exit_value(rc))
+}
+
+fn run_constructors() {
+    // SAFETY: the linker script brackets `.init_array` with these symbols;
+    // every slot holds a constructor (or NULL) compiled for this image.
+    unsafe {
+        let mut p = core::ptr::addr_of!(__init_array_start);
+        let end = core::ptr::addr_of!(__init_array_end);
+        while p < end {
+            if let Some(f) = *p {
+                f();
+            }
+            p = p.add(1);
+        }
+    }
+}
+
+/// Monotonic time at the end of boot.
+pub fn boot_ns() -> u64 {
+    BOOT_NS.load(Ordering::Relaxed)
+}
