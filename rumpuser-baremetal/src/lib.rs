@@ -65,6 +65,13 @@ extern crate std;
 
 extern crate alloc;
 
+// For the exported macros (`pvh_hypervisor_host!`, `ensure!`).
+#[doc(hidden)]
+pub use rumpuser_core as __core;
+#[cfg(target_os = "none")]
+#[doc(hidden)]
+pub use rumpuser_green as __green;
+
 pub mod clockmath;
 pub mod cmdline;
 pub mod memmap;
@@ -78,6 +85,8 @@ pub mod blk;
 pub mod bootinfo;
 #[cfg(target_os = "none")]
 pub mod disk;
+#[cfg(all(target_os = "none", feature = "guest-tests"))]
+pub mod guest_tests;
 #[cfg(target_os = "none")]
 pub mod heap;
 #[cfg(target_os = "none")]

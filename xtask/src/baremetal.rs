@@ -29,21 +29,16 @@
 //! `baremetal-dist` writes `target/dist/baremetal/` (the archive, the
 //! linker script and a README with the link line).
 
-use crate::qemu::{self, Outcome, Run};
+use crate::qemu::{self, check_cases, expect, Outcome, Run, TARGET};
 use crate::util::{output, require, root, sh, target, Result};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-const TARGET: &str = "x86_64-unknown-none";
 const DISK_BYTES: u64 = 8 << 20;
 const HOST_MARK: &[u8] = b"RUMPDISK-HOST-SECTOR0\n";
 const GUEST_MARK: &[u8] = b"RUMPDISK-GUEST-WROTE-OK\n";
-
-fn cargo_bin() -> String {
-    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
-}
 
 /// Fails with install hints unless QEMU and the bare-metal target exist.
 pub fn require_tools() -> Result<()> {
@@ -72,47 +67,14 @@ fn work_dir() -> Result<PathBuf> {
 
 /// Builds the test image (release) and checks its layout.
 pub fn build_image() -> Result<PathBuf> {
-    sh(Command::new(cargo_bin())
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "rumpuser-baremetal",
-            "--features",
-            "test-image",
-            "--bin",
-            "rumpuser-baremetal-test",
-            "--target",
-            TARGET,
-        ])
-        .current_dir(root()))?;
-    let image = target()
-        .join(TARGET)
-        .join("release")
-        .join("rumpuser-baremetal-test");
+    let image = qemu::build_test_image("rumpuser-baremetal", "rumpuser-baremetal-test")?;
     check_layout(&image)?;
     Ok(image)
 }
 
 /// Builds `librumpuser_baremetal.a` (release) and returns its path.
 pub fn build_archive() -> Result<PathBuf> {
-    sh(Command::new(cargo_bin())
-        .args([
-            "rustc",
-            "--release",
-            "-p",
-            "rumpuser-baremetal",
-            "--lib",
-            "--crate-type",
-            "staticlib",
-            "--target",
-            TARGET,
-        ])
-        .current_dir(root()))?;
-    Ok(target()
-        .join(TARGET)
-        .join("release")
-        .join("librumpuser_baremetal.a"))
+    qemu::build_archive("rumpuser-baremetal")
 }
 
 /// Every allocated section must lie below `__image_end` (the heap starts
@@ -184,42 +146,6 @@ fn disk_args(d0: &Path, d1: &Path) -> Vec<String> {
     ]
 }
 
-/// Counts `<suite> <case> ... ok|FAILED|skipped` lines and checks the summary.
-fn check_cases(run: &Run, suite: &str, min_passed: usize) -> Result<usize> {
-    let prefix = format!("{suite} ");
-    let mut passed = 0;
-    let mut failed = Vec::new();
-    for l in run.output.lines() {
-        if !l.starts_with(&prefix) {
-            continue;
-        }
-        if l.ends_with(" ... ok") {
-            passed += 1;
-        } else if l.contains(" ... FAILED") {
-            failed.push(l.to_string());
-        }
-    }
-    let summary = run
-        .output
-        .lines()
-        .find(|l| l.starts_with(&format!("{suite}: ")))
-        .ok_or_else(|| format!("no `{suite}:` summary line in the serial output"))?;
-    if !failed.is_empty() {
-        return Err(format!(
-            "{} {suite} case(s) failed:\n  {}",
-            failed.len(),
-            failed.join("\n  ")
-        ));
-    }
-    if passed < min_passed {
-        return Err(format!(
-            "only {passed} {suite} cases passed (want at least {min_passed}); {summary}"
-        ));
-    }
-    eprintln!("baremetal: {summary}");
-    Ok(passed)
-}
-
 /// After a CPU exception: the faulting RIP as function and line (addr2line).
 fn symbolize(image: &Path, run: &Run) -> Option<String> {
     if run.outcome != Outcome::Exception {
@@ -244,19 +170,6 @@ fn symbolize(image: &Path, run: &Run) -> Option<String> {
     Some(s)
 }
 
-fn expect(run: &Run, want: Outcome, what: &str) -> Result<()> {
-    if run.timed_out {
-        return Err(format!("{what}: QEMU timed out after {:?}", run.elapsed));
-    }
-    if run.outcome != want {
-        return Err(format!(
-            "{what}: guest ended with {:?}, expected {want:?}",
-            run.outcome
-        ));
-    }
-    Ok(())
-}
-
 fn check_disk_after(d0: &Path) -> Result<()> {
     let img = fs::read(d0).map_err(|e| format!("{}: {e}", d0.display()))?;
     if &img[1024..1024 + GUEST_MARK.len()] != GUEST_MARK {
@@ -278,8 +191,8 @@ fn kit_and_platform(image: &Path, dir: &Path) -> Result<()> {
     let append = format!("RUMPUSER_VERBOSE=1 disk_bytes={DISK_BYTES}");
     let run = qemu::run(image, &args, &append, "kit", Duration::from_secs(300))?;
     symbolize(image, &run);
-    let kit = check_cases(&run, "conformance", 37);
-    let platform = check_cases(&run, "platform", 11);
+    let kit = check_cases(&run, "conformance", 37, "baremetal");
+    let platform = check_cases(&run, "platform", 11, "baremetal");
     expect(&run, Outcome::Exited(0), "kit and platform tests")?;
     let (kit, platform) = (kit?, platform?);
     check_disk_after(&d0)?;
@@ -303,7 +216,7 @@ fn no_rdrand(image: &Path) -> Result<()> {
         "nordrand",
         Duration::from_secs(60),
     )?;
-    check_cases(&run, "platform", 1)?;
+    check_cases(&run, "platform", 1, "baremetal")?;
     expect(&run, Outcome::Exited(0), "getrandom without RDRAND")?;
     if !run.output.contains("neither RDRAND nor RDSEED") {
         return Err("no explanation printed when the CPU has no RDRAND".into());
@@ -378,124 +291,32 @@ fn crashes(image: &Path) -> Result<()> {
 
 /// Links `tests/baremetal/c_image.c` the documented way and boots it.
 fn c_link(dir: &Path) -> Result<()> {
-    for t in ["cc", "ld"] {
-        require(t, "install Debian's build-essential and binutils")?;
-    }
-    let archive = build_archive()?;
-    let obj = dir.join("c_image.o");
-    let elf = dir.join("c_image.elf");
-    sh(Command::new("cc")
-        .args([
-            "-c",
-            "-O2",
-            "-ffreestanding",
-            "-fstack-protector-strong",
-            "-I",
-        ])
-        .arg(root().join("rumpuser-core/include"))
-        .arg(root().join("tests/baremetal/c_image.c"))
-        .arg("-o")
-        .arg(&obj))?;
-    sh(Command::new("ld")
-        .args(["-static", "-nostdlib", "--gc-sections", "-T"])
-        .arg(root().join("rumpuser-baremetal/link.ld"))
-        .args(["-u", "pvh_start32", "-o"])
-        .arg(&elf)
-        .arg(&obj)
-        .arg(&archive))?;
+    let elf = qemu::link_c_image(dir, &build_archive()?)?;
     check_layout(&elf)?;
     let args = qemu::base_args("max", "64M");
     let run = qemu::run(&elf, &args, "-- hello", "c-image", Duration::from_secs(60))?;
-    expect(&run, Outcome::Exited(7), "C image")?;
-    for n in [
-        "c-image: ctor 42 linkset 42 data 5 bss 0 argc 2 argv1 hello",
-        "c-image: init 0",
-        "c-image: args 1 -2 three 4 5 6 7 8 0x9 ten 00011|xy  |",
-        "c-image: double 4.50 4.500000e+03",
-        "c-image: malloc 0 aligned 1",
-        "c-image: wall 0 1",
-        "c-image: random 0 16",
-        "c-image: sleep 0 stack 2208",
-    ] {
-        if !run.output.lines().any(|l| l == n) {
-            return Err(format!("C image: missing line {n:?}"));
-        }
-    }
-    Ok(())
+    qemu::check_c_image(&run, "C image")
 }
-
-/// The kernel libraries `tests/baremetal/kernel_ext2.c` links.
-const KERNEL_LIBS: &[&str] = &[
-    "rumpfs_ext2fs",
-    "rumpfs_ffs",
-    "rumpdev_disk",
-    "rumpdev",
-    "rumpvfs",
-    "rump",
-];
 
 /// The real kernel layer (`$RUMP_KERNEL_DIR`, built with
 /// `RUMP_CURLWP=hypercall`) linked into an image: `rump_init`, ext2 on the
 /// virtio disk through `rumpuser_bio`, write/sync/remount/read back, reboot;
 /// then the host checks the image with `debugfs` and `e2fsck`.
 fn kernel_ext2(dir: &Path) -> Result<()> {
-    let Some(k) = std::env::var_os("RUMP_KERNEL_DIR").map(PathBuf::from) else {
-        eprintln!(
-            "baremetal kernel-ext2: SKIPPED (set RUMP_KERNEL_DIR to a rump kernel layer built with \
-             RUMP_CURLWP=hypercall to boot it on bare metal)"
-        );
+    let Some(k) = qemu::kernel_layer("baremetal")? else {
         return Ok(());
     };
-    let lib = k.join("lib");
-    let missing: Vec<_> = KERNEL_LIBS
-        .iter()
-        .filter(|l| !lib.join(format!("lib{l}.a")).is_file())
-        .collect();
-    if !missing.is_empty() {
-        eprintln!("baremetal kernel-ext2: SKIPPED (the kernel layer lacks {missing:?})");
-        return Ok(());
-    }
-    let syms = output(Command::new("nm").arg(lib.join("librump.a")))?;
-    if syms.contains(" B rumpns_curlwp_storage") {
-        eprintln!(
-            "baremetal kernel-ext2: SKIPPED ({} was built with RUMP_CURLWP=__thread; bare metal \
-             needs RUMP_CURLWP=hypercall)",
-            k.display()
-        );
-        return Ok(());
-    }
-    if require("mke2fs", "apt-get install e2fsprogs").is_err() {
-        eprintln!("baremetal kernel-ext2: SKIPPED (mke2fs is missing: apt-get install e2fsprogs)");
-        return Ok(());
-    }
     let archive = build_archive()?;
-    let obj = dir.join("kernel_ext2.o");
     let elf = dir.join("kernel_ext2.elf");
-    sh(Command::new("cc")
-        .args(["-c", "-O2", "-ffreestanding", "-I"])
-        .arg(k.join("include"))
-        .arg(root().join("tests/baremetal/kernel_ext2.c"))
-        .arg("-o")
-        .arg(&obj))?;
-    let mut ld = Command::new("ld");
-    ld.args(["-static", "-nostdlib", "-T"])
-        .arg(root().join("rumpuser-baremetal/link.ld"))
-        .args(["-u", "pvh_start32", "-o"])
-        .arg(&elf)
-        .arg(&obj)
-        .arg("--whole-archive");
-    for l in KERNEL_LIBS {
-        ld.arg(lib.join(format!("lib{l}.a")));
-    }
-    ld.arg("--no-whole-archive").arg(&archive);
-    sh(&mut ld)?;
+    qemu::link_kernel_image(
+        &k,
+        &root().join("tests/baremetal/kernel_ext2.c"),
+        &archive,
+        &elf,
+    )?;
     check_layout(&elf)?;
     let img = dir.join("ext2.img");
-    let _ = fs::remove_file(&img);
-    sh(Command::new("mke2fs")
-        .args(["-q", "-F", "-t", "ext2", "-b", "1024"])
-        .arg(&img)
-        .arg("16384"))?;
+    qemu::make_ext2(&img)?;
     let mut args = qemu::base_args("max", "256M");
     args.extend([
         "-drive".to_string(),
@@ -539,30 +360,10 @@ fn kernel_ext2(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Clippy for the freestanding build (the workspace's clippy run only
-/// sees the host build, where the platform is compiled out).
-fn clippy() -> Result<()> {
-    sh(Command::new(cargo_bin())
-        .args([
-            "clippy",
-            "--release",
-            "-p",
-            "rumpuser-baremetal",
-            "--features",
-            "test-image",
-            "--target",
-            TARGET,
-            "--",
-            "-D",
-            "warnings",
-        ])
-        .current_dir(root()))
-}
-
 /// All bare-metal tests (what `cargo xtask test` runs).
 pub fn test_all() -> Result<()> {
     require_tools()?;
-    clippy()?;
+    qemu::clippy("rumpuser-baremetal")?;
     let dir = work_dir()?;
     let image = build_image()?;
     kit_and_platform(&image, &dir)?;

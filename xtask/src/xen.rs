@@ -43,23 +43,18 @@
 //!    `RUMP_CURLWP=hypercall`): NetBSD's kernel layer as a domU, ext2 on
 //!    `xvda` written, synced, remounted and verified.
 
-use crate::qemu::{self, Outcome, Run};
+use crate::qemu::{self, check_cases, expect, Outcome, Run};
 use crate::util::{output, require, root, sh, target, Result};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-const TARGET: &str = "x86_64-unknown-none";
 const PACKAGE: &str = "xen-hypervisor-4.17-amd64";
 /// Xen's options: serial console, PVH dom0 with 64 MiB and one vcpu, all
 /// messages (guest ones too).
 const XEN_APPEND: &str = "console=com1 com1=115200,8n1 dom0=pvh dom0_mem=64M dom0_max_vcpus=1 \
                           loglvl=all guest_loglvl=all";
-
-fn cargo_bin() -> String {
-    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
-}
 
 fn harness_dir() -> Result<PathBuf> {
     let d = target().join("xen-harness");
@@ -154,24 +149,7 @@ pub fn hypervisor() -> Result<PathBuf> {
 
 /// Builds the test image (release) and checks it is a PVH ELF.
 pub fn build_image() -> Result<PathBuf> {
-    sh(Command::new(cargo_bin())
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "rumpuser-xen",
-            "--features",
-            "test-image",
-            "--bin",
-            "rumpuser-xen-test",
-            "--target",
-            TARGET,
-        ])
-        .current_dir(root()))?;
-    let image = target()
-        .join(TARGET)
-        .join("release")
-        .join("rumpuser-xen-test");
+    let image = qemu::build_test_image("rumpuser-xen", "rumpuser-xen-test")?;
     let notes = output(Command::new("readelf").args(["-nW"]).arg(&image))?;
     if !notes.contains("Xen") {
         return Err(format!("{}: no PVH (Xen) ELF note", image.display()));
@@ -208,52 +186,6 @@ fn guest_lines(run: &Run) -> impl Iterator<Item = &str> {
     run.output.lines().filter(|l| !l.starts_with("(XEN)"))
 }
 
-fn check_cases(run: &Run, suite: &str, min_passed: usize) -> Result<usize> {
-    let prefix = format!("{suite} ");
-    let mut passed = 0;
-    let mut failed = Vec::new();
-    for l in guest_lines(run).filter(|l| l.starts_with(&prefix)) {
-        if l.ends_with(" ... ok") {
-            passed += 1;
-        } else if l.contains(" ... FAILED") {
-            failed.push(l.to_string());
-        }
-    }
-    let summary = guest_lines(run)
-        .find(|l| l.starts_with(&format!("{suite}: ")))
-        .ok_or_else(|| format!("no `{suite}:` summary line in the Xen console output"))?;
-    if !failed.is_empty() {
-        return Err(format!(
-            "{} {suite} case(s) failed under Xen:\n  {}",
-            failed.len(),
-            failed.join("\n  ")
-        ));
-    }
-    if passed < min_passed {
-        return Err(format!(
-            "only {passed} {suite} cases passed under Xen (want at least {min_passed}); {summary}"
-        ));
-    }
-    eprintln!("xen: {summary}");
-    Ok(passed)
-}
-
-fn expect(run: &Run, want: Outcome, what: &str) -> Result<()> {
-    if run.timed_out {
-        return Err(format!("{what}: QEMU timed out after {:?}", run.elapsed));
-    }
-    if run.outcome != want {
-        let tail: Vec<&str> = run.output.lines().rev().take(15).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
-        return Err(format!(
-            "{what}: the guest ended with {:?}, expected {want:?}; last lines:\n  {}",
-            run.outcome,
-            tail.join("\n  ")
-        ));
-    }
-    Ok(())
-}
-
 /// The conformance kit and the platform tests in one boot.
 fn kit_and_platform(xen: &Path, image: &Path) -> Result<()> {
     let run = run_dom0(
@@ -268,8 +200,8 @@ fn kit_and_platform(xen: &Path, image: &Path) -> Result<()> {
             "no rumpuser-xen boot line in the Xen console output: dom0 did not start".into(),
         );
     }
-    let kit = check_cases(&run, "conformance", 37);
-    let platform = check_cases(&run, "platform", 9);
+    let kit = check_cases(&run, "conformance", 37, "xen");
+    let platform = check_cases(&run, "platform", 9, "xen");
     expect(&run, Outcome::Exited(0), "kit and platform tests under Xen")?;
     let (kit, platform) = (kit?, platform?);
     eprintln!(
@@ -338,23 +270,7 @@ fn crashes(xen: &Path, image: &Path) -> Result<()> {
 
 /// Builds `librumpuser_xen.a` (release) and returns its path.
 pub fn build_archive() -> Result<PathBuf> {
-    sh(Command::new(cargo_bin())
-        .args([
-            "rustc",
-            "--release",
-            "-p",
-            "rumpuser-xen",
-            "--lib",
-            "--crate-type",
-            "staticlib",
-            "--target",
-            TARGET,
-        ])
-        .current_dir(root()))?;
-    Ok(target()
-        .join(TARGET)
-        .join("release")
-        .join("librumpuser_xen.a"))
+    qemu::build_archive("rumpuser-xen")
 }
 
 /// `tests/baremetal/c_image.c` (constructors, link sets, SSE, stack
@@ -362,32 +278,7 @@ pub fn build_archive() -> Result<PathBuf> {
 /// C ABI) compiled like a kernel layer, linked with `ld -T link.ld`
 /// against `librumpuser_xen.a` and booted as dom0.
 fn c_link(xen: &Path) -> Result<()> {
-    for t in ["cc", "ld"] {
-        require(t, "install Debian's build-essential and binutils")?;
-    }
-    let archive = build_archive()?;
-    let dir = harness_dir()?;
-    let obj = dir.join("c_image.o");
-    let elf = dir.join("c_image.elf");
-    sh(Command::new("cc")
-        .args([
-            "-c",
-            "-O2",
-            "-ffreestanding",
-            "-fstack-protector-strong",
-            "-I",
-        ])
-        .arg(root().join("rumpuser-core/include"))
-        .arg(root().join("tests/baremetal/c_image.c"))
-        .arg("-o")
-        .arg(&obj))?;
-    sh(Command::new("ld")
-        .args(["-static", "-nostdlib", "--gc-sections", "-T"])
-        .arg(root().join("rumpuser-baremetal/link.ld"))
-        .args(["-u", "pvh_start32", "-o"])
-        .arg(&elf)
-        .arg(&obj)
-        .arg(&archive))?;
+    let elf = qemu::link_c_image(&harness_dir()?, &build_archive()?)?;
     let run = run_dom0(
         xen,
         &elf,
@@ -395,21 +286,7 @@ fn c_link(xen: &Path) -> Result<()> {
         "xen-c-image",
         Duration::from_secs(60),
     )?;
-    expect(&run, Outcome::Exited(7), "C image under Xen")?;
-    for n in [
-        "c-image: ctor 42 linkset 42 data 5 bss 0 argc 2 argv1 hello",
-        "c-image: init 0",
-        "c-image: args 1 -2 three 4 5 6 7 8 0x9 ten 00011|xy  |",
-        "c-image: double 4.50 4.500000e+03",
-        "c-image: malloc 0 aligned 1",
-        "c-image: wall 0 1",
-        "c-image: random 0 16",
-        "c-image: sleep 0 stack 2208",
-    ] {
-        if !run.output.lines().any(|l| l == n) {
-            return Err(format!("C image under Xen: missing line {n:?}"));
-        }
-    }
+    qemu::check_c_image(&run, "C image under Xen")?;
     eprintln!(
         "xen: C image linked against librumpuser_xen.a ran as dom0 ({} ms)",
         run.elapsed.as_millis()
@@ -808,8 +685,8 @@ fn domu(xen: &Path, image: &Path) -> Result<()> {
         elapsed: run.elapsed,
         timed_out: run.timed_out,
     };
-    let kit = check_cases(&guest, "conformance", 37)?;
-    let platform = check_cases(&guest, "platform", 15)?;
+    let kit = check_cases(&guest, "conformance", 37, "xen domU")?;
+    let platform = check_cases(&guest, "platform", 15, "xen domU")?;
     if !guest.output.contains("rumpuser-xen: main returned 0") {
         return Err("domU: the guest did not return 0 from main".into());
     }
@@ -851,16 +728,6 @@ fn domu(xen: &Path, image: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The kernel libraries the ext2 program links.
-const KERNEL_LIBS: &[&str] = &[
-    "rumpfs_ext2fs",
-    "rumpfs_ffs",
-    "rumpdev_disk",
-    "rumpdev",
-    "rumpvfs",
-    "rump",
-];
-
 /// The real kernel layer (`$RUMP_KERNEL_DIR`, built with
 /// `RUMP_CURLWP=hypercall`) as a domU: bare metal's
 /// `tests/baremetal/kernel_ext2.c` with the disk named `xvda` (and the
@@ -869,33 +736,9 @@ const KERNEL_LIBS: &[&str] = &[
 /// image made here by mke2fs, loop-attached to blkback), 1 MiB written,
 /// synced, remounted and read back, `rump_sys_reboot`.
 fn kernel_ext2(xen: &Path) -> Result<()> {
-    let Some(k) = std::env::var_os("RUMP_KERNEL_DIR").map(PathBuf::from) else {
-        eprintln!(
-            "xen kernel-ext2: SKIPPED (set RUMP_KERNEL_DIR to a rump kernel layer built with \
-             RUMP_CURLWP=hypercall to boot it on Xen)"
-        );
+    let Some(k) = qemu::kernel_layer("xen")? else {
         return Ok(());
     };
-    let lib = k.join("lib");
-    if KERNEL_LIBS
-        .iter()
-        .any(|l| !lib.join(format!("lib{l}.a")).is_file())
-    {
-        eprintln!(
-            "xen kernel-ext2: SKIPPED ({} lacks {KERNEL_LIBS:?})",
-            lib.display()
-        );
-        return Ok(());
-    }
-    let syms = output(Command::new("nm").arg(lib.join("librump.a")))?;
-    if syms.contains(" B rumpns_curlwp_storage") {
-        eprintln!("xen kernel-ext2: SKIPPED (the layer was built with RUMP_CURLWP=__thread)");
-        return Ok(());
-    }
-    if require("mke2fs", "apt-get install e2fsprogs").is_err() {
-        eprintln!("xen kernel-ext2: SKIPPED (mke2fs is missing: apt-get install e2fsprogs)");
-        return Ok(());
-    }
     let archive = build_archive()?;
     let dir = harness_dir()?;
     let src = fs::read_to_string(root().join("tests/baremetal/kernel_ext2.c"))
@@ -904,32 +747,10 @@ fn kernel_ext2(xen: &Path) -> Result<()> {
         .replace("rumpuser_baremetal_errno", "rumpuser_xen_errno");
     let c = dir.join("kernel_ext2_xen.c");
     fs::write(&c, src).map_err(|e| e.to_string())?;
-    let obj = dir.join("kernel_ext2_xen.o");
     let elf = dir.join("kernel_ext2_xen.elf");
-    sh(Command::new("cc")
-        .args(["-c", "-O2", "-ffreestanding", "-I"])
-        .arg(k.join("include"))
-        .arg(&c)
-        .arg("-o")
-        .arg(&obj))?;
-    let mut ld = Command::new("ld");
-    ld.args(["-static", "-nostdlib", "-T"])
-        .arg(root().join("rumpuser-baremetal/link.ld"))
-        .args(["-u", "pvh_start32", "-o"])
-        .arg(&elf)
-        .arg(&obj)
-        .arg("--whole-archive");
-    for l in KERNEL_LIBS {
-        ld.arg(lib.join(format!("lib{l}.a")));
-    }
-    ld.arg("--no-whole-archive").arg(&archive);
-    sh(&mut ld)?;
+    qemu::link_kernel_image(&k, &c, &archive, &elf)?;
     let img = dir.join("ext2.img");
-    let _ = fs::remove_file(&img);
-    sh(Command::new("mke2fs")
-        .args(["-q", "-F", "-t", "ext2", "-b", "1024"])
-        .arg(&img)
-        .arg("16384"))?;
+    qemu::make_ext2(&img)?;
     let run = run_domu(
         xen,
         &elf,
@@ -961,30 +782,10 @@ fn kernel_ext2(xen: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Clippy for the freestanding build (the workspace clippy run sees only
-/// the host build, where the platform is compiled out).
-fn clippy() -> Result<()> {
-    sh(Command::new(cargo_bin())
-        .args([
-            "clippy",
-            "--release",
-            "-p",
-            "rumpuser-xen",
-            "--features",
-            "test-image",
-            "--target",
-            TARGET,
-            "--",
-            "-D",
-            "warnings",
-        ])
-        .current_dir(root()))
-}
-
 /// All Xen tests (what `cargo xtask test` runs).
 pub fn test_all() -> Result<()> {
     crate::baremetal::require_tools()?;
-    clippy()?;
+    qemu::clippy("rumpuser-xen")?;
     let xen = hypervisor()?;
     let image = build_image()?;
     kit_and_platform(&xen, &image)?;
