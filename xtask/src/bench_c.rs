@@ -70,10 +70,12 @@ fn dist() -> Result<PathBuf> {
             ))
         };
     }
+    // Always rebuild (cheap when nothing changed): a stale library would
+    // silently measure old code.
     let d = crate::dist::dist_dir();
+    crate::dist::build()?;
     if !has(&d) {
-        eprintln!("bench-c: {} is incomplete; building it", d.display());
-        crate::dist::build()?;
+        return Err(format!("{} is incomplete after building it", d.display()));
     }
     Ok(d)
 }
