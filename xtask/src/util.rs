@@ -16,10 +16,16 @@ pub fn root() -> PathBuf {
 }
 
 /// `target/` of the workspace.
+///
+/// A relative `CARGO_TARGET_DIR` is taken relative to the directory cargo
+/// was started in (as cargo does) and made absolute, because the test
+/// programs run with other working directories.
 pub fn target() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target"))
+    match std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from) {
+        Some(p) if p.is_absolute() => p,
+        Some(p) => std::env::current_dir().map(|d| d.join(&p)).unwrap_or(p),
+        None => root().join("target"),
+    }
 }
 
 /// Prints and runs a command, failing on a non-zero exit.
