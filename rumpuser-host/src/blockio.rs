@@ -7,6 +7,7 @@
 //! makes that share of transfers fail with `EIO`, fail writes with `ENOSPC`,
 //! or come back short, chosen by a seeded PRNG. It is off unless set.
 
+use rumpuser_core::bio::{BioDone, BioRequest};
 use rumpuser_core::types::BioOp;
 use rumpuser_core::Errno;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -128,6 +129,20 @@ pub unsafe fn try_nowait(
         libc::EOPNOTSUPP | libc::EINVAL => None,
         e => Some(Err(Errno::from_linux(e))),
     }
+}
+
+/// Performs a whole request on the calling thread and hands back its
+/// completion with the result, for the caller to deliver where it may.
+pub fn perform(req: BioRequest) -> (BioDone, Result<usize, Errno>) {
+    let BioRequest {
+        fd,
+        op,
+        data,
+        len,
+        off,
+        done,
+    } = req;
+    (done, transfer(fd, op, data, len, off))
 }
 
 /// Performs one transfer synchronously on the calling thread.

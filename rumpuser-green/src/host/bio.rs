@@ -42,19 +42,11 @@ fn workers() -> &'static Sender<BioRequest> {
                 .name(format!("greenbio{i}"))
                 .spawn(move || {
                     for req in rx {
-                        let BioRequest {
-                            fd,
-                            op,
-                            data,
-                            len,
-                            off,
-                            done,
-                        } = req;
-                        let r = rumpuser_host::blockio::transfer(fd, op, data, len, off);
+                        let completion = rumpuser_host::blockio::perform(req);
                         COMPLETIONS
                             .lock()
                             .unwrap_or_else(|e| e.into_inner())
-                            .push((done, r));
+                            .push(completion);
                         HOST.post(BIODONE_THREAD.load(Ordering::Acquire));
                     }
                 })
@@ -97,15 +89,7 @@ fn ensure_biodone_thread() {
 /// Starts a request (called on a green thread with its virtual CPU released).
 pub fn submit(req: BioRequest) {
     if HOST.is_virtual() {
-        let BioRequest {
-            fd,
-            op,
-            data,
-            len,
-            off,
-            done,
-        } = req;
-        let r = rumpuser_host::blockio::transfer(fd, op, data, len, off);
+        let (done, r) = rumpuser_host::blockio::perform(req);
         done.complete(r);
         return;
     }

@@ -52,15 +52,7 @@ pub fn submit(req: BioRequest) {
         Backend::Uring => uring::submit(req),
         Backend::Threads => pool::submit(req),
         Backend::Synchronous => {
-            let BioRequest {
-                fd,
-                op,
-                data,
-                len,
-                off,
-                done,
-            } = req;
-            let r = rumpuser_host::blockio::transfer(fd, op, data, len, off);
+            let (done, r) = rumpuser_host::blockio::perform(req);
             done.complete(r);
         }
     }

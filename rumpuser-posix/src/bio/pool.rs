@@ -47,15 +47,7 @@ fn worker(rx: Receiver<BioRequest>) {
         rumpuser_core::diag::report(format_args!("bio worker: newlwp failed: {e}"));
     }
     for req in rx {
-        let BioRequest {
-            fd,
-            op,
-            data,
-            len,
-            off,
-            done,
-        } = req;
-        let r = rumpuser_host::blockio::transfer(fd, op, data, len, off);
+        let (done, r) = rumpuser_host::blockio::perform(req);
         done.complete(r);
     }
 }
