@@ -173,10 +173,19 @@ pub extern "C" fn kmain(start_info: u64) -> ! {
         kprintln!("rumpuser-baremetal: RUMP_NCPU ignored: bare metal runs one virtual CPU");
     }
 
+    let rc = run_main("rumpuser-baremetal", cmd);
+    kprintln!("rumpuser-baremetal: main returned {rc}");
+    exit_status(status::from_exit_value(rc))
+}
+
+/// Runs the image's C constructors (`.init_array`, which also registers
+/// rump components under `RUMP_LDSCRIPT=ctor`), then the application's
+/// `main` with `program` as `argv[0]` and the command line's arguments
+/// after it; returns what `main` returned. Shared by every PVH platform.
+pub fn run_main(program: &str, cmdline: &str) -> c_int {
     run_constructors();
     let mut args: Vec<Vec<u8>> = Vec::new();
-    args.push(b"rumpuser-baremetal\0".to_vec());
-    for a in cmdline::args(cmd) {
+    for a in core::iter::once(program).chain(cmdline::args(cmdline)) {
         let mut v = a.as_bytes().to_vec();
         v.push(0);
         args.push(v);
@@ -185,9 +194,7 @@ pub extern "C" fn kmain(start_info: u64) -> ! {
     argv.push(core::ptr::null());
     // SAFETY: `main` is the application's C entry point; argv is a
     // NULL-terminated array of NUL-terminated strings that outlive the call.
-    let rc = unsafe { main((argv.len() - 1) as c_int, argv.as_ptr()) };
-    kprintln!("rumpuser-baremetal: main returned {rc}");
-    exit_status(status::from_exit_value(rc))
+    unsafe { main((argv.len() - 1) as c_int, argv.as_ptr()) }
 }
 
 fn run_constructors() {

@@ -21,21 +21,15 @@
 //! otherwise).
 
 use crate::{abi, console, events, hypercall, time, xprintln};
-use alloc::vec::Vec;
 use core::cell::UnsafeCell;
-use core::ffi::{c_char, c_int};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use rumpuser_baremetal::arch::{boot, cpu, paging, trap};
 use rumpuser_baremetal::memmap::{self, Range, E820_RAM};
 use rumpuser_baremetal::{cmdline, heap, status};
 
 extern "C" {
-    /// The application's entry point.
-    fn main(argc: c_int, argv: *const *const c_char) -> c_int;
     static __image_start: u8;
     static __image_end: u8;
-    static __init_array_start: Option<unsafe extern "C" fn()>;
-    static __init_array_end: Option<unsafe extern "C" fn()>;
 }
 
 const CMDLINE_MAX: usize = 4096;
@@ -442,36 +436,9 @@ pub extern "C" fn rumpuser_pvh_kmain(start_info: u64) -> ! {
         xprintln!("rumpuser-xen: RUMP_NCPU ignored: the platform runs one virtual CPU");
     }
 
-    run_constructors();
-    let mut args: Vec<Vec<u8>> = Vec::new();
-    args.push(b"rumpuser-xen\0".to_vec());
-    for a in cmdline::args(cmdline()) {
-        let mut v = a.as_bytes().to_vec();
-        v.push(0);
-        args.push(v);
-    }
-    let mut argv: Vec<*const c_char> = args.iter().map(|a| a.as_ptr().cast()).collect();
-    argv.push(core::ptr::null());
-    // SAFETY: `main` is the application's C entry point; argv is a
-    // NULL-terminated array of NUL-terminated strings that outlive the call.
-    let rc = unsafe { main((argv.len() - 1) as c_int, argv.as_ptr()) };
+    let rc = rumpuser_baremetal::start::run_main("rumpuser-xen", cmdline());
     xprintln!("rumpuser-xen: main returned {rc}");
     exit_status(status::from_exit_value(rc))
-}
-
-fn run_constructors() {
-    // SAFETY: the linker script brackets `.init_array` with these symbols;
-    // every slot holds a constructor (or NULL) compiled for this image.
-    unsafe {
-        let mut p = core::ptr::addr_of!(__init_array_start);
-        let end = core::ptr::addr_of!(__init_array_end);
-        while p < end {
-            if let Some(f) = *p {
-                f();
-            }
-            p = p.add(1);
-        }
-    }
 }
 
 /// Monotonic time at the end of boot.
