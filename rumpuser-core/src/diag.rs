@@ -5,24 +5,19 @@
 //! export macro; a counter lets tests see that nothing was reported.
 
 use core::fmt;
-use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 static VIOLATIONS: AtomicUsize = AtomicUsize::new(0);
-static SINK: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
+static SINK: spin::Once<fn(&[u8])> = spin::Once::new();
 
-/// Installs the console writer used for diagnostics.
+/// Installs the console writer used for diagnostics (the first one wins;
+/// a library only ever installs its own console).
 pub fn set_sink(f: fn(&[u8])) {
-    SINK.store(f as *mut (), Ordering::Release);
+    SINK.call_once(|| f);
 }
 
 fn sink() -> Option<fn(&[u8])> {
-    let p = SINK.load(Ordering::Acquire);
-    if p.is_null() {
-        None
-    } else {
-        // SAFETY: only `set_sink` stores into SINK, always a valid `fn(&[u8])`.
-        Some(unsafe { core::mem::transmute::<*mut (), fn(&[u8])>(p) })
-    }
+    SINK.get().copied()
 }
 
 /// Number of violations reported since start.

@@ -17,19 +17,15 @@
 use crate::abi::{Hyperup, Lwp};
 use core::ffi::{c_char, c_int, c_long, c_void};
 use core::ptr;
-use core::sync::atomic::{AtomicPtr, Ordering};
 
 /// The stored upcall table (a copy, like the reference's `rumpuser__hyp`).
 static HYPERUP: spin::Once<Hyperup> = spin::Once::new();
-/// Pointer to the kernel's own table, exported for rumprun-style platform code.
-static HYPERUP_PTR: AtomicPtr<Hyperup> = AtomicPtr::new(ptr::null_mut());
 
 /// Stores the kernel's upcall table. Later calls keep the first table: the
 /// kernel calls `rumpuser_init` once, and a second table would leave
 /// threads already inside a hypercall pointing at the old one.
 pub fn install(table: &Hyperup) {
     HYPERUP.call_once(|| *table);
-    HYPERUP_PTR.store(table as *const Hyperup as *mut Hyperup, Ordering::Release);
 }
 
 /// The upcall table, if `rumpuser_init` has run.
