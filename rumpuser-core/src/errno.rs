@@ -251,97 +251,109 @@ impl Errno {
     pub const EWOULDBLOCK: Errno = Errno::EAGAIN;
 }
 
+/// `(NetBSD, Linux x86_64)` errno pairs (`rumpuser_errtrans.c` resolved on
+/// Linux); NetBSD-only values are absent. One table serves both directions.
+const LINUX_PAIRS: &[(c_int, c_int)] = &[
+    (1, 1),    // EPERM
+    (2, 2),    // ENOENT
+    (3, 3),    // ESRCH
+    (4, 4),    // EINTR
+    (5, 5),    // EIO
+    (6, 6),    // ENXIO
+    (7, 7),    // E2BIG
+    (8, 8),    // ENOEXEC
+    (9, 9),    // EBADF
+    (10, 10),  // ECHILD
+    (11, 35),  // EDEADLK
+    (12, 12),  // ENOMEM
+    (13, 13),  // EACCES
+    (14, 14),  // EFAULT
+    (15, 15),  // ENOTBLK
+    (16, 16),  // EBUSY
+    (17, 17),  // EEXIST
+    (18, 18),  // EXDEV
+    (19, 19),  // ENODEV
+    (20, 20),  // ENOTDIR
+    (21, 21),  // EISDIR
+    (22, 22),  // EINVAL
+    (23, 23),  // ENFILE
+    (24, 24),  // EMFILE
+    (25, 25),  // ENOTTY
+    (26, 26),  // ETXTBSY
+    (27, 27),  // EFBIG
+    (28, 28),  // ENOSPC
+    (29, 29),  // ESPIPE
+    (30, 30),  // EROFS
+    (31, 31),  // EMLINK
+    (32, 32),  // EPIPE
+    (33, 33),  // EDOM
+    (34, 34),  // ERANGE
+    (35, 11),  // EAGAIN
+    (36, 115), // EINPROGRESS
+    (37, 114), // EALREADY
+    (38, 88),  // ENOTSOCK
+    (39, 89),  // EDESTADDRREQ
+    (40, 90),  // EMSGSIZE
+    (41, 91),  // EPROTOTYPE
+    (42, 92),  // ENOPROTOOPT
+    (43, 93),  // EPROTONOSUPPORT
+    (44, 94),  // ESOCKTNOSUPPORT
+    (45, 95),  // EOPNOTSUPP
+    (46, 96),  // EPFNOSUPPORT
+    (47, 97),  // EAFNOSUPPORT
+    (48, 98),  // EADDRINUSE
+    (49, 99),  // EADDRNOTAVAIL
+    (50, 100), // ENETDOWN
+    (51, 101), // ENETUNREACH
+    (52, 102), // ENETRESET
+    (53, 103), // ECONNABORTED
+    (54, 104), // ECONNRESET
+    (55, 105), // ENOBUFS
+    (56, 106), // EISCONN
+    (57, 107), // ENOTCONN
+    (58, 108), // ESHUTDOWN
+    (59, 109), // ETOOMANYREFS
+    (60, 110), // ETIMEDOUT
+    (61, 111), // ECONNREFUSED
+    (62, 40),  // ELOOP
+    (63, 36),  // ENAMETOOLONG
+    (64, 112), // EHOSTDOWN
+    (65, 113), // EHOSTUNREACH
+    (66, 39),  // ENOTEMPTY
+    (68, 87),  // EUSERS
+    (69, 122), // EDQUOT
+    (70, 116), // ESTALE
+    (71, 66),  // EREMOTE
+    (77, 37),  // ENOLCK
+    (78, 38),  // ENOSYS
+    (82, 43),  // EIDRM
+    (83, 42),  // ENOMSG
+    (84, 75),  // EOVERFLOW
+    (85, 84),  // EILSEQ
+    (87, 125), // ECANCELED
+    (88, 74),  // EBADMSG
+    (89, 61),  // ENODATA
+    (90, 63),  // ENOSR
+    (91, 60),  // ENOSTR
+    (92, 62),  // ETIME
+    (94, 72),  // EMULTIHOP
+    (95, 67),  // ENOLINK
+    (96, 71),  // EPROTO
+];
+
 /// Host (Linux) errno to NetBSD errno; 0 stays 0, unknown values become `EINVAL`.
 pub const fn linux_to_netbsd(host: c_int) -> c_int {
-    match host {
-        0 => 0,
-        1 => 1,    // EPERM
-        2 => 2,    // ENOENT
-        3 => 3,    // ESRCH
-        4 => 4,    // EINTR
-        5 => 5,    // EIO
-        6 => 6,    // ENXIO
-        7 => 7,    // E2BIG
-        8 => 8,    // ENOEXEC
-        9 => 9,    // EBADF
-        10 => 10,  // ECHILD
-        35 => 11,  // EDEADLK
-        12 => 12,  // ENOMEM
-        13 => 13,  // EACCES
-        14 => 14,  // EFAULT
-        15 => 15,  // ENOTBLK
-        16 => 16,  // EBUSY
-        17 => 17,  // EEXIST
-        18 => 18,  // EXDEV
-        19 => 19,  // ENODEV
-        20 => 20,  // ENOTDIR
-        21 => 21,  // EISDIR
-        22 => 22,  // EINVAL
-        23 => 23,  // ENFILE
-        24 => 24,  // EMFILE
-        25 => 25,  // ENOTTY
-        26 => 26,  // ETXTBSY
-        27 => 27,  // EFBIG
-        28 => 28,  // ENOSPC
-        29 => 29,  // ESPIPE
-        30 => 30,  // EROFS
-        31 => 31,  // EMLINK
-        32 => 32,  // EPIPE
-        33 => 33,  // EDOM
-        34 => 34,  // ERANGE
-        11 => 35,  // EAGAIN
-        115 => 36, // EINPROGRESS
-        114 => 37, // EALREADY
-        88 => 38,  // ENOTSOCK
-        89 => 39,  // EDESTADDRREQ
-        90 => 40,  // EMSGSIZE
-        91 => 41,  // EPROTOTYPE
-        92 => 42,  // ENOPROTOOPT
-        93 => 43,  // EPROTONOSUPPORT
-        94 => 44,  // ESOCKTNOSUPPORT
-        95 => 45,  // EOPNOTSUPP
-        96 => 46,  // EPFNOSUPPORT
-        97 => 47,  // EAFNOSUPPORT
-        98 => 48,  // EADDRINUSE
-        99 => 49,  // EADDRNOTAVAIL
-        100 => 50, // ENETDOWN
-        101 => 51, // ENETUNREACH
-        102 => 52, // ENETRESET
-        103 => 53, // ECONNABORTED
-        104 => 54, // ECONNRESET
-        105 => 55, // ENOBUFS
-        106 => 56, // EISCONN
-        107 => 57, // ENOTCONN
-        108 => 58, // ESHUTDOWN
-        109 => 59, // ETOOMANYREFS
-        110 => 60, // ETIMEDOUT
-        111 => 61, // ECONNREFUSED
-        40 => 62,  // ELOOP
-        36 => 63,  // ENAMETOOLONG
-        112 => 64, // EHOSTDOWN
-        113 => 65, // EHOSTUNREACH
-        39 => 66,  // ENOTEMPTY
-        87 => 68,  // EUSERS
-        122 => 69, // EDQUOT
-        116 => 70, // ESTALE
-        66 => 71,  // EREMOTE
-        37 => 77,  // ENOLCK
-        38 => 78,  // ENOSYS
-        43 => 82,  // EIDRM
-        42 => 83,  // ENOMSG
-        75 => 84,  // EOVERFLOW
-        84 => 85,  // EILSEQ
-        125 => 87, // ECANCELED
-        74 => 88,  // EBADMSG
-        61 => 89,  // ENODATA
-        63 => 90,  // ENOSR
-        60 => 91,  // ENOSTR
-        62 => 92,  // ETIME
-        72 => 94,  // EMULTIHOP
-        67 => 95,  // ENOLINK
-        71 => 96,  // EPROTO
-        _ => 22,
+    if host == 0 {
+        return 0;
     }
+    let mut i = 0;
+    while i < LINUX_PAIRS.len() {
+        if LINUX_PAIRS[i].1 == host {
+            return LINUX_PAIRS[i].0;
+        }
+        i += 1;
+    }
+    22
 }
 
 /// NetBSD errno to Linux errno, for hosts that must hand a NetBSD value back
@@ -349,93 +361,18 @@ pub const fn linux_to_netbsd(host: c_int) -> c_int {
 pub const fn netbsd_to_linux(nb: c_int) -> c_int {
     match nb {
         0 => 0,
-        1 => 1,    // EPERM
-        2 => 2,    // ENOENT
-        3 => 3,    // ESRCH
-        4 => 4,    // EINTR
-        5 => 5,    // EIO
-        6 => 6,    // ENXIO
-        7 => 7,    // E2BIG
-        8 => 8,    // ENOEXEC
-        9 => 9,    // EBADF
-        10 => 10,  // ECHILD
-        11 => 35,  // EDEADLK
-        12 => 12,  // ENOMEM
-        13 => 13,  // EACCES
-        14 => 14,  // EFAULT
-        15 => 15,  // ENOTBLK
-        16 => 16,  // EBUSY
-        17 => 17,  // EEXIST
-        18 => 18,  // EXDEV
-        19 => 19,  // ENODEV
-        20 => 20,  // ENOTDIR
-        21 => 21,  // EISDIR
-        22 => 22,  // EINVAL
-        23 => 23,  // ENFILE
-        24 => 24,  // EMFILE
-        25 => 25,  // ENOTTY
-        26 => 26,  // ETXTBSY
-        27 => 27,  // EFBIG
-        28 => 28,  // ENOSPC
-        29 => 29,  // ESPIPE
-        30 => 30,  // EROFS
-        31 => 31,  // EMLINK
-        32 => 32,  // EPIPE
-        33 => 33,  // EDOM
-        34 => 34,  // ERANGE
-        35 => 11,  // EAGAIN
-        36 => 115, // EINPROGRESS
-        37 => 114, // EALREADY
-        38 => 88,  // ENOTSOCK
-        39 => 89,  // EDESTADDRREQ
-        40 => 90,  // EMSGSIZE
-        41 => 91,  // EPROTOTYPE
-        42 => 92,  // ENOPROTOOPT
-        43 => 93,  // EPROTONOSUPPORT
-        44 => 94,  // ESOCKTNOSUPPORT
-        45 => 95,  // EOPNOTSUPP
-        46 => 96,  // EPFNOSUPPORT
-        47 => 97,  // EAFNOSUPPORT
-        48 => 98,  // EADDRINUSE
-        49 => 99,  // EADDRNOTAVAIL
-        50 => 100, // ENETDOWN
-        51 => 101, // ENETUNREACH
-        52 => 102, // ENETRESET
-        53 => 103, // ECONNABORTED
-        54 => 104, // ECONNRESET
-        55 => 105, // ENOBUFS
-        56 => 106, // EISCONN
-        57 => 107, // ENOTCONN
-        58 => 108, // ESHUTDOWN
-        59 => 109, // ETOOMANYREFS
-        60 => 110, // ETIMEDOUT
-        61 => 111, // ECONNREFUSED
-        62 => 40,  // ELOOP
-        63 => 36,  // ENAMETOOLONG
-        64 => 112, // EHOSTDOWN
-        65 => 113, // EHOSTUNREACH
-        66 => 39,  // ENOTEMPTY
-        68 => 87,  // EUSERS
-        69 => 122, // EDQUOT
-        70 => 116, // ESTALE
-        71 => 66,  // EREMOTE
-        77 => 37,  // ENOLCK
-        78 => 38,  // ENOSYS
-        82 => 43,  // EIDRM
-        83 => 42,  // ENOMSG
-        84 => 75,  // EOVERFLOW
-        85 => 84,  // EILSEQ
-        87 => 125, // ECANCELED
-        88 => 74,  // EBADMSG
-        89 => 61,  // ENODATA
-        90 => 63,  // ENOSR
-        91 => 60,  // ENOSTR
-        92 => 62,  // ETIME
-        94 => 72,  // EMULTIHOP
-        95 => 67,  // ENOLINK
-        96 => 71,  // EPROTO
-        86 => 95,  // ENOTSUP is EOPNOTSUPP on Linux
-        _ => 22,
+        // ENOTSUP is EOPNOTSUPP on Linux.
+        86 => 95,
+        _ => {
+            let mut i = 0;
+            while i < LINUX_PAIRS.len() {
+                if LINUX_PAIRS[i].0 == nb {
+                    return LINUX_PAIRS[i].1;
+                }
+                i += 1;
+            }
+            22
+        }
     }
 }
 
