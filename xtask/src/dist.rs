@@ -67,12 +67,16 @@ pub fn build() -> Result<()> {
         require(t, "install Debian's build-essential and binutils")?;
     }
     let flavours = built_flavours();
-    let mut args = vec!["build", "--release"];
-    for f in flavours.iter().filter(|f| !RLIB_ONLY.contains(f)) {
-        args.push("-p");
-        args.push(Box::leak(format!("rumpuser-{f}").into_boxed_str()));
-    }
-    if args.len() > 2 {
+    let pkgs: Vec<String> = flavours
+        .iter()
+        .filter(|f| !RLIB_ONLY.contains(f))
+        .map(|f| format!("rumpuser-{f}"))
+        .collect();
+    if !pkgs.is_empty() {
+        let mut args = vec!["build", "--release"];
+        for p in &pkgs {
+            args.extend(["-p", p.as_str()]);
+        }
         crate::util::cargo(&args)?;
     }
     for f in flavours.iter().filter(|f| RLIB_ONLY.contains(f)) {

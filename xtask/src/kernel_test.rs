@@ -32,7 +32,7 @@ pub fn run(args: &[String]) -> Result<()> {
         return Ok(());
     }
     crate::dist::build()?;
-    run_flavour(Box::leak(flavour.to_string().into_boxed_str()))
+    run_flavour(flavour)
 }
 
 fn kernel_dir() -> Result<PathBuf> {
