@@ -106,6 +106,33 @@ fn mutex_three_threads_no_lost_wakeup() {
     });
 }
 
+/// A holder that re-takes the lock at once makes a woken waiter fail and
+/// starve (under loom a waiter starves once woken): the reservation must let
+/// only it in, and the unlock must wake it even with another thread asleep
+/// (a wake-one there can pick the wrong sleeper: reported as a deadlock).
+#[test]
+fn mutex_starving_waiter_and_sleeper() {
+    model(|| {
+        let s = Arc::new(MutexData {
+            m: RawMutex::new(),
+            data: UnsafeCell::new(0),
+        });
+        let ts: Vec<_> = (0..2)
+            .map(|_| {
+                let s = Arc::clone(&s);
+                thread::spawn(move || mutex_increment(&s))
+            })
+            .collect();
+        mutex_increment(&s);
+        mutex_increment(&s);
+        for t in ts {
+            t.join().unwrap();
+        }
+        assert!(!s.m.is_locked());
+        assert_eq!(s.value(), 4);
+    });
+}
+
 /// An rwlock and the data it protects.
 struct RwData {
     l: RawRwLock,

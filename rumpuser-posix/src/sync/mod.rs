@@ -10,7 +10,7 @@
 //!
 //! * [`futex`]: thin, EINTR/rounding-proof wrappers around `futex(2)` plus the
 //!   monotonic clock used for all deadlines;
-//! * [`mutex::RawMutex`]: a three-state (Drepper) futex mutex;
+//! * [`mutex::RawMutex`]: a Drepper futex mutex with a starvation bound;
 //! * [`rwlock::RawRwLock`]: a writer-preferring reader/writer lock with
 //!   atomic downgrade and `try_upgrade`;
 //! * [`condvar::Condvar`]: a sequence-counter condition variable whose wait

@@ -3,25 +3,57 @@
 //! The rumpuser mutex hypercalls need a bare lock/unlock primitive (no guard,
 //! no poisoning, no owner tracking: the hypercall layer records the owning
 //! lwp itself, and decides about spinning vs. sleeping flavours).  This is
-//! Ulrich Drepper's three-state futex mutex ("Futexes Are Tricky", mutex 3):
-//! the single `u32` word is
+//! Ulrich Drepper's futex mutex ("Futexes Are Tricky", mutex 3) with a
+//! starvation bound in the manner of Go's `sync.Mutex`.  The `u32` word
+//! holds three bits:
 //!
-//! * `0` unlocked,
-//! * `1` locked, nobody is (known to be) sleeping,
-//! * `2` locked, and there may be sleepers.
+//! * `LOCKED`: held;
+//! * `PARKED`: there may be threads sleeping on the futex;
+//! * `STARVING`: a waiter has waited longer than `STARVE_NS` (1 ms); until
+//!   a starving waiter takes the lock nobody else may (no barging).
 //!
-//! The uncontended paths are one CAS (lock) and one swap (unlock); `unlock`
-//! only issues a `FUTEX_WAKE` when the word was `2`.  A contended `lock` first
-//! spins briefly ([`SPIN_LIMIT`] iterations of `spin_loop`, re-reading the
-//! word) because rump kernel critical sections are usually short, then marks
-//! the word `2` and parks on the futex.  A thread that acquires via the slow
-//! path always stores `2`, conservatively, so a sleeper is never forgotten.
+//! The uncontended paths are one CAS each (`0 → LOCKED`, `LOCKED → 0`);
+//! `unlock` only issues a `FUTEX_WAKE` when `PARKED` or `STARVING` was set.
+//! A contended `lock` first spins (`MUTEX_SPIN` pauses in all) because rump
+//! kernel critical sections are usually short, only reading the word and
+//! backing off exponentially between reads (1, 2, 4, … up to
+//! `SPIN_MAX_DELAY` pauses): a waiter polling at full speed steals the
+//! cache line from the holder on every read, so with two threads on two
+//! CPUs every acquisition bounced the line (several transfers each); with
+//! the backoff the holder mostly keeps it. Losing the CAS after seeing the
+//! lock free goes back to spinning, not to sleep. When the budget is spent
+//! the waiter sets `PARKED` and sleeps.  A thread that acquires after having
+//! slept keeps `PARKED` set, conservatively, so a sleeper is never
+//! forgotten (`unlock` clears `PARKED` and wakes one, who re-sets it if it
+//! has to sleep again).
+//!
+//! Why the starvation bound: with two threads hammering one lock, the
+//! holder re-takes it within nanoseconds of releasing it, so a waiter that
+//! spins or has just been woken rarely catches it; when the host is loaded
+//! (more runnable threads than CPUs) one thread could be shut out for
+//! many milliseconds. A waiter that has slept and still waited
+//! `STARVE_NS` sets `STARVING`; then `unlock` leaves the word at `STARVING`
+//! (so the fast path `0 → LOCKED` fails for everybody) and wakes all
+//! sleepers; only a starving waiter may take it, clearing the bit.
+//! Non-starving lockers park meanwhile. The cost is one wake-all per
+//! starvation episode.
+//!
+//! The constants live in [`super::primitive`] (loom: one pause, and a
+//! waiter starves as soon as it has been woken, so the models explore the
+//! reservation).
 
-use super::primitive::{futex_wait, futex_wake, spin_loop, AtomicU32, Ordering, SPIN_LIMIT};
+use super::futex::WAKE_ALL;
+use super::primitive::{
+    futex_wait, futex_wake, now_ns, spin_loop, AtomicU32, Ordering, MUTEX_SPIN, SPIN_MAX_DELAY,
+    STARVE_NS,
+};
 
-const UNLOCKED: u32 = 0;
+/// The lock is held.
 const LOCKED: u32 = 1;
-const CONTENDED: u32 = 2;
+/// Threads may be sleeping on the word.
+const PARKED: u32 = 2;
+/// A waiter is starving: only a starving waiter may take the lock.
+const STARVING: u32 = 4;
 
 /// A non-recursive, owner-agnostic futex mutex.
 ///
@@ -39,7 +71,7 @@ impl RawMutex {
     #[cfg(not(loom))]
     pub const fn new() -> Self {
         Self {
-            state: AtomicU32::new(UNLOCKED),
+            state: AtomicU32::new(0),
         }
     }
 
@@ -47,16 +79,16 @@ impl RawMutex {
     #[cfg(loom)]
     pub fn new() -> Self {
         Self {
-            state: AtomicU32::new(UNLOCKED),
+            state: AtomicU32::new(0),
         }
     }
 
-    /// Acquires the mutex if it is unlocked, without blocking.  Returns
-    /// whether it was acquired.
+    /// Acquires the mutex if it is unlocked (and no starving waiter has
+    /// reserved it), without blocking.  Returns whether it was acquired.
     #[inline]
     pub fn try_lock(&self) -> bool {
         self.state
-            .compare_exchange(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed)
+            .compare_exchange(0, LOCKED, Ordering::Acquire, Ordering::Relaxed)
             .is_ok()
     }
 
@@ -71,53 +103,97 @@ impl RawMutex {
 
     #[cold]
     fn lock_contended(&self) {
-        let mut state = self.spin();
+        // Whether this thread has slept (then it acquires with PARKED set:
+        // the unlock that woke it cleared the bit, others may still sleep).
+        let mut woken = false;
+        let mut starving = false;
+        // When this thread first went to sleep.
+        let mut since = 0u64;
+        let mut spin = Backoff::new();
+        let mut state = self.state.load(Ordering::Relaxed);
+        loop {
+            if state & LOCKED == 0 && (state & STARVING == 0 || starving) {
+                let keep = if woken { PARKED } else { state & PARKED };
+                // A starving taker clears STARVING; another starving
+                // waiter sets it again when it next goes to sleep.
+                match self.state.compare_exchange_weak(
+                    state,
+                    LOCKED | keep,
+                    Ordering::Acquire,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => return,
+                    Err(s) => {
+                        state = s;
+                        continue;
+                    }
+                }
+            }
+            // Held: spin (only reading, backing off) unless it is reserved
+            // for a starving waiter, then sleep.
+            if state & STARVING == 0 && spin.pause() {
+                state = self.state.load(Ordering::Relaxed);
+                continue;
+            }
+            if woken && !starving && now_ns().saturating_sub(since) >= STARVE_NS {
+                starving = true;
+            }
+            let want = state | PARKED | if starving { STARVING } else { 0 };
+            if want != state {
+                if let Err(s) = self.state.compare_exchange_weak(
+                    state,
+                    want,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                ) {
+                    state = s;
+                    continue;
+                }
+            }
+            if !woken {
+                since = now_ns();
+            }
+            futex_wait(&self.state, want, None);
+            woken = true;
+            spin = Backoff::new();
+            state = self.state.load(Ordering::Relaxed);
+        }
+    }
 
-        // Unlocked after spinning: take it without announcing sleepers.
-        if state == UNLOCKED {
-            match self.state.compare_exchange(
-                UNLOCKED,
-                LOCKED,
-                Ordering::Acquire,
+    /// Releases the mutex, waking one sleeper if there may be any (all of
+    /// them if a waiter is starving).
+    #[inline]
+    pub fn unlock(&self) {
+        if self
+            .state
+            .compare_exchange(LOCKED, 0, Ordering::Release, Ordering::Relaxed)
+            .is_err()
+        {
+            self.unlock_contended();
+        }
+    }
+
+    #[cold]
+    fn unlock_contended(&self) {
+        let mut state = self.state.load(Ordering::Relaxed);
+        loop {
+            debug_assert_ne!(state & LOCKED, 0, "RawMutex::unlock of an unlocked mutex");
+            // Keep STARVING: the lock stays reserved for the starving waiter.
+            match self.state.compare_exchange_weak(
+                state,
+                state & STARVING,
+                Ordering::Release,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => return,
+                Ok(_) => break,
                 Err(s) => state = s,
             }
         }
-
-        loop {
-            // Announce a (potential) sleeper; if the previous value was
-            // UNLOCKED we now own the lock (in state CONTENDED, because other
-            // sleepers we cannot see may exist).
-            if state != CONTENDED && self.state.swap(CONTENDED, Ordering::Acquire) == UNLOCKED {
-                return;
-            }
-            futex_wait(&self.state, CONTENDED, None);
-            state = self.spin();
-        }
-    }
-
-    /// Spins while the mutex is held without known sleepers, for at most
-    /// `SPIN_LIMIT` iterations; returns the last observed state.
-    fn spin(&self) -> u32 {
-        let mut spins = SPIN_LIMIT;
-        loop {
-            let state = self.state.load(Ordering::Relaxed);
-            if state != LOCKED || spins == 0 {
-                return state;
-            }
-            spin_loop();
-            spins -= 1;
-        }
-    }
-
-    /// Releases the mutex, waking one sleeper if there may be any.
-    #[inline]
-    pub fn unlock(&self) {
-        let prev = self.state.swap(UNLOCKED, Ordering::Release);
-        debug_assert_ne!(prev, UNLOCKED, "RawMutex::unlock of an unlocked mutex");
-        if prev == CONTENDED {
+        if state & STARVING != 0 {
+            // futex wakes in no particular order: make sure the starving
+            // waiter is among the woken.
+            futex_wake(&self.state, WAKE_ALL);
+        } else if state & PARKED != 0 {
             futex_wake(&self.state, 1);
         }
     }
@@ -126,7 +202,39 @@ impl RawMutex {
     /// snapshot, useful for assertions).
     #[inline]
     pub fn is_locked(&self) -> bool {
-        self.state.load(Ordering::Relaxed) != UNLOCKED
+        self.state.load(Ordering::Relaxed) & LOCKED != 0
+    }
+}
+
+/// Exponential backoff of a contended locker: reads of the lock word
+/// `1, 2, 4, …, SPIN_MAX_DELAY` pauses apart, [`MUTEX_SPIN`] pauses in all.
+/// Reading rarely lets the holder keep the cache line (and re-take the
+/// lock cheaply) instead of having every acquisition bounce it.
+struct Backoff {
+    delay: u32,
+    left: u32,
+}
+
+impl Backoff {
+    fn new() -> Self {
+        Backoff {
+            delay: 1,
+            left: MUTEX_SPIN,
+        }
+    }
+
+    /// Pauses once; `false` when the budget is spent.
+    fn pause(&mut self) -> bool {
+        if self.left == 0 {
+            return false;
+        }
+        let d = self.delay.min(self.left);
+        for _ in 0..d {
+            spin_loop();
+        }
+        self.left -= d;
+        self.delay = (self.delay * 2).min(SPIN_MAX_DELAY);
+        true
     }
 }
 

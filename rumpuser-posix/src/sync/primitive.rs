@@ -27,6 +27,10 @@
 //! [`SPIN_LIMIT`] is the bounded spin the primitives do before parking:
 //! about 100 iterations normally, but only 1 under loom, where every extra
 //! load of the lock word multiplies the explored state space.
+//! [`STARVE_NS`] and [`now_ns`] bound how long a mutex waiter may be
+//! overtaken: 1 ms of the monotonic clock normally; under loom a waiter
+//! counts as starving once it has been woken, so the reservation path is
+//! always explored.
 
 #[cfg(not(loom))]
 pub use self::real::*;
@@ -44,6 +48,23 @@ mod real {
     /// Number of `spin_loop` iterations a contended lock spins (checking the
     /// lock word each time) before it parks on the futex.
     pub const SPIN_LIMIT: u32 = 100;
+
+    /// Longest pause, in `spin_loop`s, between two reads of a contended
+    /// mutex word (the mutex backs off exponentially up to it).
+    pub const SPIN_MAX_DELAY: u32 = 128;
+
+    /// `spin_loop`s a contended mutex locker spends before it sleeps.
+    pub const MUTEX_SPIN: u32 = 512;
+
+    /// How long a mutex waiter sleeps and retries before it is starving and
+    /// the lock is reserved for it (see [`super::super::RawMutex`]).
+    pub const STARVE_NS: u64 = 1_000_000;
+
+    /// The clock of [`STARVE_NS`]: `CLOCK_MONOTONIC` in nanoseconds.
+    #[inline]
+    pub fn now_ns() -> u64 {
+        super::super::futex::monotonic_ns()
+    }
 }
 
 /// Model-checked primitives used when compiled with `--cfg loom`.
@@ -56,6 +77,22 @@ mod model {
     /// Spin once so the spin path (an extra load of the lock word) is still
     /// modelled without blowing up the state space.
     pub const SPIN_LIMIT: u32 = 1;
+
+    /// One pause per read under loom.
+    pub const SPIN_MAX_DELAY: u32 = 1;
+
+    /// One read before sleeping under loom.
+    pub const MUTEX_SPIN: u32 = 1;
+
+    /// A mutex waiter is starving as soon as it has been woken once, so the
+    /// models explore the reservation path (loom has no time).
+    pub const STARVE_NS: u64 = 0;
+
+    /// No time under loom.
+    #[inline]
+    pub fn now_ns() -> u64 {
+        0
+    }
 
     /// A no-op under loom, deliberately *not* `loom::hint::spin_loop`: that
     /// is a `yield_now`, which makes loom stop scheduling the spinner while

@@ -157,6 +157,38 @@ fn mutex_counter() {
     assert!(!m.is_locked());
 }
 
+/// Threads re-taking the lock at once (more of them than CPUs): the
+/// starvation bound must let every one in regularly, and the reservation
+/// for a starving waiter must neither break exclusion nor hang.
+#[test]
+fn mutex_no_thread_starves() {
+    let _watchdog = Watchdog::new("mutex_no_thread_starves");
+    let m = RawMutex::new();
+    let inside = AtomicBool::new(false);
+    let worst_gap = AtomicU64::new(0);
+    let ops = hammer(4, |_, stop| {
+        let mut ops = 0;
+        let mut last = Instant::now();
+        while !stop.load(SeqCst) {
+            m.lock();
+            assert!(!inside.swap(true, SeqCst), "two holders of a RawMutex");
+            let now = Instant::now();
+            worst_gap.fetch_max((now - last).as_micros() as u64, SeqCst);
+            last = now;
+            inside.store(false, SeqCst);
+            m.unlock();
+            ops += 1;
+        }
+        assert!(ops > 0, "a thread never got the lock");
+        ops
+    });
+    assert!(ops > 0);
+    assert!(!m.is_locked());
+    // 1 ms of starvation bound plus host scheduling: a wide margin.
+    let gap = worst_gap.load(SeqCst);
+    assert!(gap < 1_000_000, "a thread waited {gap} us for the lock");
+}
+
 #[test]
 fn mutex_sleeper_is_woken() {
     let _watchdog = Watchdog::new("mutex_sleeper_is_woken");
