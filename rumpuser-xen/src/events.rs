@@ -2,30 +2,38 @@
 //!
 //! * `shared_info` is mapped with `XENMEM_add_to_physmap`
 //!   (`XENMAPSPACE_shared_info`) over a page of our `.bss`.
-//! * Idle and delivery: the scheduler's idle blocks the vcpu with
-//!   `SCHEDOP_poll` on the `VIRQ_TIMER` port plus every port a green
-//!   thread waits on ([`poll_block`]); Xen checks their pending bits
-//!   after marking the vcpu blocked and unblocks it on any later event on
-//!   one of them, so no wake-up is lost, with interrupts masked
-//!   throughout. [`poll`] then turns pending bits into green wake-ups
-//!   (the scheduler calls it after every idle and every few switches):
-//!   clear `evtchn_upcall_pending`, take `evtchn_pending_sel`, then for
-//!   every word the pending and unmasked ports, clearing each bit before
+//! * Delivery (the default): the per-vcpu upcall vector
+//!   (`HVMOP_set_evtchn_upcall_vector` on [`UPCALL_VECTOR`]), a local
+//!   APIC interrupt whose handler is `rumpuser-baremetal`'s IDT entry for
+//!   its LAPIC timer vector (0x30, a timer Xen guests never arm; it EOIs
+//!   and returns). Interrupts stay masked while green threads run, so
+//!   the vector only ends the idle halt: the scheduler's idle checks
+//!   `evtchn_upcall_pending` with interrupts masked, then `sti; hlt`,
+//!   which Xen turns into `SCHEDOP_block` for an HVM vcpu (`hvm_hlt`).
+//!   [`poll`] then turns pending bits into green wake-ups (the scheduler
+//!   calls it after every idle and every few switches): clear
+//!   `evtchn_upcall_pending`, take `evtchn_pending_sel`, then for every
+//!   word the pending and unmasked ports, clearing each bit before
 //!   handling it (the standard 2-level scan).
-//! * The upcall vector (`RUMPUSER_XEN_IDLE=hlt`): the per-vcpu upcall
-//!   `HVMOP_set_evtchn_upcall_vector` on [`UPCALL_VECTOR`], a local APIC
-//!   interrupt whose handler is `rumpuser-baremetal`'s IDT entry for its
-//!   LAPIC timer vector (0x30, a timer Xen guests never arm; it EOIs and
-//!   returns), with `sti; hlt` (Xen's `SCHEDOP_block`) in idle. It
-//!   works, but under nested Xen in QEMU TCG one boot in a few hundred
-//!   idles loses the wake-up: the vcpu stays blocked with
-//!   `upcall_pend=01` and the timer port pending (Xen's `q`/`e` debug
-//!   keys), i.e. the interrupt was taken before the `hlt` and Xen does
-//!   not raise it again while `evtchn_upcall_pending` is set. Hence the
-//!   polled default. (The global `HVM_PARAM_CALLBACK_IRQ` vector is not
-//!   used: it is level-triggered on `evtchn_upcall_pending`, so its
-//!   handler would have to clear the flag, and the shared IDT has no hook
-//!   for that.)
+//! * Why no wake-up is lost: Xen raises the vector only when
+//!   `evtchn_upcall_pending` goes from 0 to 1, so an interrupt taken
+//!   before the `hlt` would leave the vcpu halted for good. `sti` delays
+//!   interrupts until the `hlt` has begun, but nested Xen under QEMU TCG
+//!   does not always honour that: about one interrupt in a thousand idles
+//!   is delivered on the `hlt` itself (measured by the `idle` storm test;
+//!   the domain then hung). The interrupt entry therefore steps over the
+//!   idle `hlt` when it interrupted exactly there
+//!   (`rumpuser_baremetal::arch::cpu::halted_early`), which makes the
+//!   sequence safe whatever the virtual CPU does.
+//! * `RUMPUSER_XEN_IDLE=poll` idles with `SCHEDOP_poll` instead, on the
+//!   `VIRQ_TIMER` port plus every port a green thread waits on
+//!   ([`poll_block`]), with interrupts masked throughout: Xen checks the
+//!   ports' pending bits after marking the vcpu blocked. It costs a
+//!   port list per idle and wakes only for watched ports; it is also the
+//!   fallback when Xen offers no callback vector. (The global
+//!   `HVM_PARAM_CALLBACK_IRQ` vector is not used: it is level-triggered
+//!   on `evtchn_upcall_pending`, so its handler would have to clear the
+//!   flag, and the shared IDT has no hook for that.)
 //! * A port has an optional waiter (a green thread token) and a "fired"
 //!   bit; [`wait`] parks until the bit is set. The `VIRQ_TIMER` port
 //!   needs no waiter: its event only ends the idle halt, and the

@@ -13,8 +13,8 @@
 //! | Xen | CPUID signature, hypercall page through the MSR Xen names, our own hypercall asm (`rdi rsi rdx r10 r8`) and bindings ([`abi`], not `xen-sys`) |
 //! | memory | `XENMEM_memory_map` (a PVH dom0's start info has no map) → heap |
 //! | time | pvclock from vcpu 0's `vcpu_time_info` (monotonic, ns), wall clock from `shared_info` (`time`, [`pvclock`]) |
-//! | idle, timer | `VCPUOP_set_singleshot_timer` → `VIRQ_TIMER`; idle blocks in `SCHEDOP_poll` on the timer port and the ports threads wait on (race-free with interrupts masked) (`platform`) |
-//! | events | the 2-level pending bits are scanned from `shared_info` into green wake-ups after every idle and every few switches; the per-vcpu upcall vector (a LAPIC interrupt) with `sti; hlt` is the optional `RUMPUSER_XEN_IDLE=hlt` path, not the default because it can lose a wake-up under nested TCG (`events`) |
+//! | idle, timer | `VCPUOP_set_singleshot_timer` → `VIRQ_TIMER` (re-armed only when the deadline changes); idle is `sti; hlt` = Xen's `SCHEDOP_block`, ended by the upcall vector (`RUMPUSER_XEN_IDLE=poll`: `SCHEDOP_poll` on the timer port and the ports threads wait on) (`platform`) |
+//! | events | the per-vcpu upcall vector (a LAPIC interrupt) ends the idle halt; the 2-level pending bits are scanned from `shared_info` into green wake-ups after every idle and every few switches; an interrupt delivered on the `hlt` itself (nested TCG does that) is stepped over, so no wake-up is lost (`events`) |
 //! | console | `console_io` for dom0; port 0xE9 plus the PV console ring (`xenconsoled`) for a domU (`console`) |
 //! | xenstore | read, write, directory, watch over the shared ring (`xenstore`) |
 //! | disks | grant tables v1 (`gnttab`) and a blkfront: `xvda`… or the device id, asynchronous `bio` over the blkif ring with bounce pages, a flush after `BIO_SYNC` writes (`blkfront`) |
@@ -53,9 +53,7 @@
 //! the syscall proxy; a `cargo xtask` command that links an arbitrary
 //! application (today `xen-dist` gives `librumpuser_xen.a` and the link
 //! line, and `xen-test` links `tests/baremetal/c_image.c` and, with
-//! `RUMP_KERNEL_DIR`, NetBSD's kernel layer with an ext2 program). The
-//! upcall-vector idle (`RUMPUSER_XEN_IDLE=hlt`) is not the default (see
-//! `events`).
+//! `RUMP_KERNEL_DIR`, NetBSD's kernel layer with an ext2 program)..
 //!
 //! # Outputs
 //!

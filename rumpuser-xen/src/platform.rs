@@ -4,14 +4,13 @@
 //! * `now_ns`: Xen system time ([`crate::time`]).
 //! * `idle(deadline)`: with interrupts masked, return at once if an event
 //!   is pending; otherwise arm the single-shot timer for the deadline (or
-//!   stop it), then block the vcpu with `SCHEDOP_poll` on the timer port
-//!   and every port a thread waits on ([`crate::events::poll_block`]),
-//!   which Xen makes race-free. No periodic tick, no busy wait. With no
-//!   deadline and no waiter on any port, the program is deadlocked:
-//!   reported, and the domain ends with the panic status.
-//!   `RUMPUSER_XEN_IDLE=hlt` uses the upcall vector and `sti; hlt`
-//!   instead (Xen turns an HVM vcpu's `hlt` into `SCHEDOP_block`; see
-//!   [`crate::events`] for why it is not the default).
+//!   stop it), then `sti; hlt` until the upcall vector fires (Xen's
+//!   `SCHEDOP_block`; see [`crate::events`] for why no wake-up is lost),
+//!   or, with `RUMPUSER_XEN_IDLE=poll`, block with `SCHEDOP_poll` on the
+//!   timer port and every port a thread waits on
+//!   ([`crate::events::poll_block`]). No periodic tick, no busy wait.
+//!   With no deadline and no waiter on any port, the program is
+//!   deadlocked: reported, and the domain ends with the panic status.
 //! * `poll_events`: [`crate::events::poll`] (reads shared_info; no
 //!   hypercall, no interrupt window needed).
 //! * stacks: `rumpuser-baremetal`'s (heap memory with an unmapped guard
@@ -30,7 +29,8 @@ pub static XEN: XenPlatform = XenPlatform;
 static IDLES: AtomicU64 = AtomicU64::new(0);
 static HLT_IDLE: AtomicBool = AtomicBool::new(false);
 
-/// Idles with `sti; hlt` and the upcall vector instead of `SCHEDOP_poll`.
+/// Idles with `sti; hlt` and the upcall vector (the default; set at boot
+/// when Xen accepted the vector) instead of `SCHEDOP_poll`.
 pub fn use_hlt_idle() {
     HLT_IDLE.store(true, Ordering::Relaxed);
 }

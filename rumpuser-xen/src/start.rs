@@ -347,18 +347,33 @@ pub extern "C" fn rumpuser_pvh_kmain(start_info: u64) -> ! {
             abi::errno_name(rc)
         )),
     };
-    let hlt_idle = cmdline::param(cmdline(), "RUMPUSER_XEN_IDLE") == Some("hlt");
+    // Idle: the upcall vector with `sti; hlt` unless `RUMPUSER_XEN_IDLE=poll`
+    // asks for `SCHEDOP_poll` (or Xen cannot deliver to a vector).
+    let idle_param = cmdline::param(cmdline(), "RUMPUSER_XEN_IDLE");
+    let hlt_idle = match idle_param {
+        Some("poll") => false,
+        None | Some("hlt") => {
+            if f0 & (1 << abi::XENFEAT_HVM_CALLBACK_VECTOR) == 0 {
+                xprintln!(
+                    "rumpuser-xen: Xen does not offer XENFEAT_hvm_callback_vector; idling with SCHEDOP_poll"
+                );
+                false
+            } else {
+                let rc = events::enable_upcall_vector();
+                if rc != 0 {
+                    xprintln!(
+                        "rumpuser-xen: HVMOP_set_evtchn_upcall_vector failed ({rc}, {}); idling with SCHEDOP_poll",
+                        abi::errno_name(rc)
+                    );
+                }
+                rc == 0
+            }
+        }
+        Some(other) => fatal_fmt(format_args!(
+            "rumpuser-xen: RUMPUSER_XEN_IDLE={other}: expected hlt (the default) or poll"
+        )),
+    };
     if hlt_idle {
-        if f0 & (1 << abi::XENFEAT_HVM_CALLBACK_VECTOR) == 0 {
-            fatal("rumpuser-xen: Xen does not offer XENFEAT_hvm_callback_vector");
-        }
-        let rc = events::enable_upcall_vector();
-        if rc != 0 {
-            fatal_fmt(format_args!(
-                "rumpuser-xen: HVMOP_set_evtchn_upcall_vector failed ({rc}, {})",
-                abi::errno_name(rc)
-            ));
-        }
         crate::platform::use_hlt_idle();
     }
     BOOT_NS.store(time::now_ns(), Ordering::Relaxed);

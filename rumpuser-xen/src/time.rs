@@ -89,10 +89,23 @@ pub fn timer_port() -> u32 {
     TIMER_PORT.load(Ordering::Relaxed)
 }
 
-/// Programs one `VIRQ_TIMER` event at monotonic time `deadline` (ns).
+/// The deadline the timer is armed for (0: none) and the timer event
+/// count when it was armed: while that count is unchanged the timer has
+/// not fired, so idling again for the same deadline needs no hypercall.
+static ARMED: AtomicU64 = AtomicU64::new(0);
+static ARMED_AT: AtomicU64 = AtomicU64::new(0);
+
+/// Programs one `VIRQ_TIMER` event at monotonic time `deadline` (ns),
+/// unless exactly that timer is already armed and has not fired.
 pub fn arm(deadline: u64) {
-    ARMS.fetch_add(1, Ordering::Relaxed);
     let deadline = deadline.max(1);
+    let fired = timer_events();
+    if ARMED.load(Ordering::Relaxed) == deadline && ARMED_AT.load(Ordering::Relaxed) == fired {
+        return;
+    }
+    ARMED.store(deadline, Ordering::Relaxed);
+    ARMED_AT.store(fired, Ordering::Relaxed);
+    ARMS.fetch_add(1, Ordering::Relaxed);
     if !USE_SET_TIMER_OP.load(Ordering::Relaxed) {
         let mut t = abi::SingleshotTimer {
             timeout_abs_ns: deadline,
@@ -126,8 +139,11 @@ pub fn arm(deadline: u64) {
     }
 }
 
-/// Cancels the timer.
+/// Cancels the timer (no hypercall when none is armed or it has fired).
 pub fn disarm() {
+    if ARMED.swap(0, Ordering::Relaxed) == 0 || ARMED_AT.load(Ordering::Relaxed) != timer_events() {
+        return;
+    }
     if USE_SET_TIMER_OP.load(Ordering::Relaxed) {
         // SAFETY: a deadline of 0 cancels the timer.
         let _ = unsafe { hypercall::call2(abi::HYPERVISOR_SET_TIMER_OP, 0, 0) };
@@ -142,7 +158,7 @@ pub fn timer_events() -> u64 {
     events::count(timer_port())
 }
 
-/// Timers armed since boot.
+/// Timers armed (hypercalls made) since boot.
 pub fn arms() -> u64 {
     ARMS.load(Ordering::Relaxed)
 }

@@ -3,6 +3,7 @@
 
 use core::arch::asm;
 use core::arch::x86_64::CpuidResult;
+use core::sync::atomic::{AtomicU64, Ordering};
 use x86_64::registers::control::{Cr0, Cr0Flags, Cr4, Cr4Flags};
 
 /// `cpuid(leaf, subleaf)`.
@@ -117,14 +118,64 @@ pub fn irq_restore(flags: u64) {
     }
 }
 
-/// With interrupts disabled: enable them and halt until the next one
-/// (atomically: `sti` takes effect after `hlt` has started), then disable
-/// them again. Interrupts pending before the call wake it at once.
+// The idle halt is one out-of-line sequence so that the interrupt entry
+// knows the address of its `hlt` (see `halted_early`).
+core::arch::global_asm!(
+    ".pushsection .text.rumpuser_bm_halt, \"ax\", @progbits",
+    ".globl __rumpuser_bm_halt",
+    "__rumpuser_bm_halt:",
+    "    sti",
+    ".globl __rumpuser_bm_halt_insn",
+    "__rumpuser_bm_halt_insn:",
+    "    hlt",
+    "    cli",
+    "    ret",
+    ".popsection",
+);
+
+extern "C" {
+    fn __rumpuser_bm_halt();
+    static __rumpuser_bm_halt_insn: u8;
+}
+
+static EARLY_WAKES: AtomicU64 = AtomicU64::new(0);
+
+/// With interrupts disabled: enable them and halt until the next one,
+/// then disable them again. Interrupts pending before the call wake it
+/// at once.
+///
+/// `sti` is meant to take effect only after `hlt` has started, so an
+/// interrupt arriving between the caller's last check and the halt still
+/// ends it. Not every virtual CPU keeps that promise (nested Xen under
+/// QEMU TCG has been seen to deliver it on the `hlt` itself, which then
+/// sleeps with the wake-up already consumed), so the interrupt entry
+/// also steps over the `hlt` when it interrupted exactly there
+/// ([`halted_early`]); with both, no wake-up is lost.
 #[inline]
 pub fn wait_for_interrupt() {
-    // SAFETY: the handlers only touch their own atomics, the PIC and the
-    // LAPIC, and run on the IST stack.
-    unsafe { asm!("sti", "hlt", "cli", options(nomem, nostack)) };
+    // SAFETY: an ordinary call of the sequence above (it clobbers
+    // nothing; the handlers only touch their own atomics, the PIC and the
+    // LAPIC, and run on the IST stack).
+    unsafe { __rumpuser_bm_halt() };
+}
+
+/// Called by the interrupt entry with the interrupted `rip`: if it is the
+/// idle `hlt` (the interrupt came before the halt began), returns the
+/// address after it so that the halt is skipped, and counts it.
+#[inline]
+pub fn halted_early(rip: u64) -> Option<u64> {
+    // Only the address of the label is taken (no read): safe.
+    let hlt = core::ptr::addr_of!(__rumpuser_bm_halt_insn) as u64;
+    (rip == hlt).then(|| {
+        EARLY_WAKES.fetch_add(1, Ordering::Relaxed);
+        hlt + 1
+    })
+}
+
+/// How many interrupts arrived on the idle `hlt` instead of during it
+/// (0 on a CPU that honours the `sti` shadow).
+pub fn early_wakes() -> u64 {
+    EARLY_WAKES.load(Ordering::Relaxed)
 }
 
 /// Lets interrupts that are already pending be taken, then masks them

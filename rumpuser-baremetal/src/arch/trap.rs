@@ -268,6 +268,11 @@ const NAMES: [&str; 32] = [
 
 extern "C" fn dispatch(f: &mut TrapFrame) {
     let v = f.vector as u8;
+    if v >= 32 {
+        if let Some(rip) = cpu::halted_early(f.rip) {
+            f.rip = rip;
+        }
+    }
     match v {
         0..=31 => exception(f),
         _ if (pic::VECTOR_BASE..pic::VECTOR_BASE + 16).contains(&v) => {

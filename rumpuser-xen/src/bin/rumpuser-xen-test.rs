@@ -51,6 +51,7 @@ static HOOKS: Hooks = Hooks {
         ("random::cpu_source", gt::random_cpu_source),
         ("evtchn::loopback_wakes_parked_thread", evtchn_loopback),
         ("evtchn::under_load", evtchn_under_load),
+        ("idle::short_sleep_storm", idle_storm),
         ("xenstore::read_write_directory_watch", xenstore_basics),
         ("blk::host_data_and_size", gt::blk_host_data),
         ("blk::write_flush_read_back", gt::blk_write_flush_read),
@@ -176,6 +177,69 @@ fn evtchn_under_load(_ctx: &Ctx, _h: &Hooks) -> Result<(), String> {
     Ok(())
 }
 
+/// Many idles whose wake-up lands close to the halt: sleeps of 1 to
+/// 400 us (the timer fires while the vcpu is still entering the halt)
+/// interleaved with loopback events from a second thread. A lost wake-up
+/// hangs the domain (the harness times out); an early return fails here.
+fn idle_storm(ctx: &Ctx, _h: &Hooks) -> Result<(), String> {
+    let (a, b) = loopback()?;
+    static ECHOED: AtomicU64 = AtomicU64::new(0);
+    ECHOED.store(0, Ordering::Relaxed);
+    let echo = sched_core::spawn_closure(
+        move || {
+            while events::wait(b, Some(now() + 2_000_000_000)) {
+                ECHOED.fetch_add(1, Ordering::Relaxed);
+            }
+        },
+        "storm-echo",
+        0,
+        true,
+    )
+    .map_err(|e| format!("spawn: {e:?}"))?;
+    let (i0, _) = platform::idle_stats();
+    let e0 = rumpuser_baremetal::arch::cpu::early_wakes();
+    let mut x = 0x9e37_79b9_u64 ^ now();
+    let n = 1500u64;
+    let mut sent = 0u64;
+    for i in 0..n {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let ns = 1_000 + x % 400_000;
+        let t0 = now();
+        ctx.sleep_ns(ns);
+        let dt = now() - t0;
+        ensure!(dt >= ns, "sleep {i} of {ns} ns returned after {dt} ns");
+        if i % 4 == 0 {
+            events::send(a);
+            sent += 1;
+        }
+    }
+    let deadline = now() + 2_000_000_000;
+    while ECHOED.load(Ordering::Relaxed) < sent && now() < deadline {
+        ctx.sleep_ns(1_000_000);
+    }
+    let got = ECHOED.load(Ordering::Relaxed);
+    events::close(a);
+    let _ = sched_core::join(echo);
+    events::close(b);
+    let (i1, _) = platform::idle_stats();
+    xprintln!(
+        "  {n} sleeps of 1-400 us, {got}/{sent} events: {} idle halts, {} interrupts on the hlt",
+        i1 - i0,
+        rumpuser_baremetal::arch::cpu::early_wakes() - e0
+    );
+    // Events coalesce while the echo thread runs, so fewer wake-ups than
+    // sends is fine; none at all is not. (Binding the pair marks `b`
+    // pending once: Xen's bind_interdomain does that against lost
+    // notifications.)
+    ensure!(
+        got >= 1 && got <= sent + 1,
+        "{got} echo wake-ups for {sent} events"
+    );
+    Ok(())
+}
+
 /// The xenstore client against the real xenstored (domU only): our
 /// domain's keys, the virtual disk the toolstack announced, a write read
 /// back, an error, and a watch that fires on a write.
@@ -276,5 +340,10 @@ fn bench(ctx: &Ctx, h: &Hooks) -> Result<(), String> {
         core::hint::black_box(rumpuser_xen::hypercall::xen_version());
     }
     xprintln!("bench hypercall_xen_version {} ns", (ctx.now() - t0) / 1000);
+    xprintln!(
+        "bench idle_halts {} ({} interrupts arrived on the hlt instead of during it)",
+        platform::idle_stats().0,
+        rumpuser_baremetal::arch::cpu::early_wakes()
+    );
     Ok(())
 }
