@@ -24,6 +24,13 @@
 //!   with `EINVAL` before reaching the ring, writes to a read-only disk
 //!   with `EROFS`. A back end that does not answer within 10 s fails the
 //!   request with `EIO` instead of hanging it.
+//! * Detaching (`xl block-detach`): a green thread per disk watches the
+//!   back end's `state`. When it goes to `Closing` (or disappears) the
+//!   disk is marked gone: new requests, opens and `getfileinfo` fail with
+//!   `ENXIO`; the service thread says `Closing`, lets the back end answer
+//!   what is in flight (at most 5 s), fails the rest with `ENXIO`, says
+//!   `Closed` (so the toolstack's detach completes without its forced
+//!   path) and ends. Attaching the device again connects afresh.
 
 use crate::{events, gnttab, xenstore as xs};
 use alloc::format;
@@ -44,6 +51,8 @@ const SEGS: usize = 11;
 const PAGE: usize = 4096;
 const SECTOR: u64 = 512;
 const TIMEOUT_NS: u64 = 10_000_000_000;
+/// How long a detaching disk waits for in-flight answers.
+const CLOSE_GRACE_NS: u64 = 5_000_000_000;
 
 const OP_READ: u8 = 0;
 const OP_WRITE: u8 = 1;
@@ -134,6 +143,11 @@ struct Disk {
     transfers: Vec<Option<Transfer>>,
     opens: usize,
     service: Option<ThreadId>,
+    /// The front and back end's xenstore directories.
+    fe: String,
+    be: String,
+    /// The back end is going away (see the module docs).
+    gone: bool,
 }
 
 // SAFETY: `Disk` holds addresses (as integers) of memory only this
@@ -149,6 +163,7 @@ static REQUESTS: AtomicU64 = AtomicU64::new(0);
 static FLUSHES: AtomicU64 = AtomicU64::new(0);
 static EVENTS: AtomicU64 = AtomicU64::new(0);
 static CONNECTS: AtomicU32 = AtomicU32::new(0);
+static DETACHES: AtomicU32 = AtomicU32::new(0);
 
 /// Counters for tests and benchmarks.
 #[derive(Clone, Copy, Debug, Default)]
@@ -159,6 +174,8 @@ pub struct Stats {
     pub flushes: u64,
     /// Service-thread wake-ups with responses.
     pub events: u64,
+    /// Disks closed because their back end went away.
+    pub detaches: u32,
 }
 
 /// The counters.
@@ -167,6 +184,7 @@ pub fn stats() -> Stats {
         requests: REQUESTS.load(Ordering::Relaxed),
         flushes: FLUSHES.load(Ordering::Relaxed),
         events: EVENTS.load(Ordering::Relaxed),
+        detaches: DETACHES.load(Ordering::Relaxed),
     }
 }
 
@@ -215,7 +233,10 @@ fn wait_backend_state(be: &str, want: u32) -> Result<u32, Errno> {
 
 /// Connects to the back end of device `vdev`; returns the disk index.
 fn connect(vdev: u32, name: &str) -> Result<usize, Errno> {
-    if let Some(i) = DISKS.lock().iter().position(|d| d.vdev == vdev) {
+    // A detached disk's entry stays (its descriptors fail with ENXIO); a
+    // new attachment of the same device gets a new one. While the back
+    // end is still closing, the state check below answers ENXIO.
+    if let Some(i) = DISKS.lock().iter().position(|d| d.vdev == vdev && !d.gone) {
         return Ok(i);
     }
     if !xs::available() {
@@ -279,11 +300,19 @@ fn connect(vdev: u32, name: &str) -> Result<usize, Errno> {
         transfers: Vec::new(),
         opens: 0,
         service: None,
+        fe,
+        be,
+        gone: false,
     });
     drop(d);
     let t = sched_core::spawn_closure(move || service(i), "blkfront", 0, false)
         .map_err(|_| Errno::EAGAIN)?;
     DISKS.lock()[i].service = Some(t);
+    if sched_core::spawn_closure(move || watch_backend(i), "blkfront-watch", 0, false).is_err() {
+        rumpuser_core::diag::report(format_args!(
+            "blkfront: no thread to watch {name}'s back end; a detach will only time out"
+        ));
+    }
     CONNECTS.fetch_add(1, Ordering::Relaxed);
     Ok(i)
 }
@@ -373,6 +402,9 @@ fn flush(i: usize) -> Result<(), Errno> {
 
 fn check(i: usize, write: bool, off: u64, len: usize) -> Result<(), Errno> {
     let d = DISKS.lock();
+    if d[i].gone {
+        return Err(Errno::ENXIO);
+    }
     if write && d[i].readonly {
         return Err(Errno::EROFS);
     }
@@ -418,34 +450,34 @@ fn start(i: usize, write: bool, sync: bool, data: usize, len: usize, off: u64, w
         } else {
             None
         };
-        match op {
-            Some(op) => submit(i, t, op, 0, 0, off),
-            None => {
-                if let Some((w, res)) = finish_part(i, t, None) {
-                    deliver(w, res);
-                }
-            }
+        let error = match op {
+            Some(op) if submit(i, t, op, 0, 0, off) => return,
+            Some(_) => Some(Errno::ENXIO),
+            None => None,
+        };
+        if let Some((w, res)) = finish_part(i, t, error) {
+            deliver(w, res);
         }
         return;
     }
     let mut done = 0;
     while done < len {
         let n = (len - done).min(SEGS * PAGE);
-        submit(
-            i,
-            t,
-            if write { OP_WRITE } else { OP_READ },
-            done,
-            n,
-            off + done as u64,
-        );
+        let op = if write { OP_WRITE } else { OP_READ };
+        if !submit(i, t, op, done, n, off + done as u64) {
+            if let Some((w, res)) = finish_part(i, t, Some(Errno::ENXIO)) {
+                deliver(w, res);
+            }
+        }
         done += n;
     }
 }
 
 /// Puts one request on the ring (waiting, cooperatively, for a free slot
-/// and grant entries).
-fn submit(i: usize, t: usize, op: u8, data_off: usize, len: usize, off: u64) {
+/// and grant entries); false when the disk went away first (the caller
+/// fails the part with `ENXIO`).
+#[must_use]
+fn submit(i: usize, t: usize, op: u8, data_off: usize, len: usize, off: u64) -> bool {
     let npages = len.div_ceil(PAGE);
     let bounce = if npages > 0 {
         loop {
@@ -468,6 +500,14 @@ fn submit(i: usize, t: usize, op: u8, data_off: usize, len: usize, off: u64) {
     }
     loop {
         let mut d = DISKS.lock();
+        if d[i].gone {
+            drop(d);
+            if let Some(p) = core::ptr::NonNull::new(bounce as *mut u8) {
+                // SAFETY: allocated above with this size, never granted.
+                unsafe { heap::free(p, npages * PAGE) };
+            }
+            return false;
+        }
         let Some(slot) = d[i].slots.iter().position(Option::is_none) else {
             drop(d);
             sched_core::yield_now();
@@ -532,7 +572,7 @@ fn submit(i: usize, t: usize, op: u8, data_off: usize, len: usize, off: u64) {
             FLUSHES.fetch_add(1, Ordering::Relaxed);
         }
         events::send(port);
-        return;
+        return true;
     }
 }
 
@@ -553,8 +593,10 @@ fn finish_part(i: usize, t: usize, error: Option<Errno>) -> Option<(Waiter, Resu
         tr.parts_left = 1;
         let op = d[i].flush_op.unwrap_or(OP_FLUSH);
         drop(d);
-        submit(i, t, op, 0, 0, 0);
-        return None;
+        if submit(i, t, op, 0, 0, 0) {
+            return None;
+        }
+        return finish_part(i, t, Some(Errno::ENXIO));
     }
     let tr = d[i].transfers[t].take()?;
     let res = match tr.error {
@@ -569,6 +611,7 @@ fn service(i: usize) {
     let mut has_lwp = false;
     let port = DISKS.lock()[i].port;
     let mut done: Vec<(Waiter, Result<usize, Errno>)> = Vec::new();
+    let mut closing_since = None;
     loop {
         let mut finished_parts: Vec<(usize, Option<Errno>)> = Vec::new();
         {
@@ -644,6 +687,7 @@ fn service(i: usize) {
             }
         }
         expire(i, &mut done);
+        let closed = close_step(i, &mut closing_since, &mut done);
         for (w, res) in done.drain(..) {
             if matches!(w, Waiter::Kernel(_)) && !has_lwp {
                 // Completions run kernel code: this thread needs an lwp
@@ -658,10 +702,94 @@ fn service(i: usize) {
             }
             deliver(w, res);
         }
+        if closed {
+            events::close(port);
+            return;
+        }
         let busy = DISKS.lock()[i].slots.iter().any(Option::is_some);
         let until = busy.then(|| sched_core::now_ns() + 100_000_000);
         events::wait(port, until);
     }
+}
+
+/// A detaching disk (see the module docs): says `Closing` once; when
+/// nothing is in flight any more or the grace period is over, fails what
+/// is left with `ENXIO` and says `Closed`. Returns whether it is closed.
+fn close_step(
+    i: usize,
+    since: &mut Option<u64>,
+    done: &mut Vec<(Waiter, Result<usize, Errno>)>,
+) -> bool {
+    let (gone, fe) = {
+        let d = DISKS.lock();
+        (d[i].gone, d[i].fe.clone())
+    };
+    if !gone {
+        return false;
+    }
+    let now = sched_core::now_ns();
+    let t0 = *since.get_or_insert_with(|| {
+        let _ = xs::write(&format!("{fe}/state"), "5");
+        now
+    });
+    let left: Vec<usize> = {
+        let mut d = DISKS.lock();
+        let mut in_flight = d[i].slots.iter().flatten().filter(|p| p.issued != u64::MAX);
+        if in_flight.next().is_some() && now < t0 + CLOSE_GRACE_NS {
+            return false;
+        }
+        // The slots stay reserved: the back end may still hold the pages.
+        d[i].slots
+            .iter_mut()
+            .flatten()
+            .filter(|p| p.issued != u64::MAX)
+            .map(|p| {
+                p.issued = u64::MAX;
+                p.transfer
+            })
+            .collect()
+    };
+    for t in left {
+        if let Some(w) = finish_part(i, t, Some(Errno::ENXIO)) {
+            done.push(w);
+        }
+    }
+    let _ = xs::write(&format!("{fe}/state"), "6");
+    DETACHES.fetch_add(1, Ordering::Relaxed);
+    true
+}
+
+/// Watches disk `i`'s back-end `state`; marks the disk gone when the back
+/// end starts closing (or its directory disappears) and wakes the service
+/// thread.
+fn watch_backend(i: usize) {
+    let (be, port, name) = {
+        let d = DISKS.lock();
+        (d[i].be.clone(), d[i].port, d[i].name.clone())
+    };
+    let path = format!("{be}/state");
+    let token = format!("blkfront-{i}");
+    if let Err(e) = xs::watch(&path, &token) {
+        rumpuser_core::diag::report(format_args!(
+            "blkfront: cannot watch {path} ({e:?}); a detach of {name} will only time out"
+        ));
+        return;
+    }
+    loop {
+        match xs::wait_watch(&token, sched_core::now_ns() + 3_600_000_000_000) {
+            Ok(_) | Err(xs::XsError::Timeout) => {}
+            Err(_) => return,
+        }
+        let state = xs::read(&path)
+            .ok()
+            .and_then(|v| v.trim().parse::<u32>().ok());
+        if state.is_none_or(|s| s >= 5) {
+            break;
+        }
+    }
+    DISKS.lock()[i].gone = true;
+    let _ = xs::unwatch(&path, &token);
+    events::raise(port);
 }
 
 /// Tells a transfer's waiter its result.

@@ -237,6 +237,17 @@ fn fire(port: u32, wake: &mut dyn FnMut(u64)) {
     }
 }
 
+/// Marks `port` fired and wakes its waiter, as if an event had arrived:
+/// a local reason for the waiter to look at the port's state (blkfront's
+/// back-end watch uses it when the back end goes away).
+pub fn raise(port: u32) {
+    fire(port, &mut |t| {
+        if let Some(tid) = sched_core::ThreadId::from_raw(t) {
+            sched_core::wake(tid);
+        }
+    });
+}
+
 /// Clears and returns the fired bit of `port`.
 pub fn take_fired(port: u32) -> bool {
     let p = port as usize;

@@ -17,7 +17,7 @@
 //! | events | the per-vcpu upcall vector (a LAPIC interrupt) ends the idle halt; the 2-level pending bits are scanned from `shared_info` into green wake-ups after every idle and every few switches; an interrupt delivered on the `hlt` itself (nested TCG does that) is stepped over, so no wake-up is lost (`events`) |
 //! | console | `console_io` for dom0; port 0xE9 plus the PV console ring (`xenconsoled`) for a domU (`console`) |
 //! | xenstore | read, write, directory, watch over the shared ring (`xenstore`) |
-//! | disks | grant tables v1 (`gnttab`) and a blkfront: `xvda`… or the device id, asynchronous `bio` over the blkif ring with bounce pages, a flush after `BIO_SYNC` writes (`blkfront`) |
+//! | disks | grant tables v1 (`gnttab`) and a blkfront: `xvda`… or the device id, asynchronous `bio` over the blkif ring with bounce pages, a flush after `BIO_SYNC` writes, `ENXIO` and a clean `Closed` when the toolstack detaches a disk (`blkfront`) |
 //! | random | RDSEED/RDRAND with `HARD`/`NOWAIT` semantics (bare metal's `random`) |
 //! | params, exit | the PVH command line; `SCHEDOP_shutdown` (and QEMU's `isa-debug-exit` for dom0 under the test harness) |
 //!
@@ -48,8 +48,7 @@
 //!
 //! # What is missing
 //!
-//! Handling a back end that goes away (`Closing`: requests then fail only
-//! by the 10 s timeout; untested); xenstore transactions; netfront; SMP;
+//! Xenstore transactions; netfront; SMP;
 //! the syscall proxy; a `cargo xtask` command that links an arbitrary
 //! application (today `xen-dist` gives `librumpuser_xen.a` and the link
 //! line, and `xen-test` links `tests/baremetal/c_image.c` and, with

@@ -12,8 +12,12 @@
 //! port, and reads messages from the response ring until its reply
 //! (matched by `req_id`); `XS_WATCH_EVENT` messages that arrive meanwhile
 //! are queued for [`wait_watch`]. Waiting parks the green thread on the
-//! event channel ([`crate::events::wait`]), never spins. Every wait has a
-//! deadline (10 s), so a dead xenstored is an error, not a hang.
+//! event channel ([`crate::events::wait`]), never spins. A port has one
+//! waiter, and a request and watchers (e.g. blkfront's back-end watch)
+//! may wait at once, so one of them waits on the port and the others on
+//! [`PARKED`], which the port's waiter wakes whenever it returns
+//! ([`wait_ring`]); everyone then looks at the ring again. Every request
+//! has a deadline (10 s), so a dead xenstored is an error, not a hang.
 
 use crate::{abi, events, hypercall};
 use alloc::collections::VecDeque;
@@ -111,6 +115,34 @@ fn ring(s: &Store) -> &'static Ring {
     unsafe { &*(s.ring as *const Ring) }
 }
 
+/// Whether a green thread waits on the xenstore port (see [`wait_ring`]).
+static PORT_WAITER: AtomicBool = AtomicBool::new(false);
+/// Threads waiting for ring activity while another waits on the port.
+static PARKED: spin::Mutex<Vec<sched_core::ThreadId>> = spin::Mutex::new(Vec::new());
+
+/// Waits until the ring may have changed (an event on the port) or
+/// `until`; returns false only when `until` has passed. The caller looks
+/// at the ring again either way.
+fn wait_ring(s: &Store, until: u64) -> bool {
+    if PORT_WAITER.swap(true, Ordering::Acquire) {
+        // Another thread waits on the port; it wakes us when it returns.
+        // (One CPU, cooperative: nothing runs between the push and the
+        // park.)
+        let me = sched_core::current();
+        PARKED.lock().push(me);
+        sched_core::park(Some(until));
+        PARKED.lock().retain(|&t| t != me);
+        return sched_core::now_ns() < until;
+    }
+    let fired = events::wait(s.port, Some(until));
+    PORT_WAITER.store(false, Ordering::Release);
+    let parked = core::mem::take(&mut *PARKED.lock());
+    for t in parked {
+        sched_core::wake(t);
+    }
+    fired
+}
+
 fn deadline() -> u64 {
     sched_core::now_ns() + TIMEOUT_NS
 }
@@ -124,7 +156,7 @@ fn put(s: &Store, mut bytes: &[u8], until: u64) -> Result<(), XsError> {
         let used = prod.wrapping_sub(cons) as usize;
         if used >= RING {
             events::send(s.port);
-            if !events::wait(s.port, Some(until)) {
+            if !wait_ring(s, until) {
                 return Err(XsError::Timeout);
             }
             continue;
@@ -153,7 +185,7 @@ fn get(s: &Store, out: &mut [u8], until: u64) -> Result<(), XsError> {
         let cons = r.rsp_cons.load(Ordering::Relaxed);
         let avail = prod.wrapping_sub(cons) as usize;
         if avail == 0 {
-            if !events::wait(s.port, Some(until)) {
+            if !wait_ring(s, until) {
                 return Err(XsError::Timeout);
             }
             continue;
@@ -301,6 +333,9 @@ pub fn unwatch(path: &str, token: &str) -> Result<(), XsError> {
 pub fn wait_watch(token: &str, until: u64) -> Result<String, XsError> {
     let s = STORE.get().ok_or(XsError::Unavailable)?;
     loop {
+        // Look at the queue only with the ring ours: a request that held
+        // it may have queued our event meanwhile.
+        let _busy = Busy::take();
         {
             let mut q = WATCH_EVENTS.lock();
             if let Some(i) = q.iter().position(|(_, t)| t == token) {
@@ -309,14 +344,13 @@ pub fn wait_watch(token: &str, until: u64) -> Result<String, XsError> {
                 }
             }
         }
-        let _busy = Busy::take();
         let r = ring(s);
         if r.rsp_prod.load(Ordering::Acquire) == r.rsp_cons.load(Ordering::Relaxed) {
             if sched_core::now_ns() >= until {
                 return Err(XsError::Timeout);
             }
             drop(_busy);
-            events::wait(s.port, Some(until));
+            wait_ring(s, until);
             continue;
         }
         let (ty, _, body) = get_msg(s, until)?;

@@ -30,6 +30,7 @@ extern crate alloc;
 
 use alloc::format;
 use alloc::string::String;
+use alloc::vec::Vec;
 use core::ffi::{c_char, c_int};
 use core::sync::atomic::{AtomicU64, Ordering};
 use rumpuser_baremetal::ensure;
@@ -58,6 +59,7 @@ static HOOKS: Hooks = Hooks {
         ("blk::many_in_flight", gt::blk_many_in_flight),
         ("blk::errors_reach_biodone", gt::blk_errors),
         ("blk::iov_and_syncfd", gt::blk_iov),
+        ("blk::detach_gives_errors", blk_detach),
         ("bench::report", bench),
     ],
     cpu: "vcpu",
@@ -67,7 +69,7 @@ static HOOKS: Hooks = Hooks {
     // Generous: nested TCG on a loaded host can stall the vcpu for a while.
     max_late_ns: (1_000_000_000, 1_000_000_000),
     disk: c"xvda",
-    unknown_disks: &[c"xvdz", c"xvdb", c"12345"],
+    unknown_disks: &[c"xvdz", c"xvdc", c"12345"],
     disk_flushes: || blkfront::stats().flushes,
     disk_describe: Some(blkfront::describe),
     // Three times the ring.
@@ -236,6 +238,104 @@ fn idle_storm(ctx: &Ctx, _h: &Hooks) -> Result<(), String> {
     ensure!(
         got >= 1 && got <= sent + 1,
         "{got} echo wake-ups for {sent} events"
+    );
+    Ok(())
+}
+
+/// `xl block-detach` of the second disk (`xvdb`) while it is in use
+/// (domU only; dom0's harness detaches when the guest writes
+/// `data/detach = now`): requests then fail with `ENXIO` within seconds,
+/// with every completion delivered once, the name no longer opens, the
+/// front end tells the toolstack `Closed` (so the detach is not forced),
+/// and `xvda` keeps working.
+fn blk_detach(ctx: &Ctx, _h: &Hooks) -> Result<(), String> {
+    use rumpuser_core::abi::*;
+    use rumpuser_core::Errno;
+    use rumpuser_xen::xenstore as xs;
+    let name = c"xvdb";
+    let fd = match gt::open(ctx, name, RUMPUSER_OPEN_RDWR | RUMPUSER_OPEN_BIO) {
+        Ok(fd) => fd,
+        Err(e) if e == Errno::ENOENT.raw() => return Err(SKIP.into()),
+        Err(e) => return Err(format!("open xvdb: {e}")),
+    };
+    let mut buf = gt::buffer(4096, |i| (i * 13) as u8);
+    let r = gt::bio_sync(
+        ctx,
+        fd,
+        RUMPUSER_BIO_WRITE | RUMPUSER_BIO_SYNC,
+        &mut buf,
+        4096,
+    )?;
+    ensure!(r == (4096, 0), "write before the detach: {r:?}");
+    let detaches = blkfront::stats().detaches;
+    xs::write("data/detach", "now").map_err(|e| format!("xenstore write data/detach: {e:?}"))?;
+    let t0 = now();
+    // Keep a few requests in flight until they start failing.
+    let mut ok = 0u32;
+    let err = loop {
+        ensure!(
+            now() - t0 < 60_000_000_000,
+            "xvdb still answers 60 s after the detach was asked for ({ok} requests)"
+        );
+        let dones: Vec<gt::Done> = (0..4).map(|_| gt::Done::default()).collect();
+        let mut bufs: Vec<Vec<u8>> = (0..4).map(|_| alloc::vec![0u8; 4096]).collect();
+        for (k, (b, d)) in bufs.iter_mut().zip(&dones).enumerate() {
+            gt::start_bio(
+                ctx,
+                fd,
+                RUMPUSER_BIO_READ,
+                b.as_mut_ptr(),
+                4096,
+                4096 * k as i64,
+                d,
+            );
+        }
+        let mut first_err = 0;
+        for d in &dones {
+            let (n, e) = gt::wait_done(ctx, d)?;
+            if e == 0 {
+                ensure!(n == 4096, "short read {n}");
+                ok += 1;
+            } else if first_err == 0 {
+                first_err = e;
+            }
+        }
+        if first_err != 0 {
+            break first_err;
+        }
+        ctx.sleep_ns(20_000_000);
+    };
+    let failed_after = now() - t0;
+    ensure!(
+        err == Errno::ENXIO.raw(),
+        "I/O on a detached disk failed with {err}, expected ENXIO"
+    );
+    // New requests fail at once; the name is gone.
+    let r = gt::bio_sync(ctx, fd, RUMPUSER_BIO_READ, &mut buf, 0)?;
+    ensure!(r.1 == Errno::ENXIO.raw(), "read after the detach: {r:?}");
+    let deadline = now() + 10_000_000_000;
+    while blkfront::stats().detaches == detaches && now() < deadline {
+        ctx.sleep_ns(10_000_000);
+    }
+    ensure!(
+        blkfront::stats().detaches == detaches + 1,
+        "the front end never closed"
+    );
+    let r = gt::open(ctx, name, RUMPUSER_OPEN_RDWR | RUMPUSER_OPEN_BIO);
+    ensure!(
+        matches!(r, Err(e) if e == Errno::ENXIO.raw() || e == Errno::ENOENT.raw()),
+        "open of the detached disk: {r:?}"
+    );
+    gt::close(ctx, fd);
+    // The other disk is unaffected.
+    let a = gt::open(ctx, c"xvda", RUMPUSER_OPEN_RDONLY | RUMPUSER_OPEN_BIO)
+        .map_err(|e| format!("open xvda: {e}"))?;
+    let r = gt::bio_sync(ctx, a, RUMPUSER_BIO_READ, &mut buf, 0)?;
+    ensure!(r == (4096, 0), "xvda after the detach: {r:?}");
+    gt::close(ctx, a);
+    xprintln!(
+        "  xvdb detached: {ok} reads answered, then ENXIO {} ms after the request",
+        failed_after / 1_000_000
     );
     Ok(())
 }
