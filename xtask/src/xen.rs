@@ -525,13 +525,17 @@ poweroff -f
 "#;
 
 /// A minimal hotplug script (Debian's `block` needs bash): loop-attach
-/// the file and tell blkback the device.
+/// the file (serialised) and tell blkback the device.
 const MYBLOCK: &str = r#"#!/bin/sh
 case "$1" in
 add)
   f=$(xenstore-read "$XENBUS_PATH/params")
+  # One at a time: two disks attach concurrently and `losetup -f` would
+  # name the same free device to both.
+  while ! mkdir /run/myblock.lock 2>/dev/null; do sleep 1; done
   dev=$(losetup -f)
   losetup "$dev" "$f"
+  rmdir /run/myblock.lock
   xenstore-write "$XENBUS_PATH/physical-device" "$(stat -L -c %t:%T "$dev")"
   xenstore-write "$XENBUS_PATH/physical-device-path" "$dev"
   xenstore-write "$XENBUS_PATH/hotplug-status" connected
