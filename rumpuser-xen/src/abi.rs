@@ -7,7 +7,11 @@
 //! console and xenstore rings, grant tables, blkif), and its hypercall
 //! wrappers are wrong on x86_64 (5th argument in `r9` instead of `r8`,
 //! `sched_op` passing its argument by value). The structures it does have
-//! were checked against these: `shared_info` is 3136 bytes in both.
+//! (shared_info, vcpu_info, vcpu_time_info, the event channel and sched
+//! ops) are checked against these by `tests/xen_sys_layouts.rs` (size and
+//! every field offset, `xen-sys` as a dev-dependency) but not used: the
+//! fields Xen writes while the guest runs must be atomics here, and
+//! `xen-sys` declares plain integers.
 //!
 //! Every structure is `repr(C)` with its size asserted at compile time
 //! against the C layout (x86_64: `xen_ulong_t` and `xen_pfn_t` are 64
