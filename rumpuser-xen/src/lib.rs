@@ -48,17 +48,19 @@
 //!
 //! # What is missing
 //!
-//! Xenstore transactions; netfront; SMP;
-//! the syscall proxy; a `cargo xtask` command that links an arbitrary
-//! application (today `xen-dist` gives `librumpuser_xen.a` and the link
-//! line, and `xen-test` links `tests/baremetal/c_image.c` and, with
-//! `RUMP_KERNEL_DIR`, NetBSD's kernel layer with an ext2 program)..
+//! Xenstore transactions; netfront; SMP; the syscall proxy.
 //!
 //! # Outputs
 //!
 //! `cargo xtask xen-dist` writes `target/dist/xen/`: `librumpuser_xen.a`
 //! (every `rumpuser_*` symbol plus the boot object: link with
-//! `-u pvh_start32`) and `link.ld`.
+//! `-u pvh_start32`) and `link.ld`. `cargo xtask xen-run [--kernel DIR]
+//! [--disk IMG] [--domu] app.c… [-- CMDLINE]` builds a guest image from an
+//! application and a kernel layer (default libraries: ext2, ffs, disk,
+//! vfs, rump; `--lib` names others) and boots it under the nested Xen
+//! harness, as dom0 or as a domU whose `xvda` is IMG; its exit status is
+//! the guest's. The Xen tests build their C image and the kernel ext2
+//! program this way.
 #![no_std]
 #![warn(missing_docs)]
 

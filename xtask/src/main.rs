@@ -20,6 +20,11 @@
 //!   QEMU TCG, and as a domU under a Linux dom0 with the real toolstack;
 //!   part of `test`.
 //! * `xen-dist` — `target/dist/xen/` (`librumpuser_xen.a`, linker script).
+//! * `xen-run [--kernel DIR] [--lib NAME].. [--disk IMG] [--domu] FILE.c|.o..
+//!   [-- CMDLINE]` — build a guest image from an application (and a kernel
+//!   layer: `--kernel` or `RUMP_KERNEL_DIR`) and boot it under the nested
+//!   Xen harness (dom0, or a domU with `xvda` = IMG); the guest's exit
+//!   status decides.
 
 mod baremetal;
 mod bench_c;
@@ -46,6 +51,7 @@ fn main() -> ExitCode {
         "baremetal-dist" => baremetal::dist(rest),
         "xen-test" => xen::run(rest),
         "xen-dist" => xen::dist(rest),
+        "xen-run" => xen::xen_run(rest),
         "bench" => util::cargo(&["bench", "-p", "rumpuser-suite"]).map(|_| ()),
         "bench-c" => bench_c::run(rest),
         _ => {
@@ -59,7 +65,8 @@ fn main() -> ExitCode {
                  \n  baremetal-test  boot the bare-metal platform's tests in QEMU\
                  \n  baremetal-dist  build target/dist/baremetal/ (librumpuser_baremetal.a, link.ld)\
                  \n  xen-test     boot the Xen platform's tests as a PVH dom0 of Xen 4.17 in QEMU\
-                 \n  xen-dist     build target/dist/xen/ (librumpuser_xen.a, link.ld)"
+                 \n  xen-dist     build target/dist/xen/ (librumpuser_xen.a, link.ld)\
+                 \n  xen-run      build an application (+ kernel layer) into a Xen guest and boot it"
             );
             return if cmd == "help" {
                 ExitCode::SUCCESS

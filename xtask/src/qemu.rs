@@ -282,19 +282,33 @@ pub fn expect(run: &Run, want: Outcome, what: &str) -> Result<()> {
 
 /// `cc -c -O2 -ffreestanding <extra> -I <include> <src> -o <obj>`.
 fn cc(src: &Path, include: &Path, extra: &[&str], obj: &Path) -> Result<()> {
-    sh(Command::new("cc")
-        .args(["-c", "-O2", "-ffreestanding"])
-        .args(extra)
-        .arg("-I")
-        .arg(include)
-        .arg(src)
-        .arg("-o")
-        .arg(obj))
+    cc_multi(src, &[include], extra, obj)
+}
+
+/// Compiles `src` for a PVH image (no C library, `-ffreestanding`) with
+/// every directory of `includes`.
+pub fn cc_multi(src: &Path, includes: &[&Path], extra: &[&str], obj: &Path) -> Result<()> {
+    let mut cc = Command::new("cc");
+    cc.args(["-c", "-O2", "-ffreestanding"]).args(extra);
+    for i in includes {
+        cc.arg("-I").arg(i);
+    }
+    sh(cc.arg(src).arg("-o").arg(obj))
+}
+
+fn ld(elf: &Path, obj: &Path, whole: &[PathBuf], archive: &Path, gc_sections: bool) -> Result<()> {
+    link_image(elf, &[obj.to_path_buf()], whole, archive, gc_sections)
 }
 
 /// Links a PVH image with `rumpuser-baremetal/link.ld` the documented way:
-/// `obj`, the kernel archives `whole` (whole), the platform `archive`.
-fn ld(elf: &Path, obj: &Path, whole: &[PathBuf], archive: &Path, gc_sections: bool) -> Result<()> {
+/// the `objs`, the kernel archives `whole` (whole), the platform `archive`.
+pub fn link_image(
+    elf: &Path,
+    objs: &[PathBuf],
+    whole: &[PathBuf],
+    archive: &Path,
+    gc_sections: bool,
+) -> Result<()> {
     let mut ld = Command::new("ld");
     ld.args(["-static", "-nostdlib"]);
     if gc_sections {
@@ -304,7 +318,7 @@ fn ld(elf: &Path, obj: &Path, whole: &[PathBuf], archive: &Path, gc_sections: bo
         .arg(root().join("rumpuser-baremetal/link.ld"))
         .args(["-u", "pvh_start32", "-o"])
         .arg(elf)
-        .arg(obj);
+        .args(objs);
     if !whole.is_empty() {
         ld.arg("--whole-archive")
             .args(whole)
@@ -353,7 +367,7 @@ pub fn check_c_image(run: &Run, what: &str) -> Result<()> {
 }
 
 /// The kernel libraries `tests/baremetal/kernel_ext2.c` links.
-const KERNEL_LIBS: &[&str] = &[
+pub const KERNEL_LIBS: &[&str] = &[
     "rumpfs_ext2fs",
     "rumpfs_ffs",
     "rumpdev_disk",
