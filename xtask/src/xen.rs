@@ -915,7 +915,12 @@ pub fn build_app(app: &App, name: &str) -> Result<PathBuf> {
                 objs.push(obj);
             }
             Some("o") => objs.push(src.clone()),
-            _ => return Err(format!("xen-run: {}: expected a .c or .o file", src.display())),
+            _ => {
+                return Err(format!(
+                    "xen-run: {}: expected a .c or .o file",
+                    src.display()
+                ))
+            }
         }
     }
     let whole: Vec<PathBuf> = match &app.kernel {
