@@ -236,6 +236,9 @@ fn kit_and_platform(xen: &Path, image: &Path) -> Result<()> {
         platform?,
         run.elapsed.as_millis()
     );
+    for l in guest_lines(&run).filter(|l| l.starts_with("bench ")) {
+        eprintln!("xen (poll idle): {l}");
+    }
     Ok(())
 }
 
