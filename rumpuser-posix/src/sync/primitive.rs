@@ -24,10 +24,12 @@
 //! otherwise it waits as if untimed.  Model tests must therefore use either
 //! already-expired deadlines or waits that are guaranteed to be woken.
 //!
-//! [`SPIN_LIMIT`] is the bounded spin the primitives do before parking:
-//! about 100 iterations normally, but only 1 under loom, where every extra
-//! load of the lock word multiplies the explored state space.
-//! [`STARVE_NS`] and [`now_ns`] bound how long a mutex waiter may be
+//! [`SPIN_LIMIT`] is the bounded spin the rwlock and condvar do before
+//! parking: about 100 iterations normally, but only 1 under loom, where
+//! every extra load of the lock word multiplies the explored state space.
+//! The mutex spends [`MUTEX_SPIN`] pauses instead, reading the word at
+//! exponentially growing intervals up to [`SPIN_MAX_DELAY`] (1 of each
+//! under loom). [`STARVE_NS`] and [`now_ns`] bound how long a mutex waiter may be
 //! overtaken: 1 ms of the monotonic clock normally; under loom a waiter
 //! counts as starving once it has been woken, so the reservation path is
 //! always explored.
