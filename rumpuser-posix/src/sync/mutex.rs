@@ -12,7 +12,8 @@
 //! * `STARVING`: a waiter has waited longer than `STARVE_NS` (1 ms); until
 //!   a starving waiter takes the lock nobody else may (no barging).
 //!
-//! The uncontended paths are one CAS each (`0 → LOCKED`, `LOCKED → 0`);
+//! The uncontended paths are one atomic read-modify-write each (a CAS
+//! `0 → LOCKED`, and a subtraction of `LOCKED` that keeps the other bits);
 //! `unlock` only issues a `FUTEX_WAKE` when `PARKED` or `STARVING` was set.
 //! A contended `lock` first spins (`MUTEX_SPIN` pauses in all) because rump
 //! kernel critical sections are usually short, only reading the word and
@@ -32,7 +33,7 @@
 //! spins or has just been woken rarely catches it; when the host is loaded
 //! (more runnable threads than CPUs) one thread could be shut out for
 //! many milliseconds. A waiter that has slept and still waited
-//! `STARVE_NS` sets `STARVING`; then `unlock` leaves the word at `STARVING`
+//! `STARVE_NS` sets `STARVING`; `unlock` keeps that bit
 //! (so the fast path `0 → LOCKED` fails for everybody) and wakes all
 //! sleepers; only a starving waiter may take it, clearing the bit.
 //! Non-starving lockers park meanwhile. The cost is one wake-all per
@@ -164,36 +165,27 @@ impl RawMutex {
     /// them if a waiter is starving).
     #[inline]
     pub fn unlock(&self) {
-        if self
-            .state
-            .compare_exchange(LOCKED, 0, Ordering::Release, Ordering::Relaxed)
-            .is_err()
-        {
-            self.unlock_contended();
+        // Clears LOCKED and keeps the other bits (STARVING keeps the lock
+        // reserved for the starving waiter).
+        let prev = self.state.fetch_sub(LOCKED, Ordering::Release);
+        debug_assert_ne!(prev & LOCKED, 0, "RawMutex::unlock of an unlocked mutex");
+        if prev != LOCKED {
+            self.unlock_contended(prev);
         }
     }
 
     #[cold]
-    fn unlock_contended(&self) {
-        let mut state = self.state.load(Ordering::Relaxed);
-        loop {
-            debug_assert_ne!(state & LOCKED, 0, "RawMutex::unlock of an unlocked mutex");
-            // Keep STARVING: the lock stays reserved for the starving waiter.
-            match self.state.compare_exchange_weak(
-                state,
-                state & STARVING,
-                Ordering::Release,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => break,
-                Err(s) => state = s,
-            }
-        }
-        if state & STARVING != 0 {
+    fn unlock_contended(&self, prev: u32) {
+        if prev & STARVING != 0 {
             // futex wakes in no particular order: make sure the starving
-            // waiter is among the woken.
+            // waiter is among the woken (the others park again).
             futex_wake(&self.state, WAKE_ALL);
-        } else if state & PARKED != 0 {
+        } else if prev & PARKED != 0 {
+            // Wake one, who sets PARKED again if it has to sleep again or
+            // takes the lock with PARKED set. Clearing the bit may hit a
+            // new holder's word; that is the same as Drepper's unlock
+            // storing 0: the woken thread carries the duty on.
+            self.state.fetch_and(!PARKED, Ordering::Relaxed);
             futex_wake(&self.state, 1);
         }
     }
