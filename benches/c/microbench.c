@@ -19,8 +19,11 @@
  * library is cooperative. Override with -p (parallel) or -c (cooperative).
  *
  * Build: cc -O2 -I<dist>/include microbench.c -L<dir> -l<rumpuser> -lpthread
- * Usage: microbench [-l] [-p|-c] [-f bio-file] [-o op-prefix]
+ * Usage: microbench [-l] [-p|-c] [-P] [-f bio-file] [-o op-prefix]
  *	-l lists the operations; -o runs those whose name starts with op-prefix.
+ *	-P pins the two threads of mutex_contended_2thr to CPUs 0 and 1 (where
+ *	the host scheduler puts them decides between time slices on one CPU
+ *	and real contention on two; -P forces the latter).
  * `cargo xtask bench-c` builds and runs it against every library.
  */
 
@@ -50,6 +53,7 @@
 #define NOFFS (1 << 16)
 
 static int cooperative;
+static int pin_contended;
 static const char *only;
 
 static uint64_t
@@ -286,6 +290,29 @@ struct shared {
 	atomic_int started, stop, turn;
 };
 
+/* -P: the calling thread onto one CPU (errors ignored: a hint). */
+static void
+pin_self(int cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	(void)pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+}
+
+/* -P: undoes pin_self. */
+static void
+unpin_self(void)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	for (int i = 0; i < CPU_SETSIZE; i++)
+		CPU_SET(i, &set);
+	(void)pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+}
+
 static void *
 contend_partner(void *arg)
 {
@@ -293,6 +320,8 @@ contend_partner(void *arg)
 	struct lwp *l = new_lwp();
 
 	bind_lwp(l);
+	if (pin_contended)
+		pin_self(1);
 	atomic_store(&s->started, 1);
 	while (!atomic_load_explicit(&s->stop, memory_order_relaxed)) {
 		rumpuser_mutex_enter(s->m);
@@ -307,8 +336,12 @@ static uint64_t
 op_contended(uint64_t n)
 {
 	struct shared s = { .m = mtx_new() };
-	void *t = spawn(contend_partner, &s);
+	void *t;
 	uint64_t t0;
+
+	if (pin_contended)
+		pin_self(0);
+	t = spawn(contend_partner, &s);
 
 	while (!atomic_load(&s.started))
 		;
@@ -320,6 +353,8 @@ op_contended(uint64_t n)
 	t0 = now_ns() - t0;
 	atomic_store(&s.stop, 1);
 	join(t);
+	if (pin_contended)
+		unpin_self();
 	rumpuser_mutex_destroy(s.m);
 	return t0;
 }
@@ -736,7 +771,7 @@ main(int argc, char **argv)
 	char buf[64];
 
 	bio_path = "microbench-bio.img";
-	while ((opt = getopt(argc, argv, "lpcf:o:")) != -1) {
+	while ((opt = getopt(argc, argv, "lpcPf:o:")) != -1) {
 		switch (opt) {
 		case 'l':
 			for (const struct op *o = ops; o->name; o++)
@@ -744,11 +779,12 @@ main(int argc, char **argv)
 			printf("sleep_1ms_late\n");
 			return 0;
 		case 'p': force = 0; break;
+		case 'P': pin_contended = 1; break;
 		case 'c': force = 1; break;
 		case 'f': bio_path = optarg; break;
 		case 'o': only = optarg; break;
 		default:
-			fprintf(stderr, "usage: microbench [-l] [-p|-c] [-f bio-file] [-o op-prefix]\n");
+			fprintf(stderr, "usage: microbench [-l] [-p|-c] [-P] [-f bio-file] [-o op-prefix]\n");
 			return 2;
 		}
 	}
