@@ -781,6 +781,13 @@ pub fn bench(ctx: &Ctx, h: &Hooks) -> Result<(), String> {
     let iters = 20_000;
     let ns = sched_core::bench_yield_pingpong(iters).map_err(|e| format!("{e:?}"))?;
     kprintln!("bench switch_pingpong {} ns/switch", ns / (2 * iters));
+    // One monotonic clock read (what the scheduler pays per timer check).
+    let reads = 2_000u64;
+    let t0 = ctx.now();
+    for _ in 0..reads {
+        core::hint::black_box(ctx.now());
+    }
+    kprintln!("bench clock_read {} ns", (ctx.now() - t0) / reads);
     // Timer wake latency: how late a 100 us sleep wakes, on average.
     let n = h.bench.timer_sleeps;
     let mut late = 0;

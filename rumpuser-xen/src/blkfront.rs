@@ -776,9 +776,10 @@ fn watch_backend(i: usize) {
         return;
     }
     loop {
-        match xs::wait_watch(&token, sched_core::now_ns() + 3_600_000_000_000) {
-            Ok(_) | Err(xs::XsError::Timeout) => {}
-            Err(_) => return,
+        // No deadline: an idle watcher must not keep a timer pending (the
+        // scheduler reads the clock while any is).
+        if xs::wait_watch(&token, xs::FOREVER).is_err() {
+            return;
         }
         let state = xs::read(&path)
             .ok()

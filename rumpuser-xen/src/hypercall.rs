@@ -45,6 +45,17 @@ pub fn detect() -> Option<u32> {
     })
 }
 
+/// Whether Xen emulates `rdtsc` for this guest (CPUID leaf `base + 3`,
+/// sub-leaf 0, EAX bit 0): then every clock read is a VM exit. Xen does
+/// that when it cannot trust the host TSC (e.g. no invariant TSC, as
+/// under QEMU TCG); on ordinary hardware the TSC is native.
+pub fn tsc_emulated() -> bool {
+    let base = CPUID_BASE.load(Ordering::Relaxed);
+    base != 0
+        && cpuid(base).eax >= base + 3
+        && rumpuser_baremetal::arch::cpu::cpuid(base + 3, 0).eax & 1 != 0
+}
+
 /// What the hypervisor leaves say, for the boot line.
 #[derive(Clone, Copy, Debug)]
 pub struct Identity {

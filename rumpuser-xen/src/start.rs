@@ -424,11 +424,16 @@ pub extern "C" fn rumpuser_pvh_kmain(start_info: u64) -> ! {
     let (total, used) = heap::usage();
     let boot_us = (cpu::rdtsc() - tsc0) / (tsc_hz / 1_000_000).max(1);
     xprintln!(
-        "rumpuser-xen: {} MiB heap ({} KiB used, RAM map from {memmap_source}), TSC {} MHz, \
+        "rumpuser-xen: {} MiB heap ({} KiB used, RAM map from {memmap_source}), TSC {} MHz{}, \
          timer VIRQ_TIMER port {timer_port}, idle {}, random {}, boot {} us",
         total >> 20,
         used >> 10,
         tsc_hz / 1_000_000,
+        if crate::hypercall::tsc_emulated() {
+            " (emulated by Xen: every clock read traps)"
+        } else {
+            ""
+        },
         if hlt_idle {
             "sti;hlt + upcall vector 0x30"
         } else {

@@ -121,20 +121,21 @@ static PORT_WAITER: AtomicBool = AtomicBool::new(false);
 static PARKED: spin::Mutex<Vec<sched_core::ThreadId>> = spin::Mutex::new(Vec::new());
 
 /// Waits until the ring may have changed (an event on the port) or
-/// `until`; returns false only when `until` has passed. The caller looks
-/// at the ring again either way.
+/// `until` ([`FOREVER`]: no deadline, no timer); returns false only when
+/// `until` has passed. The caller looks at the ring again either way.
 fn wait_ring(s: &Store, until: u64) -> bool {
+    let deadline = (until != FOREVER).then_some(until);
     if PORT_WAITER.swap(true, Ordering::Acquire) {
         // Another thread waits on the port; it wakes us when it returns.
         // (One CPU, cooperative: nothing runs between the push and the
         // park.)
         let me = sched_core::current();
         PARKED.lock().push(me);
-        sched_core::park(Some(until));
+        sched_core::park(deadline);
         PARKED.lock().retain(|&t| t != me);
-        return sched_core::now_ns() < until;
+        return until == FOREVER || sched_core::now_ns() < until;
     }
-    let fired = events::wait(s.port, Some(until));
+    let fired = events::wait(s.port, deadline);
     PORT_WAITER.store(false, Ordering::Release);
     let parked = core::mem::take(&mut *PARKED.lock());
     for t in parked {
@@ -328,8 +329,11 @@ pub fn unwatch(path: &str, token: &str) -> Result<(), XsError> {
     request(Op::Unwatch, &[&path0(path), &path0(token)]).map(|_| ())
 }
 
+/// A deadline that never passes (waits without a timer).
+pub const FOREVER: u64 = u64::MAX;
+
 /// Waits for the next watch event with `token` until `until` (absolute
-/// monotonic ns); returns the path that changed.
+/// monotonic ns, or [`FOREVER`]); returns the path that changed.
 pub fn wait_watch(token: &str, until: u64) -> Result<String, XsError> {
     let s = STORE.get().ok_or(XsError::Unavailable)?;
     loop {
@@ -346,7 +350,7 @@ pub fn wait_watch(token: &str, until: u64) -> Result<String, XsError> {
         }
         let r = ring(s);
         if r.rsp_prod.load(Ordering::Acquire) == r.rsp_cons.load(Ordering::Relaxed) {
-            if sched_core::now_ns() >= until {
+            if until != FOREVER && sched_core::now_ns() >= until {
                 return Err(XsError::Timeout);
             }
             drop(_busy);

@@ -517,7 +517,7 @@ xl create /domu.cfg
 (
   d=$(xl domid rk)
   while [ "$(xenstore-read /local/domain/$d/data/detach 2>/dev/null)" != now ]; do
-    xl list rk >/dev/null 2>&1 || exit 0; sleep 1
+    xenstore-exists /local/domain/$d || exit 0; sleep 1
   done
   t0=$(cut -d' ' -f1 /proc/uptime)
   xl block-detach rk xvdb; rc=$?
