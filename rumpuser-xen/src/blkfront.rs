@@ -30,7 +30,9 @@
 //!   `ENXIO`; the service thread says `Closing`, lets the back end answer
 //!   what is in flight (at most 5 s), fails the rest with `ENXIO`, says
 //!   `Closed` (so the toolstack's detach completes without its forced
-//!   path) and ends. Attaching the device again connects afresh.
+//!   path) and ends. The ring page and the slots' bounce pages stay
+//!   allocated (the back end may still map them; a few pages per
+//!   detach). Attaching the device again connects afresh.
 
 use crate::{events, gnttab, xenstore as xs};
 use alloc::format;
@@ -728,8 +730,17 @@ fn close_step(
         return false;
     }
     let now = sched_core::now_ns();
+    // Our state node is written only while it exists: after a forced
+    // detach the toolstack has removed the directory, and a write would
+    // create it again.
+    let say = |state: &str| {
+        let path = format!("{fe}/state");
+        if xs::read(&path).is_ok() {
+            let _ = xs::write(&path, state);
+        }
+    };
     let t0 = *since.get_or_insert_with(|| {
-        let _ = xs::write(&format!("{fe}/state"), "5");
+        say("5");
         now
     });
     let left: Vec<usize> = {
@@ -754,7 +765,7 @@ fn close_step(
             done.push(w);
         }
     }
-    let _ = xs::write(&format!("{fe}/state"), "6");
+    say("6");
     DETACHES.fetch_add(1, Ordering::Relaxed);
     true
 }
