@@ -6,12 +6,13 @@
 //! besides (memory ops, HVM params, `hvm_start_info`, vcpu ops, version,
 //! console and xenstore rings, grant tables, blkif), and its hypercall
 //! wrappers are wrong on x86_64 (5th argument in `r9` instead of `r8`,
-//! `sched_op` passing its argument by value). The structures it does have
-//! (shared_info, vcpu_info, vcpu_time_info, the event channel and sched
-//! ops) are checked against these by `tests/xen_sys_layouts.rs` (size and
-//! every field offset, `xen-sys` as a dev-dependency) but not used: the
-//! fields Xen writes while the guest runs must be atomics here, and
-//! `xen-sys` declares plain integers.
+//! `sched_op` passing its argument by value). What it has and is right is
+//! used: the argument structures of the event channel and sched ops
+//! (aliased below, sizes asserted). Its `shared_info`, `vcpu_info` and
+//! `vcpu_time_info` are not: the fields Xen writes while the guest runs
+//! must be atomics here, and `xen-sys` declares plain integers; ours are
+//! checked against its layouts (size and every field offset) by
+//! `tests/xen_sys_layouts.rs`.
 //!
 //! Every structure is `repr(C)` with its size asserted at compile time
 //! against the C layout (x86_64: `xen_ulong_t` and `xen_pfn_t` are 64
@@ -207,31 +208,10 @@ pub const SCHEDOP_POLL: usize = 3;
 /// Most ports one `SCHEDOP_poll` may name (Xen's limit).
 pub const SCHED_POLL_MAX_PORTS: usize = 128;
 
-/// `sched_poll`.
-#[repr(C)]
-#[derive(Debug)]
-pub struct SchedPoll {
-    /// Guest handle of an `evtchn_port_t` (u32) array.
-    pub ports: u64,
-    /// Entries in `ports` (at most [`SCHED_POLL_MAX_PORTS`]).
-    pub nr_ports: u32,
-    /// Padding of the C layout.
-    pub _pad: u32,
-    /// Absolute system time to give up at (0: none).
-    pub timeout: u64,
-}
 /// `SHUTDOWN_poweroff`.
 pub const SHUTDOWN_POWEROFF: u32 = 0;
 /// `SHUTDOWN_crash`.
 pub const SHUTDOWN_CRASH: u32 = 3;
-
-/// `sched_shutdown`.
-#[repr(C)]
-#[derive(Debug)]
-pub struct SchedShutdown {
-    /// `SHUTDOWN_*`.
-    pub reason: u32,
-}
 
 // ---- event_channel_op (event_channel.h) -----------------------------
 
@@ -252,51 +232,26 @@ pub const VIRQ_TIMER: u32 = 0;
 /// Ports of the 2-level ABI on x86_64 (64 words of 64 bits).
 pub const EVTCHN_2L_PORTS: usize = 64 * 64;
 
-/// `evtchn_bind_virq`.
-#[repr(C)]
-#[derive(Debug)]
-pub struct EvtchnBindVirq {
-    /// `VIRQ_*`.
-    pub virq: u32,
-    /// Vcpu to deliver on.
-    pub vcpu: u32,
-    /// Out: the port.
-    pub port: u32,
-}
+// The argument structures of the event channel and sched ops are
+// `xen-sys`'s (plain structs passed by pointer, layouts asserted below
+// against the C headers): our names for them.
 
-/// `evtchn_alloc_unbound`.
-#[repr(C)]
-#[derive(Debug)]
-pub struct EvtchnAllocUnbound {
-    /// Domain to allocate in (`DOMID_SELF`).
-    pub dom: u16,
-    /// Domain allowed to bind the other end.
-    pub remote_dom: u16,
-    /// Out: the port.
-    pub port: u32,
-}
-
-/// `evtchn_bind_interdomain`.
-#[repr(C)]
-#[derive(Debug)]
-pub struct EvtchnBindInterdomain {
-    /// Domain of the unbound port.
-    pub remote_dom: u16,
-    /// Padding of the C layout.
-    pub _pad: u16,
-    /// The unbound port there.
-    pub remote_port: u32,
-    /// Out: our end.
-    pub local_port: u32,
-}
-
-/// `evtchn_send`, `evtchn_close` and `evtchn_unmask`: one port.
-#[repr(C)]
-#[derive(Debug)]
-pub struct EvtchnPort {
-    /// The port.
-    pub port: u32,
-}
+/// `evtchn_bind_virq` (`virq`, `vcpu`, out `port`).
+pub type EvtchnBindVirq = xen_sys::evtchn_bind_virq;
+/// `evtchn_alloc_unbound` (`dom`, `remote_dom`, out `port`).
+pub type EvtchnAllocUnbound = xen_sys::evtchn_alloc_unbound;
+/// `evtchn_bind_interdomain` (`remote_dom`, `remote_port`, out `local_port`).
+pub type EvtchnBindInterdomain = xen_sys::evtchn_bind_interdomain;
+/// `evtchn_send`.
+pub type EvtchnSend = xen_sys::evtchn_send;
+/// `evtchn_close`.
+pub type EvtchnClose = xen_sys::evtchn_close;
+/// `evtchn_unmask`.
+pub type EvtchnUnmask = xen_sys::evtchn_unmask;
+/// `sched_poll` (`ports` guest handle, `nr_ports`, absolute `timeout`, 0: none).
+pub type SchedPoll = xen_sys::sched_poll;
+/// `sched_shutdown` (`reason`: `SHUTDOWN_*`).
+pub type SchedShutdown = xen_sys::sched_shutdown;
 
 // ---- shared_info (xen.h, arch-x86/xen.h, arch-x86/xen-x86_64.h) -----
 
@@ -454,6 +409,9 @@ const _: () = {
     assert!(size_of::<EvtchnBindVirq>() == 12);
     assert!(size_of::<EvtchnAllocUnbound>() == 8);
     assert!(size_of::<EvtchnBindInterdomain>() == 12);
+    assert!(size_of::<EvtchnSend>() == 4);
+    assert!(size_of::<EvtchnClose>() == 4);
+    assert!(size_of::<EvtchnUnmask>() == 4);
     assert!(size_of::<VcpuTimeInfo>() == 32);
     assert!(size_of::<VcpuInfo>() == 64);
     assert!(offset_of!(VcpuInfo, evtchn_pending_sel) == 8);

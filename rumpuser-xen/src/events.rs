@@ -149,7 +149,6 @@ pub fn alloc_unbound(remote: u16) -> Result<u32, i64> {
 pub fn bind_interdomain(remote: u16, remote_port: u32) -> Result<u32, i64> {
     let mut b = abi::EvtchnBindInterdomain {
         remote_dom: remote,
-        _pad: 0,
         remote_port,
         local_port: 0,
     };
@@ -162,15 +161,11 @@ pub fn bind_interdomain(remote: u16, remote_port: u32) -> Result<u32, i64> {
     }
 }
 
-fn port_op(cmd: usize, port: u32) -> i64 {
-    let mut p = abi::EvtchnPort { port };
-    // SAFETY: send, close and unmask take an evtchn_port-shaped struct.
-    unsafe { hypercall::evtchn_op(cmd, &mut p) }
-}
-
 /// Notifies the other end of `port`.
 pub fn send(port: u32) -> i64 {
-    port_op(abi::EVTCHNOP_SEND, port)
+    let mut p = abi::EvtchnSend { port };
+    // SAFETY: a valid evtchn_send.
+    unsafe { hypercall::evtchn_op(abi::EVTCHNOP_SEND, &mut p) }
 }
 
 /// Closes `port` (and forgets its waiter and fired bit).
@@ -179,12 +174,16 @@ pub fn close(port: u32) -> i64 {
         w.store(0, Ordering::Release);
         take_fired(port);
     }
-    port_op(abi::EVTCHNOP_CLOSE, port)
+    let mut p = abi::EvtchnClose { port };
+    // SAFETY: a valid evtchn_close.
+    unsafe { hypercall::evtchn_op(abi::EVTCHNOP_CLOSE, &mut p) }
 }
 
 /// Unmasks `port` (new ports start unmasked; for completeness).
 pub fn unmask(port: u32) -> i64 {
-    port_op(abi::EVTCHNOP_UNMASK, port)
+    let mut p = abi::EvtchnUnmask { port };
+    // SAFETY: a valid evtchn_unmask.
+    unsafe { hypercall::evtchn_op(abi::EVTCHNOP_UNMASK, &mut p) }
 }
 
 /// Whether an upcall is pending (an event arrived since the last [`poll`]).
@@ -306,9 +305,8 @@ pub fn poll_block(extra: u32, timeout: u64) -> i64 {
         }
     }
     let mut p = abi::SchedPoll {
-        ports: ports.as_mut_ptr() as u64,
+        ports: ports.as_mut_ptr(),
         nr_ports: n as u32,
-        _pad: 0,
         timeout,
     };
     // SAFETY: a valid sched_poll whose port array lives on this stack for

@@ -10,7 +10,7 @@
 //! | concern | how |
 //! |---|---|
 //! | boot | bare metal's PVH note and trampoline, which call `start::rumpuser_pvh_kmain`; bare metal's GDT/TSS/IDT, identity map, heap, stack guard pages and crash reports |
-//! | Xen | CPUID signature, hypercall page through the MSR Xen names, our own hypercall asm (`rdi rsi rdx r10 r8`) and bindings ([`abi`], not `xen-sys`) |
+//! | Xen | CPUID signature, hypercall page through the MSR Xen names, our own hypercall asm (`rdi rsi rdx r10 r8`, not `xen-sys`'s wrappers) and bindings ([`abi`]; `xen-sys`'s event channel and sched op structures) |
 //! | memory | `XENMEM_memory_map` (a PVH dom0's start info has no map) → heap |
 //! | time | pvclock from vcpu 0's `vcpu_time_info` (monotonic, ns), wall clock from `shared_info` (`time`, [`pvclock`]) |
 //! | idle, timer | `VCPUOP_set_singleshot_timer` → `VIRQ_TIMER` (re-armed only when the deadline changes); idle is `sti; hlt` = Xen's `SCHEDOP_block`, ended by the upcall vector (`RUMPUSER_XEN_IDLE=poll`: `SCHEDOP_poll` on the timer port and the ports threads wait on) (`platform`) |
