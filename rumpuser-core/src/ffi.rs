@@ -518,7 +518,7 @@ pub fn putchar<H: Hypervisor>(h: &H, ch: c_int) {
 pub unsafe fn dprintf_write<H: Hypervisor>(h: &H, buf: *const c_char, len: usize) {
     if !buf.is_null() && len != 0 {
         // SAFETY: caller's contract.
-        h.console_write(unsafe { core::slice::from_raw_parts(buf as *const u8, len) });
+        h.console_write(unsafe { core::slice::from_raw_parts(buf.cast::<u8>(), len) });
     }
 }
 

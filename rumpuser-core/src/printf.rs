@@ -265,7 +265,7 @@ pub unsafe fn vformat(fmt: *const c_char, args: &mut dyn ArgSource, sink: &mut d
         len: 0,
         sink,
     };
-    let mut p = fmt as *const u8;
+    let mut p = fmt.cast::<u8>();
     // SAFETY: every read below is at or before the terminating NUL of
     // `fmt` (the caller's contract): we stop at the first 0 byte and only
     // look ahead after checking the current byte is not 0.

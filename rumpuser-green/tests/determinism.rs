@@ -48,7 +48,17 @@ fn workload() {
 
 fn run(seed: Option<u64>) -> String {
     let exe = std::env::current_exe().unwrap();
-    let mut cmd = Command::new(exe);
+    // Under an emulator without binfmt_misc (`qemu-aarch64` from `cargo
+    // xtask test`), the child must be started through it too.
+    let mut cmd = match std::env::var("RUMPUSER_TEST_RUNNER") {
+        Ok(runner) if !runner.trim().is_empty() => {
+            let mut words = runner.split_whitespace();
+            let mut c = Command::new(words.next().unwrap());
+            c.args(words).arg(exe);
+            c
+        }
+        _ => Command::new(exe),
+    };
     cmd.args([
         "--exact",
         "determinism_workload",

@@ -19,6 +19,8 @@
 //!   platform as a PVH dom0 of Xen 4.17 (from Debian's package) nested in
 //!   QEMU TCG, and as a domU under a Linux dom0 with the real toolstack;
 //!   part of `test`.
+//! * `aarch64-test` — the Linux-host crates for AArch64, clippy and tests
+//!   under `qemu-aarch64` (part of `test`).
 //! * `xen-dist` — `target/dist/xen/` (`librumpuser_xen.a`, linker script).
 //! * `xen-run [--kernel DIR] [--lib NAME].. [--disk IMG] [--domu] FILE.c|.o..
 //!   [-- CMDLINE]` — build a guest image from an application (and a kernel
@@ -52,6 +54,7 @@ fn main() -> ExitCode {
         "xen-test" => xen::run(rest),
         "xen-dist" => xen::dist(rest),
         "xen-run" => xen::xen_run(rest),
+        "aarch64-test" => test::aarch64(),
         "bench" => util::cargo(&["bench", "-p", "rumpuser-suite"]).map(|_| ()),
         "bench-c" => bench_c::run(rest),
         _ => {
@@ -66,7 +69,8 @@ fn main() -> ExitCode {
                  \n  baremetal-dist  build target/dist/baremetal/ (librumpuser_baremetal.a, link.ld)\
                  \n  xen-test     boot the Xen platform's tests as a PVH dom0 of Xen 4.17 in QEMU\
                  \n  xen-dist     build target/dist/xen/ (librumpuser_xen.a, link.ld)\
-                 \n  xen-run      build an application (+ kernel layer) into a Xen guest and boot it"
+                 \n  xen-run      build an application (+ kernel layer) into a Xen guest and boot it\
+                 \n  aarch64-test build the Linux-host crates for AArch64, test them under qemu-aarch64"
             );
             return if cmd == "help" {
                 ExitCode::SUCCESS

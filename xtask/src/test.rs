@@ -5,7 +5,9 @@
 //! 3. `dist` (release libraries, headers, pkg-config) and the C demo;
 //! 4. `cargo test --workspace` (unit tests, the conformance kit against
 //!    every platform, C-ABI tests of the built libraries in `tests/`);
-//! 5. loom model checks of the lock and scheduler state machines;
+//! 5. loom model checks of the lock and scheduler state machines, then
+//!    the Linux-host crates built for AArch64 and tested under
+//!    `qemu-aarch64` (the green core's AArch64 context switch);
 //! 6. `cargo doc` with warnings denied;
 //! 7. the bare-metal platform booted in QEMU (`baremetal-test`), then the
 //!    Xen platform as a PVH dom0 of Xen 4.17 nested in QEMU (`xen-test`;
@@ -48,6 +50,7 @@ pub fn run_all(quick: bool) -> Result<()> {
         .current_dir(root()))?;
     if !quick {
         loom()?;
+        aarch64()?;
         sh(Command::new(&cargo_bin)
             .args(["doc", "--workspace", "--no-deps"])
             .env("RUSTDOCFLAGS", "-D warnings")
@@ -87,6 +90,69 @@ pub fn loom() -> Result<()> {
             .env("CARGO_TARGET_DIR", target().join("loom"))
             .current_dir(root()))?;
     }
+    Ok(())
+}
+
+/// The crates that run on a Linux host, for AArch64: clippy, then their
+/// tests under `qemu-aarch64` (user mode), which exercises the green
+/// core's AArch64 context switch, the conformance kit on both flavours,
+/// the futex locks, both bio back ends and the syscall proxy.
+/// `RUMPUSER_TEST_RUNNER`/`RUMPUSER_TEST_CC` let tests that start a copy
+/// of themselves or build a C object do so for the emulated target.
+pub fn aarch64() -> Result<()> {
+    const TRIPLE: &str = "aarch64-unknown-linux-gnu";
+    const SYSROOT: &str = "/usr/aarch64-linux-gnu";
+    for (t, hint) in [
+        (
+            "aarch64-linux-gnu-gcc",
+            "apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross",
+        ),
+        ("qemu-aarch64", "apt-get install qemu-user"),
+    ] {
+        require(t, hint)?;
+    }
+    let installed =
+        crate::util::output(Command::new("rustup").args(["target", "list", "--installed"]))
+            .unwrap_or_default();
+    if !installed.lines().any(|l| l.trim() == TRIPLE) {
+        return Err(format!(
+            "the {TRIPLE} target is missing: rustup target add {TRIPLE}"
+        ));
+    }
+    let cargo_bin = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let runner = format!("qemu-aarch64 -L {SYSROOT}");
+    let pkgs = [
+        "-p",
+        "rumpuser-core",
+        "-p",
+        "rumpuser-host",
+        "-p",
+        "rumpuser-posix",
+        "-p",
+        "rumpuser-green",
+    ];
+    let with_env = |c: &mut Command| {
+        c.env(
+            "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER",
+            "aarch64-linux-gnu-gcc",
+        )
+        .env("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER", &runner)
+        .env("RUMPUSER_TEST_RUNNER", &runner)
+        .env("RUMPUSER_TEST_CC", "aarch64-linux-gnu-gcc")
+        .current_dir(root());
+    };
+    let mut clippy = Command::new(&cargo_bin);
+    clippy
+        .args(["clippy", "--all-targets", "--target", TRIPLE])
+        .args(pkgs)
+        .args(["--", "-D", "warnings"]);
+    with_env(&mut clippy);
+    sh(&mut clippy)?;
+    let mut test = Command::new(&cargo_bin);
+    test.args(["test", "--target", TRIPLE]).args(pkgs);
+    with_env(&mut test);
+    sh(&mut test)?;
+    eprintln!("aarch64: tests passed under qemu-aarch64");
     Ok(())
 }
 

@@ -10,8 +10,9 @@
 //!   — build a frame at the top of a fresh stack such that switching to the
 //!   returned stack pointer calls `start(arg)` with an ABI-conformant stack.
 //!
-//! Only x86_64 (System V, ELF) is implemented; it is the target of the
-//! POSIX, bare-metal and Xen PV/PVH backends.
+//! Implemented: x86_64 (System V, ELF; the POSIX, bare-metal and Xen
+//! PVH backends) and AArch64 (AAPCS64, ELF; the POSIX backend on Linux,
+//! tested under `qemu-aarch64` by `cargo xtask test`).
 
 #[cfg(all(target_arch = "x86_64", not(target_vendor = "apple"), not(windows)))]
 mod x86_64;
@@ -19,8 +20,20 @@ mod x86_64;
 #[cfg(all(target_arch = "x86_64", not(target_vendor = "apple"), not(windows)))]
 pub(super) use x86_64::{init_frame, switch, switch_tail};
 
-#[cfg(not(all(target_arch = "x86_64", not(target_vendor = "apple"), not(windows))))]
-compile_error!("rumpuser-green's scheduler core supports only x86_64 System V ELF targets");
+#[cfg(all(target_arch = "aarch64", not(target_vendor = "apple"), not(windows)))]
+mod aarch64;
+
+#[cfg(all(target_arch = "aarch64", not(target_vendor = "apple"), not(windows)))]
+pub(super) use aarch64::{init_frame, switch, switch_tail};
+
+#[cfg(not(all(
+    any(target_arch = "x86_64", target_arch = "aarch64"),
+    not(target_vendor = "apple"),
+    not(windows)
+)))]
+compile_error!(
+    "rumpuser-green's scheduler core supports x86_64 System V and AArch64 AAPCS64 ELF targets"
+);
 
 /// Value written at the lowest word of every green-thread stack; checked
 /// when the stack is released (and on every switch in debug builds).
@@ -59,19 +72,45 @@ mod tests {
         main_sp: usize,
         partner_sp: usize,
         count: u64,
-        partner_mxcsr: u32,
+        partner_fp: u32,
     }
 
-    fn mxcsr() -> u32 {
-        let mut v = 0u32;
-        // SAFETY: stores the MXCSR register into a local.
-        unsafe { core::arch::asm!("stmxcsr [{}]", in(reg) &mut v, options(nostack)) };
-        v
+    // The FP control state each context owns: x86_64's MXCSR control
+    // bits, AArch64's FPCR rounding mode.
+    #[cfg(target_arch = "x86_64")]
+    mod fp {
+        pub const DEFAULT: u32 = 0x1f80;
+        pub const MAIN: u32 = 0x7f80; // round toward zero
+        pub const PARTNER: u32 = 0x3f80; // round down
+        pub const MASK: u32 = 0xffc0;
+        pub fn get() -> u32 {
+            let mut v = 0u32;
+            // SAFETY: stores the MXCSR register into a local.
+            unsafe { core::arch::asm!("stmxcsr [{}]", in(reg) &mut v, options(nostack)) };
+            v
+        }
+        pub fn set(v: u32) {
+            // SAFETY: loads a valid MXCSR value (no reserved bits set).
+            unsafe { core::arch::asm!("ldmxcsr [{}]", in(reg) &v, options(nostack)) };
+        }
     }
 
-    fn set_mxcsr(v: u32) {
-        // SAFETY: loads a valid MXCSR value (no reserved bits set).
-        unsafe { core::arch::asm!("ldmxcsr [{}]", in(reg) &v, options(nostack)) };
+    #[cfg(target_arch = "aarch64")]
+    mod fp {
+        pub const DEFAULT: u32 = 0;
+        pub const MAIN: u32 = 3 << 22; // RMode: toward zero
+        pub const PARTNER: u32 = 2 << 22; // RMode: toward minus infinity
+        pub const MASK: u32 = 3 << 22;
+        pub fn get() -> u32 {
+            let v: u64;
+            // SAFETY: reads FPCR.
+            unsafe { core::arch::asm!("mrs {}, fpcr", out(reg) v, options(nomem, nostack)) };
+            v as u32
+        }
+        pub fn set(v: u32) {
+            // SAFETY: writes FPCR with only the rounding-mode field set.
+            unsafe { core::arch::asm!("msr fpcr, {}", in(reg) v as u64, options(nomem, nostack)) };
+        }
     }
 
     extern "C" fn partner(arg: usize) -> ! {
@@ -79,8 +118,8 @@ mod tests {
         // SAFETY: `arg` points at the test's `Ctx`, which outlives every
         // resumption of this context; only one context runs at a time.
         unsafe {
-            (*ctx).partner_mxcsr = mxcsr();
-            set_mxcsr(0x3f80); // round down, exceptions masked
+            (*ctx).partner_fp = fp::get();
+            fp::set(fp::PARTNER);
             loop {
                 (*ctx).count += 1;
                 switch(core::ptr::addr_of_mut!((*ctx).partner_sp), (*ctx).main_sp);
@@ -96,10 +135,10 @@ mod tests {
             main_sp: 0,
             partner_sp: 0,
             count: 0,
-            partner_mxcsr: 0,
+            partner_fp: 0,
         };
-        let saved = mxcsr();
-        set_mxcsr(0x7f80); // round toward zero
+        let saved = fp::get();
+        fp::set(fp::MAIN);
         let p = core::ptr::addr_of_mut!(ctx);
         // SAFETY: the stack is ours, aligned, large enough and unused; `p`
         // outlives the partner context (never resumed after this test).
@@ -107,12 +146,62 @@ mod tests {
             (*p).partner_sp = init_frame(base as *mut u8, 64 * 1024 - 16, partner, p as usize);
             for _ in 0..1000 {
                 switch(core::ptr::addr_of_mut!((*p).main_sp), (*p).partner_sp);
-                assert_eq!(mxcsr() & 0xffc0, 0x7f80);
+                assert_eq!(fp::get() & fp::MASK, fp::MAIN);
             }
         }
-        set_mxcsr(saved);
+        fp::set(saved);
         assert_eq!(ctx.count, 1000);
-        assert_eq!(ctx.partner_mxcsr & 0xffc0, 0x1f80);
+        // A fresh context starts with the default control state, not ours.
+        assert_eq!(ctx.partner_fp & fp::MASK, fp::DEFAULT & fp::MASK);
+        drop(stack);
+    }
+
+    /// Callee-saved registers survive a switch round trip even when the
+    /// other context clobbers all of them.
+    #[test]
+    fn callee_saved_registers_survive() {
+        extern "C" fn clobberer(arg: usize) -> ! {
+            let ctx = arg as *mut Ctx;
+            loop {
+                // Touch many values across the switch so the compiler keeps
+                // them in callee-saved registers of this context.
+                let mut acc = [0u64; 12];
+                for (i, a) in acc.iter_mut().enumerate() {
+                    *a = core::hint::black_box(i as u64 * 0x9e37_79b9);
+                }
+                // SAFETY: as in `partner`.
+                unsafe {
+                    (*ctx).count += 1;
+                    switch(core::ptr::addr_of_mut!((*ctx).partner_sp), (*ctx).main_sp);
+                }
+                core::hint::black_box(acc);
+            }
+        }
+        let mut stack = vec![0u8; 64 * 1024];
+        let base = (stack.as_mut_ptr() as usize + 15) & !15;
+        let mut ctx = Ctx {
+            main_sp: 0,
+            partner_sp: 0,
+            count: 0,
+            partner_fp: 0,
+        };
+        let p = core::ptr::addr_of_mut!(ctx);
+        let vals: [u64; 12] = core::array::from_fn(|i| core::hint::black_box(i as u64 * 7 + 1));
+        let f: [f64; 8] = core::array::from_fn(|i| core::hint::black_box(i as f64 * 1.5));
+        // SAFETY: as in the test above.
+        unsafe {
+            (*p).partner_sp = init_frame(base as *mut u8, 64 * 1024 - 16, clobberer, p as usize);
+            for _ in 0..100 {
+                switch(core::ptr::addr_of_mut!((*p).main_sp), (*p).partner_sp);
+            }
+        }
+        for (i, v) in vals.iter().enumerate() {
+            assert_eq!(*v, i as u64 * 7 + 1);
+        }
+        for (i, v) in f.iter().enumerate() {
+            assert_eq!(*v, i as f64 * 1.5);
+        }
+        assert_eq!(ctx.count, 100);
         drop(stack);
     }
 }
