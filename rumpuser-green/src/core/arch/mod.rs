@@ -316,6 +316,138 @@ mod tests {
         }
     }
 
+    /// x86_64: every callee-saved register (rbx, rbp, r12–r15) holds its
+    /// value across a switch while the other context loads its own
+    /// patterns into all of them (in assembly, so nothing is spilled).
+    #[cfg(target_arch = "x86_64")]
+    mod x86_64_regs {
+        use super::super::{init_frame, switch};
+        use alloc::vec;
+
+        // `__rg_test_switch(save, to, pattern) -> mismatches`: saves the
+        // caller's callee-saved registers, loads `pattern + k` into rbx,
+        // rbp, r12..r15, switches, counts the registers that changed,
+        // restores them and returns.
+        core::arch::global_asm!(
+            ".pushsection .text.__rg_test_switch,\"ax\",@progbits",
+            ".p2align 4",
+            "__rg_test_switch:",
+            "    push rbp",
+            "    push rbx",
+            "    push r12",
+            "    push r13",
+            "    push r14",
+            "    push r15",
+            "    push rdx",
+            "    sub rsp, 8",
+            "    lea rbx, [rdx + 1]",
+            "    lea rbp, [rdx + 2]",
+            "    lea r12, [rdx + 3]",
+            "    lea r13, [rdx + 4]",
+            "    lea r14, [rdx + 5]",
+            "    lea r15, [rdx + 6]",
+            "    call __rumpuser_green_switch",
+            "    add rsp, 8",
+            "    pop rdx",
+            "    xor eax, eax",
+            "    lea rcx, [rdx + 1]",
+            "    cmp rbx, rcx",
+            "    setne cl",
+            "    movzx ecx, cl",
+            "    add eax, ecx",
+            "    lea rcx, [rdx + 2]",
+            "    cmp rbp, rcx",
+            "    setne cl",
+            "    movzx ecx, cl",
+            "    add eax, ecx",
+            "    lea rcx, [rdx + 3]",
+            "    cmp r12, rcx",
+            "    setne cl",
+            "    movzx ecx, cl",
+            "    add eax, ecx",
+            "    lea rcx, [rdx + 4]",
+            "    cmp r13, rcx",
+            "    setne cl",
+            "    movzx ecx, cl",
+            "    add eax, ecx",
+            "    lea rcx, [rdx + 5]",
+            "    cmp r14, rcx",
+            "    setne cl",
+            "    movzx ecx, cl",
+            "    add eax, ecx",
+            "    lea rcx, [rdx + 6]",
+            "    cmp r15, rcx",
+            "    setne cl",
+            "    movzx ecx, cl",
+            "    add eax, ecx",
+            "    pop r15",
+            "    pop r14",
+            "    pop r13",
+            "    pop r12",
+            "    pop rbx",
+            "    pop rbp",
+            "    ret",
+            ".popsection",
+        );
+
+        extern "C" {
+            fn __rg_test_switch(save: *mut usize, to: usize, pattern: u64) -> u64;
+        }
+
+        struct Pair {
+            main_sp: usize,
+            partner_sp: usize,
+            partner_bad: u64,
+            rounds: u64,
+        }
+
+        extern "C" fn partner(arg: usize) -> ! {
+            let p = arg as *mut Pair;
+            loop {
+                // SAFETY: `p` outlives every resumption (see the test).
+                unsafe {
+                    (*p).rounds += 1;
+                    let bad = __rg_test_switch(
+                        core::ptr::addr_of_mut!((*p).partner_sp),
+                        (*p).main_sp,
+                        0x7000_0000_0000,
+                    );
+                    (*p).partner_bad += bad;
+                }
+            }
+        }
+
+        #[test]
+        fn callee_saved_registers_survive_in_asm() {
+            let mut stack = vec![0u8; 64 * 1024];
+            let base = (stack.as_mut_ptr() as usize + 15) & !15;
+            let mut pair = Pair {
+                main_sp: 0,
+                partner_sp: 0,
+                partner_bad: 0,
+                rounds: 0,
+            };
+            let p = core::ptr::addr_of_mut!(pair);
+            // SAFETY: the stack is ours, aligned and unused; `p` outlives
+            // the partner context (never resumed after the loop).
+            unsafe {
+                (*p).partner_sp = init_frame(base as *mut u8, 64 * 1024 - 16, partner, p as usize);
+                switch(core::ptr::addr_of_mut!((*p).main_sp), (*p).partner_sp);
+                for _ in 0..100 {
+                    let bad = __rg_test_switch(
+                        core::ptr::addr_of_mut!((*p).main_sp),
+                        (*p).partner_sp,
+                        0x5000_0000_0000,
+                    );
+                    assert_eq!(bad, 0, "callee-saved registers lost across a switch");
+                }
+            }
+            assert_eq!(pair.partner_bad, 0);
+            assert_eq!(pair.rounds, 101);
+            drop(stack);
+        }
+    }
+
     /// Callee-saved registers survive a switch round trip even when the
     /// other context clobbers all of them.
     #[test]
