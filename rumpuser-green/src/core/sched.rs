@@ -53,6 +53,7 @@ use alloc::vec::Vec;
 use core::ffi::c_void;
 use core::fmt;
 use core::ptr;
+use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
 use super::arch;
 use super::global::GlobalCell;
@@ -238,6 +239,16 @@ struct Sched {
 
 static SCHED: GlobalCell<Sched> = GlobalCell::new();
 
+/// The running thread's raw id (`u64::MAX` without a scheduler) and its
+/// `curlwp`, mirrored out of [`Sched`] whenever they change (a switch,
+/// [`init`], [`set_curlwp`], [`shutdown`]): lock owner tags and `curlwp`
+/// are the hottest reads of a kernel, and the mirror makes each a single
+/// load instead of a borrow of the cell and two dependent loads. Same
+/// single-host-thread discipline as the cell (atomics, `Relaxed`, only
+/// because a static must be `Sync`).
+static CUR_RAW: AtomicU64 = AtomicU64::new(u64::MAX);
+static CUR_LWP: AtomicPtr<c_void> = AtomicPtr::new(ptr::null_mut());
+
 fn timer_live(threads: &[Box<Thread>], key: &TimerKey) -> bool {
     let t = &threads[key.0 as usize];
     t.timed && t.block_seq == key.1 && matches!(t.state, State::Blocked(_))
@@ -400,6 +411,9 @@ impl Sched {
         #[cfg(debug_assertions)]
         self.check_canary(prev);
         self.cur = next;
+        let t = &self.threads[next as usize];
+        CUR_RAW.store(ThreadId::new(next, t.gen).as_raw(), Ordering::Relaxed);
+        CUR_LWP.store(t.curlwp, Ordering::Relaxed);
         self.stats.switches += 1;
         if self.observed {
             self.record(prev, next);
@@ -661,7 +675,10 @@ pub unsafe fn init(platform: &'static dyn Platform, config: Config) -> Result<Th
     SCHED
         .install(sched)
         .map_err(|_| InitError::AlreadyInitialized)?;
-    Ok(ThreadId::new(0, 1))
+    let main = ThreadId::new(0, 1);
+    CUR_RAW.store(main.as_raw(), Ordering::Relaxed);
+    CUR_LWP.store(ptr::null_mut(), Ordering::Relaxed);
+    Ok(main)
 }
 
 /// Tear the scheduler down so that [`init`] may be called again (tests,
@@ -682,6 +699,8 @@ pub fn shutdown() -> Result<(), ShutdownError> {
         })
         .ok_or(ShutdownError::NotInitialized)??;
     if let Some(mut s) = SCHED.take() {
+        CUR_RAW.store(u64::MAX, Ordering::Relaxed);
+        CUR_LWP.store(ptr::null_mut(), Ordering::Relaxed);
         s.reap_dead();
         while let Some(stack) = s.stack_cache.pop() {
             // SAFETY: cached stacks belong to exited threads, nothing runs
@@ -752,13 +771,14 @@ pub fn current() -> ThreadId {
 
 /// The running green thread, `None` before [`init`].
 pub fn try_current() -> Option<ThreadId> {
-    SCHED.try_with(|s| s.id(s.cur))
+    ThreadId::from_raw(current_raw())
 }
 
 /// Raw id of the caller, or `u64::MAX` when there is no scheduler (used
 /// by the sync objects as an owner tag).
+#[inline]
 pub(super) fn current_raw() -> u64 {
-    try_current().map_or(u64::MAX, ThreadId::as_raw)
+    CUR_RAW.load(Ordering::Relaxed)
 }
 
 /// The platform's monotonic clock (ns); 0 before [`init`].
@@ -904,15 +924,17 @@ pub fn join(tid: ThreadId) -> Result<(), JoinError> {
 }
 
 /// The current thread's `curlwp` slot (null before [`init`]).
+#[inline]
 pub fn curlwp() -> *mut c_void {
-    SCHED
-        .try_with(|s| s.threads[s.cur as usize].curlwp)
-        .unwrap_or(ptr::null_mut())
+    CUR_LWP.load(Ordering::Relaxed)
 }
 
 /// Set the current thread's `curlwp` slot.
 pub fn set_curlwp(l: *mut c_void) {
-    SCHED.try_with(|s| s.cur_thread().curlwp = l);
+    SCHED.try_with(|s| {
+        s.cur_thread().curlwp = l;
+        CUR_LWP.store(l, Ordering::Relaxed);
+    });
 }
 
 /// The current thread's errno slot (0 before [`init`]).
