@@ -417,6 +417,12 @@ pub unsafe fn bio<H: Hypervisor>(
         off: off as u64,
         done,
     };
+    // Try first with the CPU held (a cache hit completes here, as in a
+    // synchronous implementation); release it only for what must wait.
+    let req = match h.bio_try_now(req) {
+        Ok(()) => return,
+        Err(req) => req,
+    };
     sched::klock_wrap(|| h.bio(req));
 }
 

@@ -125,6 +125,17 @@ pub trait Hypervisor: Sync + 'static {
     /// [`crate::bio`]). Completing inline is allowed. # Blocking (enqueue only)
     fn bio(&self, req: BioRequest);
 
+    /// `rumpuser_bio`'s first attempt, made with the virtual CPU still held
+    /// (the scheduling discipline: try first, release the CPU only to
+    /// wait). Complete `req` here only if that needs no waiting (a
+    /// page-cache hit), with [`BioDone::complete_scheduled`](crate::bio::BioDone::complete_scheduled),
+    /// and return `Ok(())`; otherwise hand it back untouched for
+    /// [`bio`](Self::bio), which runs with the CPU released. Default: hand
+    /// every request back. # Non-blocking
+    fn bio_try_now(&self, req: BioRequest) -> Result<(), BioRequest> {
+        Err(req)
+    }
+
     // ---- clocks, random, console, errno, signals, exit -----------------
 
     /// Wall-clock time since the epoch as `(sec, nsec)`; never blocks.

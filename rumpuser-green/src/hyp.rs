@@ -203,6 +203,16 @@ impl Hypervisor for Green {
         crate::host::bio::submit(req)
     }
 
+    fn bio_try_now(&self, req: BioRequest) -> Result<(), BioRequest> {
+        on_green_host();
+        // Deterministic mode keeps every request on the path it always took
+        // (the virtual clock's synchronous transfer).
+        if HOST.is_virtual() {
+            return Err(req);
+        }
+        px::blockio::try_now(req)
+    }
+
     fn clock_wall(&self) -> HyperResult<(i64, i64)> {
         Ok(px::clock::wall())
     }

@@ -131,6 +131,32 @@ pub unsafe fn try_nowait(
     }
 }
 
+/// `Hypervisor::bio_try_now` for POSIX hosts: completes `req` on the
+/// calling thread, which holds a virtual CPU, when the page cache serves
+/// all of it without blocking ([`try_nowait`]), or when the host reports
+/// an error at once; hands it back otherwise (would block, a partial
+/// transfer: the asynchronous path redoes the whole request). With the
+/// fault injector on, every request takes the asynchronous path, where the
+/// faults are applied.
+pub fn try_now(req: BioRequest) -> Result<(), BioRequest> {
+    if faults().is_some() || req.len == 0 {
+        return Err(req);
+    }
+    // SAFETY: the kernel's buffer is valid for `len` bytes until
+    // completion and belongs to this request alone.
+    match unsafe { try_nowait(req.fd, req.op, req.data, req.len, req.off) } {
+        Some(Ok(n)) if n == req.len || n == 0 => {
+            req.done.complete_scheduled(Ok(n));
+            Ok(())
+        }
+        Some(Err(e)) => {
+            req.done.complete_scheduled(Err(e));
+            Ok(())
+        }
+        _ => Err(req),
+    }
+}
+
 /// Performs a whole request on the calling thread and hands back its
 /// completion with the result, for the caller to deliver where it may.
 pub fn perform(req: BioRequest) -> (BioDone, Result<usize, Errno>) {

@@ -111,6 +111,10 @@ impl Hypervisor for Posix {
         bio::submit(req)
     }
 
+    fn bio_try_now(&self, req: BioRequest) -> Result<(), BioRequest> {
+        rumpuser_host::blockio::try_now(req)
+    }
+
     fn clock_wall(&self) -> HyperResult<(i64, i64)> {
         Ok(clock::wall())
     }

@@ -8,7 +8,8 @@
 //! owns a kernel lwp and calls the kernel's `biodone` holding a virtual CPU,
 //! as contract 3.5 asks. Host threads never touch the scheduler or the
 //! kernel. Transfers the page cache can serve without blocking
-//! (`RWF_NOWAIT`) complete inline on the calling green thread. In
+//! (`RWF_NOWAIT`) complete inline on the calling green thread, before its
+//! CPU is released (`bio_try_now`). In
 //! deterministic mode transfers are synchronous, so a run depends only on
 //! its seed.
 
@@ -86,26 +87,13 @@ fn ensure_biodone_thread() {
     }
 }
 
-/// Starts a request (called on a green thread with its virtual CPU released).
+/// Starts a request (called on a green thread with its virtual CPU
+/// released, after `bio_try_now` found it would block).
 pub fn submit(req: BioRequest) {
     if HOST.is_virtual() {
         let (done, r) = rumpuser_host::blockio::perform(req);
         done.complete(r);
         return;
-    }
-    if rumpuser_host::blockio::faults().is_none() {
-        // Page-cache hits complete right here, on this green thread, without
-        // a trip through a host worker and the idle loop.
-        // SAFETY: the kernel's buffer is valid for `len` bytes until
-        // completion and belongs to this request alone.
-        match unsafe {
-            rumpuser_host::blockio::try_nowait(req.fd, req.op, req.data, req.len, req.off)
-        } {
-            Some(Ok(n)) if n == req.len || n == 0 => return req.done.complete(Ok(n)),
-            Some(Err(e)) => return req.done.complete(Err(e)),
-            // Would block, or partial: the worker redoes the whole transfer.
-            _ => {}
-        }
     }
     ensure_biodone_thread();
     if let Err(e) = workers().send(req) {

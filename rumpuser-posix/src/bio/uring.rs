@@ -12,12 +12,13 @@
 //! delivers `biodone` with a virtual CPU held. `BIO_SYNC` writes carry
 //! `RWF_DSYNC`, so the data is durable when the CQE arrives.
 //!
-//! Fast path: a read (or a write without `BIO_SYNC`) is first tried on the
-//! calling thread with `preadv2`/`pwritev2(RWF_NOWAIT)`, which succeeds
-//! only when the page cache can satisfy it without blocking; then `biodone`
-//! runs right there (the synchronous model of contract 3.5), saving the
-//! hop to the completion thread. Anything else, or a partial transfer,
-//! goes to the ring.
+//! Fast path (before this module): `Hypervisor::bio_try_now` tries a read
+//! (or a write without `BIO_SYNC`) on the calling thread, still holding its
+//! virtual CPU, with `preadv2`/`pwritev2(RWF_NOWAIT)`, which succeeds only
+//! when the page cache can satisfy it without blocking; then `biodone`
+//! runs right there (the synchronous model of contract 3.5), with no CPU
+//! release and no hop to the completion thread. Anything else, or a
+//! partial transfer, comes here and goes to the ring.
 //!
 //! The fault injector of `rumpuser_host::blockio` applies here too, at
 //! completion time, so tests can check exactly-once delivery under errors
@@ -27,7 +28,7 @@ use io_uring::{opcode, types, IoUring};
 use rumpuser_core::bio::{BioDone, BioRequest};
 use rumpuser_core::types::BioOp;
 use rumpuser_core::{sched, Errno};
-use rumpuser_host::blockio::{next_fault, try_nowait, Fault};
+use rumpuser_host::blockio::{next_fault, Fault};
 use std::sync::{Mutex, OnceLock};
 
 /// `IORING_ENTER_GETEVENTS` from the kernel ABI (`linux/io_uring.h`).
@@ -167,16 +168,8 @@ fn submit_request(r: &Ring, req: BioRequest) {
         let Op { done, injected, .. } = *o;
         return done.complete(injected.map_or(Ok(0), Err));
     }
-    // SAFETY: the kernel's buffer is valid for `len` bytes until completion
-    // and belongs to this request alone.
-    match unsafe { try_nowait(o.fd, o.op, o.data, o.len, o.off) } {
-        Some(Ok(n)) if n == o.len => return o.done.complete(Ok(n)),
-        // EOF: as short as the file is.
-        Some(Ok(0)) => return o.done.complete(Ok(0)),
-        Some(Ok(n)) => o.done_bytes = n,
-        Some(Err(e)) => return o.done.complete(Err(e)),
-        None => {}
-    }
+    // (Page-cache hits never get here: `bio_try_now` completed them with
+    // the CPU held.)
     push(r, o);
 }
 
