@@ -710,16 +710,33 @@ fn domu_lines(run: &Run) -> Vec<String> {
 
 /// The kit and the platform tests as a domU under the real toolstack.
 fn domu(xen: &Path, image: &Path) -> Result<()> {
-    let run = run_domu(
-        xen,
-        image,
-        &DomuSpec {
-            params: &format!("suite=kit+platform disk_bytes={DOMU_DISK_BYTES}"),
-            disk: None,
-            memory_mb: 32,
-        },
-        "xen-domu",
-    )?;
+    let boot = || {
+        run_domu(
+            xen,
+            image,
+            &DomuSpec {
+                params: &format!("suite=kit+platform disk_bytes={DOMU_DISK_BYTES}"),
+                disk: None,
+                memory_mb: 32,
+            },
+            "xen-domu",
+        )
+    };
+    let mut run = boot()?;
+    // Under nested TCG the domU has been seen to triple-fault, once in
+    // about twenty boots, with no report from the guest (its exception
+    // handlers never ran) and Xen's own state in the dump; not understood
+    // yet. The log is kept and the boot repeated once; a second triple
+    // fault fails the step.
+    if run.output.contains("Triple fault") {
+        let keep = harness_dir()?.join("domu-triple-fault.log");
+        let _ = fs::write(&keep, &run.output);
+        eprintln!(
+            "xen domU: the guest triple-faulted (log kept in {}); booting it once more",
+            keep.display()
+        );
+        run = boot()?;
+    }
     if run.timed_out {
         return Err(format!("domU: QEMU timed out after {:?}", run.elapsed));
     }
