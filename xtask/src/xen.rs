@@ -724,9 +724,11 @@ fn domu(xen: &Path, image: &Path) -> Result<()> {
     };
     let mut run = boot()?;
     // Under nested TCG the domU has been seen to triple-fault, once in
-    // about twenty boots, with no report from the guest (its exception
-    // handlers never ran) and Xen's own state in the dump; not understood
-    // yet. The log is kept and the boot repeated once; a second triple
+    // about thirty boots, with no report from the guest (its exception
+    // handlers never ran). The general registers in Xen's dump put the
+    // guest in the clock code on its main stack (TSC-derived values, and
+    // Xen emulates `rdtsc` here), so an emulation fault is suspected; not
+    // proven. The log is kept and the boot repeated once; a second triple
     // fault fails the step.
     if run.output.contains("Triple fault") {
         let keep = harness_dir()?.join("domu-triple-fault.log");
