@@ -1,0 +1,121 @@
+//! A block read the page cache can serve completes inside `rumpuser_bio`
+//! with the caller's virtual CPU never released (`bio_try_now`), while a
+//! `BIO_SYNC` write, which must wait for the disk, releases it.
+
+use rumpuser_core::abi::*;
+use rumpuser_core::conformance::model;
+use std::ffi::c_void;
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicUsize, Ordering};
+
+#[derive(Default)]
+struct Done {
+    calls: AtomicU32,
+    bytes: AtomicUsize,
+    error: AtomicI32,
+    with_cpu: AtomicU32,
+}
+
+unsafe extern "C" fn biodone(arg: *mut c_void, bytes: usize, error: i32) {
+    // SAFETY: `arg` is a `Done` that outlives the request.
+    let d = unsafe { &*(arg as *const Done) };
+    if model::model()
+        .current()
+        .is_some_and(|l| l.holds_cpu.load(Ordering::Acquire))
+    {
+        d.with_cpu.fetch_add(1, Ordering::Relaxed);
+    }
+    d.bytes.store(bytes, Ordering::Relaxed);
+    d.error.store(error, Ordering::Relaxed);
+    d.calls.fetch_add(1, Ordering::Release);
+}
+
+#[test]
+fn cached_read_completes_without_releasing_the_cpu() {
+    let api = &rumpuser_posix::rumpuser_exports::API;
+    // SAFETY: the model's static table; first init in this process.
+    assert_eq!(unsafe { (api.init)(17, &model::HYPERUP) }, 0);
+    // Two virtual CPUs: the completion thread needs one while this thread
+    // keeps its own.
+    let m = model::install(api, 2);
+    m.enter();
+    let path = std::env::temp_dir().join(format!("rumpuser-cachehit-{}", std::process::id()));
+    std::fs::write(&path, vec![0x6bu8; 64 * 1024]).unwrap();
+    // Into the page cache.
+    assert_eq!(std::fs::read(&path).unwrap().len(), 64 * 1024);
+    let cpath = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    let mut fd = -1;
+    // SAFETY: valid path and out-pointer.
+    let r = unsafe {
+        (api.open)(
+            cpath.as_ptr(),
+            RUMPUSER_OPEN_RDWR | RUMPUSER_OPEN_BIO,
+            &mut fd,
+        )
+    };
+    assert_eq!(r, 0);
+    let lwp = m.current().expect("the test thread has an lwp");
+
+    let releases = lwp.releases.load(Ordering::Relaxed);
+    let d = Done::default();
+    let mut buf = vec![0u8; 4096];
+    // SAFETY: buffer and completion record outlive the request.
+    unsafe {
+        (api.bio)(
+            fd,
+            RUMPUSER_BIO_READ,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            8192,
+            Some(biodone),
+            &d as *const Done as *mut c_void,
+        )
+    };
+    // Completed before `rumpuser_bio` returned, with the CPU, never released.
+    assert_eq!(d.calls.load(Ordering::Acquire), 1, "not completed inline");
+    assert_eq!(d.with_cpu.load(Ordering::Relaxed), 1);
+    assert_eq!(
+        (
+            d.bytes.load(Ordering::Relaxed),
+            d.error.load(Ordering::Relaxed)
+        ),
+        (4096, 0)
+    );
+    assert!(buf.iter().all(|&b| b == 0x6b));
+    assert_eq!(
+        lwp.releases.load(Ordering::Relaxed),
+        releases,
+        "the CPU was released for a page-cache hit"
+    );
+
+    // A BIO_SYNC write must wait for the disk: the CPU is released.
+    let w = Done::default();
+    // SAFETY: as above.
+    unsafe {
+        (api.bio)(
+            fd,
+            RUMPUSER_BIO_WRITE | RUMPUSER_BIO_SYNC,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            0,
+            Some(biodone),
+            &w as *const Done as *mut c_void,
+        )
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while w.calls.load(Ordering::Acquire) == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    assert_eq!(w.calls.load(Ordering::Acquire), 1);
+    assert_eq!(
+        (
+            w.bytes.load(Ordering::Relaxed),
+            w.error.load(Ordering::Relaxed)
+        ),
+        (4096, 0)
+    );
+    assert!(lwp.releases.load(Ordering::Relaxed) > releases);
+    // SAFETY: plain hypercall on our descriptor.
+    unsafe { (api.close)(fd) };
+    let _ = std::fs::remove_file(&path);
+    m.leave();
+}
