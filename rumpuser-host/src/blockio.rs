@@ -82,6 +82,8 @@ pub fn next_fault(op: BioOp, len: usize) -> Option<Fault> {
     f.decide(COUNTER.fetch_add(1, Ordering::Relaxed), op, len)
 }
 
+/// Cleared if the host has no `preadv2`/`pwritev2`.
+static NOWAIT_ANY: AtomicBool = AtomicBool::new(true);
 /// Cleared if the host refuses `RWF_NOWAIT` for buffered writes.
 static NOWAIT_WRITES: AtomicBool = AtomicBool::new(true);
 
@@ -100,6 +102,9 @@ pub unsafe fn try_nowait(
     len: usize,
     off: u64,
 ) -> Option<Result<usize, Errno>> {
+    if !NOWAIT_ANY.load(Ordering::Relaxed) {
+        return None;
+    }
     let write = match op {
         BioOp::Read => false,
         BioOp::Write { sync: false } if NOWAIT_WRITES.load(Ordering::Relaxed) => true,
@@ -127,6 +132,12 @@ pub unsafe fn try_nowait(
             None
         }
         libc::EOPNOTSUPP | libc::EINVAL => None,
+        // No preadv2/pwritev2 at all (a kernel before 4.6, an emulator):
+        // never try again; the asynchronous path does the transfer.
+        libc::ENOSYS => {
+            NOWAIT_ANY.store(false, Ordering::Relaxed);
+            None
+        }
         e => Some(Err(Errno::from_linux(e))),
     }
 }
