@@ -8,6 +8,9 @@
 //! * `kernel-test [--flavor posix|green]` — C programs linked against a
 //!   prebuilt NetBSD rump kernel layer (`RUMP_KERNEL_DIR=<dir with lib/ include/>`).
 //! * `bench` — criterion benches.
+//! * `bench-kernel [--rounds N]` — the real kernel layer (`RUMP_KERNEL_DIR`)
+//!   reading a raw device through `rumpuser_bio`, on NetBSD's librumpuser
+//!   and on our posix drop-in.
 //! * `bench-c [--rounds N] [--only OP]` — the C-ABI micro-benchmark
 //!   (`benches/c/microbench.c`) against our libraries and NetBSD's, with
 //!   reference/ours ratios.
@@ -30,6 +33,7 @@
 
 mod baremetal;
 mod bench_c;
+mod bench_kernel;
 mod dist;
 mod kernel_test;
 mod qemu;
@@ -54,6 +58,7 @@ fn main() -> ExitCode {
         "xen-test" => xen::run(rest),
         "xen-dist" => xen::dist(rest),
         "xen-run" => xen::xen_run(rest),
+        "bench-kernel" => bench_kernel::run(rest),
         "aarch64-test" => test::aarch64(),
         "bench" => util::cargo(&["bench", "-p", "rumpuser-suite"]).map(|_| ()),
         "bench-c" => bench_c::run(rest),
@@ -70,6 +75,7 @@ fn main() -> ExitCode {
                  \n  xen-test     boot the Xen platform's tests as a PVH dom0 of Xen 4.17 in QEMU\
                  \n  xen-dist     build target/dist/xen/ (librumpuser_xen.a, link.ld)\
                  \n  xen-run      build an application (+ kernel layer) into a Xen guest and boot it\
+                 \n  bench-kernel NetBSD's kernel layer reading a raw device, on NetBSD's librumpuser and ours\
                  \n  aarch64-test build the Linux-host crates for AArch64, test them under qemu-aarch64"
             );
             return if cmd == "help" {

@@ -1,0 +1,106 @@
+//! `cargo xtask bench-kernel [--rounds N]`: NetBSD's kernel layer itself
+//! (`$RUMP_KERNEL_DIR`, the pthread build with shared libraries) reading
+//! 4 KiB blocks from a raw device backed by a page-cached host file
+//! (`benches/c/kernel_rawread.c`: physio, the block strategy, then
+//! `rumpuser_bio`), once on NetBSD's own `librumpuser.so.0` and once on
+//! our posix drop-in (`target/dist/compat/posix`), in alternation; prints
+//! the median per library and the ratio.
+
+use crate::util::{output, require, root, sh, target, Result};
+use std::path::PathBuf;
+use std::process::Command;
+
+/// Entry point.
+pub fn run(args: &[String]) -> Result<()> {
+    let rounds: usize = match args.iter().position(|a| a == "--rounds") {
+        Some(i) => args
+            .get(i + 1)
+            .and_then(|v| v.parse().ok())
+            .ok_or("bench-kernel: --rounds takes a number")?,
+        None => 3,
+    };
+    let Some(k) = std::env::var_os("RUMP_KERNEL_DIR").map(PathBuf::from) else {
+        eprintln!("bench-kernel: SKIPPED: set RUMP_KERNEL_DIR to a built rump kernel layer (pthread, with shared libraries)");
+        return Ok(());
+    };
+    let klib = k.join("lib");
+    if !klib.join("librump.so.0").exists() || !klib.join("librumpuser.so.0").exists() {
+        return Err(format!(
+            "{} lacks librump.so.0 or librumpuser.so.0 (a shared-library build is needed)",
+            klib.display()
+        ));
+    }
+    require("cc", "apt-get install build-essential")?;
+    crate::dist::build()?;
+    let work = target().join("bench-kernel");
+    std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
+    let exe = work.join("kernel_rawread");
+    sh(Command::new("cc")
+        .args(["-O2", "-o"])
+        .arg(&exe)
+        .arg(root().join("benches/c/kernel_rawread.c"))
+        .arg("-I")
+        .arg(k.join("include"))
+        .arg("-L")
+        .arg(&klib)
+        .arg(format!("-Wl,-rpath-link,{}", klib.display()))
+        .args([
+            "-Wl,--no-as-needed",
+            "-lrumpdev_disk",
+            "-lrumpdev",
+            "-lrumpvfs",
+            "-lrump",
+            "-lrumpuser",
+            "-lpthread",
+            "-ldl",
+        ]))?;
+    let file = target().join("bench-tmp").join("bio-64m.img");
+    std::fs::create_dir_all(file.parent().unwrap()).map_err(|e| e.to_string())?;
+    if std::fs::metadata(&file).map(|m| m.len()).ok() != Some(64 << 20) {
+        let block: Vec<u8> = (0..1usize << 20).map(|i| (i * 31 + 7) as u8).collect();
+        let mut all = Vec::with_capacity(64 << 20);
+        for _ in 0..64 {
+            all.extend_from_slice(&block);
+        }
+        std::fs::write(&file, all).map_err(|e| e.to_string())?;
+    }
+    // Into the page cache.
+    let _ = std::fs::read(&file);
+    let compat = crate::dist::dist_dir().join("compat/posix");
+    let subjects = [
+        ("netbsd-pthread", klib.display().to_string()),
+        (
+            "ours-posix",
+            format!("{}:{}", compat.display(), klib.display()),
+        ),
+    ];
+    let mut results: Vec<Vec<f64>> = vec![Vec::new(); subjects.len()];
+    for round in 1..=rounds {
+        for (i, (name, path)) in subjects.iter().enumerate() {
+            let out = output(
+                Command::new(&exe)
+                    .arg(&file)
+                    .arg("20000")
+                    .env("LD_LIBRARY_PATH", path),
+            )?;
+            let ns: f64 = out
+                .lines()
+                .find_map(|l| l.strip_prefix("kernel_raw_read_4k "))
+                .and_then(|v| v.trim().parse().ok())
+                .ok_or_else(|| format!("bench-kernel: no result from {name}: {out}"))?;
+            eprintln!("bench-kernel: round {round}: {name} {ns:.0} ns per 4 KiB read");
+            results[i].push(ns);
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let reference = median(&mut results[0]);
+    let ours = median(&mut results[1]);
+    println!(
+        "kernel_raw_read_4k (median of {rounds}): netbsd-pthread {reference:.0} ns, ours-posix {ours:.0} ns, {:.1}x",
+        reference / ours
+    );
+    Ok(())
+}
