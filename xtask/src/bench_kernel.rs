@@ -1,9 +1,10 @@
-//! `cargo xtask bench-kernel [--rounds N]`: NetBSD's kernel layer itself
-//! (`$RUMP_KERNEL_DIR`, the pthread build with shared libraries) reading
-//! 4 KiB blocks from a raw device backed by a page-cached host file
+//! `cargo xtask bench-kernel [--rounds N] [--flavor posix|green]`: NetBSD's
+//! kernel layer itself (`$RUMP_KERNEL_DIR`, built with shared libraries)
+//! reading 4 KiB blocks from a raw device backed by a page-cached host file
 //! (`benches/c/kernel_rawread.c`: physio, the block strategy, then
-//! `rumpuser_bio`), once on NetBSD's own `librumpuser.so.0` and once on
-//! our posix drop-in (`target/dist/compat/posix`), in alternation; prints
+//! `rumpuser_bio`), once on the layer's own `librumpuser.so.0` (NetBSD's
+//! pthread one, or rumpfiber in a `RUMP_CURLWP=hypercall` build) and once
+//! on our drop-in (`target/dist/compat/<flavour>`), in alternation; prints
 //! the median per library and the ratio.
 
 use crate::util::{output, require, root, sh, target, Result};
@@ -18,6 +19,13 @@ pub fn run(args: &[String]) -> Result<()> {
             .and_then(|v| v.parse().ok())
             .ok_or("bench-kernel: --rounds takes a number")?,
         None => 3,
+    };
+    let flavour = match args.iter().position(|a| a == "--flavor") {
+        Some(i) => match args.get(i + 1).map(String::as_str) {
+            Some(f @ ("posix" | "green")) => f,
+            _ => return Err("bench-kernel: --flavor takes posix or green".into()),
+        },
+        None => "posix",
     };
     let Some(k) = std::env::var_os("RUMP_KERNEL_DIR").map(PathBuf::from) else {
         eprintln!("bench-kernel: SKIPPED: set RUMP_KERNEL_DIR to a built rump kernel layer (pthread, with shared libraries)");
@@ -66,11 +74,12 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     // Into the page cache.
     let _ = std::fs::read(&file);
-    let compat = crate::dist::dist_dir().join("compat/posix");
+    let compat = crate::dist::dist_dir().join("compat").join(flavour);
+    let ours = format!("ours-{flavour}");
     let subjects = [
-        ("netbsd-pthread", klib.display().to_string()),
+        ("netbsd", klib.display().to_string()),
         (
-            "ours-posix",
+            ours.as_str(),
             format!("{}:{}", compat.display(), klib.display()),
         ),
     ];
@@ -99,7 +108,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let reference = median(&mut results[0]);
     let ours = median(&mut results[1]);
     println!(
-        "kernel_raw_read_4k (median of {rounds}): netbsd-pthread {reference:.0} ns, ours-posix {ours:.0} ns, {:.1}x",
+        "kernel_raw_read_4k (median of {rounds}): netbsd {reference:.0} ns, ours-{flavour} {ours:.0} ns, {:.2}x",
         reference / ours
     );
     Ok(())

@@ -8,9 +8,9 @@
 //! * `kernel-test [--flavor posix|green]` — C programs linked against a
 //!   prebuilt NetBSD rump kernel layer (`RUMP_KERNEL_DIR=<dir with lib/ include/>`).
 //! * `bench` — criterion benches.
-//! * `bench-kernel [--rounds N]` — the real kernel layer (`RUMP_KERNEL_DIR`)
-//!   reading a raw device through `rumpuser_bio`, on NetBSD's librumpuser
-//!   and on our posix drop-in.
+//! * `bench-kernel [--rounds N] [--flavor posix|green]` — the real kernel
+//!   layer (`RUMP_KERNEL_DIR`) reading a raw device through `rumpuser_bio`,
+//!   on its own librumpuser and on our drop-in.
 //! * `bench-c [--rounds N] [--only OP]` — the C-ABI micro-benchmark
 //!   (`benches/c/microbench.c`) against our libraries and NetBSD's, with
 //!   reference/ours ratios.
