@@ -156,296 +156,178 @@ mod tests {
         drop(stack);
     }
 
-    /// AArch64: every callee-saved register (x19–x28, d8–d15) holds its
-    /// value across a switch while the other context loads its own
-    /// patterns into all of them (in assembly, so nothing is spilled).
+    // `__rg_test_switch(save, to, pattern) -> mismatches`: saves the
+    // caller's callee-saved registers, loads `pattern + k` into every one
+    // of them, switches (`__rumpuser_green_switch(save, to)`), counts the
+    // registers that no longer hold their value, restores them and
+    // returns. In assembly, so nothing can be spilled around the switch.
+
+    // x86_64: rbx, rbp, r12–r15 (`pattern + 1` … `pattern + 6`).
+    #[cfg(target_arch = "x86_64")]
+    core::arch::global_asm!(
+        ".pushsection .text.__rg_test_switch,\"ax\",@progbits",
+        ".macro rg_check reg, k",
+        "    lea rcx, [rdx + \\k]",
+        "    cmp \\reg, rcx",
+        "    setne cl",
+        "    movzx ecx, cl",
+        "    add eax, ecx",
+        ".endm",
+        ".p2align 4",
+        "__rg_test_switch:",
+        "    push rbp",
+        "    push rbx",
+        "    push r12",
+        "    push r13",
+        "    push r14",
+        "    push r15",
+        "    push rdx",
+        "    sub rsp, 8",
+        "    lea rbx, [rdx + 1]",
+        "    lea rbp, [rdx + 2]",
+        "    lea r12, [rdx + 3]",
+        "    lea r13, [rdx + 4]",
+        "    lea r14, [rdx + 5]",
+        "    lea r15, [rdx + 6]",
+        "    call __rumpuser_green_switch",
+        "    add rsp, 8",
+        "    pop rdx",
+        "    xor eax, eax",
+        "    rg_check rbx, 1",
+        "    rg_check rbp, 2",
+        "    rg_check r12, 3",
+        "    rg_check r13, 4",
+        "    rg_check r14, 5",
+        "    rg_check r15, 6",
+        "    pop r15",
+        "    pop r14",
+        "    pop r13",
+        "    pop r12",
+        "    pop rbx",
+        "    pop rbp",
+        "    ret",
+        ".purgem rg_check",
+        ".popsection",
+    );
+
+    // AArch64: x19–x28 (`pattern + 19` … `pattern + 28`) and d8–d15
+    // (`pattern + 19` … `pattern + 26`).
     #[cfg(target_arch = "aarch64")]
-    mod aarch64_regs {
-        use super::super::{init_frame, switch};
-        use alloc::vec;
+    core::arch::global_asm!(
+        ".pushsection .text.__rg_test_switch,\"ax\",@progbits",
+        ".p2align 4",
+        "__rg_test_switch:",
+        "    sub sp, sp, #176",
+        "    stp x19, x20, [sp, #0]",
+        "    stp x21, x22, [sp, #16]",
+        "    stp x23, x24, [sp, #32]",
+        "    stp x25, x26, [sp, #48]",
+        "    stp x27, x28, [sp, #64]",
+        "    stp x29, x30, [sp, #80]",
+        "    stp d8, d9, [sp, #96]",
+        "    stp d10, d11, [sp, #112]",
+        "    stp d12, d13, [sp, #128]",
+        "    stp d14, d15, [sp, #144]",
+        "    str x2, [sp, #160]",
+        "    .irp n, 19,20,21,22,23,24,25,26,27,28",
+        "    add x\\n, x2, #\\n",
+        "    .endr",
+        "    .irp n, 8,9,10,11,12,13,14,15",
+        "    add x3, x2, #(\\n + 11)",
+        "    fmov d\\n, x3",
+        "    .endr",
+        "    bl __rumpuser_green_switch",
+        "    ldr x2, [sp, #160]",
+        "    mov x0, #0",
+        "    .irp n, 19,20,21,22,23,24,25,26,27,28",
+        "    add x3, x2, #\\n",
+        "    cmp x\\n, x3",
+        "    cinc x0, x0, ne",
+        "    .endr",
+        "    .irp n, 8,9,10,11,12,13,14,15",
+        "    fmov x3, d\\n",
+        "    add x4, x2, #(\\n + 11)",
+        "    cmp x3, x4",
+        "    cinc x0, x0, ne",
+        "    .endr",
+        "    ldp x19, x20, [sp, #0]",
+        "    ldp x21, x22, [sp, #16]",
+        "    ldp x23, x24, [sp, #32]",
+        "    ldp x25, x26, [sp, #48]",
+        "    ldp x27, x28, [sp, #64]",
+        "    ldp x29, x30, [sp, #80]",
+        "    ldp d8, d9, [sp, #96]",
+        "    ldp d10, d11, [sp, #112]",
+        "    ldp d12, d13, [sp, #128]",
+        "    ldp d14, d15, [sp, #144]",
+        "    add sp, sp, #176",
+        "    ret",
+        ".popsection",
+    );
 
-        // `__rg_test_switch(save, to, pattern) -> mismatches`: saves the
-        // caller's x19–x30/d8–d15, loads `pattern + n` into xN (n = 19..28)
-        // and into d8–d15 (from x19–x26), switches, and counts registers
-        // that no longer hold their pattern; restores and returns.
-        core::arch::global_asm!(
-            ".pushsection .text.__rg_test_switch,\"ax\",@progbits",
-            ".p2align 4",
-            "__rg_test_switch:",
-            "    sub sp, sp, #176",
-            "    stp x19, x20, [sp, #0]",
-            "    stp x21, x22, [sp, #16]",
-            "    stp x23, x24, [sp, #32]",
-            "    stp x25, x26, [sp, #48]",
-            "    stp x27, x28, [sp, #64]",
-            "    stp x29, x30, [sp, #80]",
-            "    stp d8, d9, [sp, #96]",
-            "    stp d10, d11, [sp, #112]",
-            "    stp d12, d13, [sp, #128]",
-            "    stp d14, d15, [sp, #144]",
-            "    str x2, [sp, #160]",
-            "    add x19, x2, #19",
-            "    add x20, x2, #20",
-            "    add x21, x2, #21",
-            "    add x22, x2, #22",
-            "    add x23, x2, #23",
-            "    add x24, x2, #24",
-            "    add x25, x2, #25",
-            "    add x26, x2, #26",
-            "    add x27, x2, #27",
-            "    add x28, x2, #28",
-            "    fmov d8, x19",
-            "    fmov d9, x20",
-            "    fmov d10, x21",
-            "    fmov d11, x22",
-            "    fmov d12, x23",
-            "    fmov d13, x24",
-            "    fmov d14, x25",
-            "    fmov d15, x26",
-            "    bl __rumpuser_green_switch",
-            "    ldr x2, [sp, #160]",
-            "    mov x0, #0",
-            "    .irp n, 19,20,21,22,23,24,25,26,27,28",
-            "    add x3, x2, #\\n",
-            "    cmp x\\n, x3",
-            "    cinc x0, x0, ne",
-            "    .endr",
-            "    fmov x3, d8",
-            "    add x4, x2, #19",
-            "    cmp x3, x4",
-            "    cinc x0, x0, ne",
-            "    fmov x3, d9",
-            "    add x4, x2, #20",
-            "    cmp x3, x4",
-            "    cinc x0, x0, ne",
-            "    fmov x3, d10",
-            "    add x4, x2, #21",
-            "    cmp x3, x4",
-            "    cinc x0, x0, ne",
-            "    fmov x3, d11",
-            "    add x4, x2, #22",
-            "    cmp x3, x4",
-            "    cinc x0, x0, ne",
-            "    fmov x3, d12",
-            "    add x4, x2, #23",
-            "    cmp x3, x4",
-            "    cinc x0, x0, ne",
-            "    fmov x3, d13",
-            "    add x4, x2, #24",
-            "    cmp x3, x4",
-            "    cinc x0, x0, ne",
-            "    fmov x3, d14",
-            "    add x4, x2, #25",
-            "    cmp x3, x4",
-            "    cinc x0, x0, ne",
-            "    fmov x3, d15",
-            "    add x4, x2, #26",
-            "    cmp x3, x4",
-            "    cinc x0, x0, ne",
-            "    ldp x19, x20, [sp, #0]",
-            "    ldp x21, x22, [sp, #16]",
-            "    ldp x23, x24, [sp, #32]",
-            "    ldp x25, x26, [sp, #48]",
-            "    ldp x27, x28, [sp, #64]",
-            "    ldp x29, x30, [sp, #80]",
-            "    ldp d8, d9, [sp, #96]",
-            "    ldp d10, d11, [sp, #112]",
-            "    ldp d12, d13, [sp, #128]",
-            "    ldp d14, d15, [sp, #144]",
-            "    add sp, sp, #176",
-            "    ret",
-            ".popsection",
-        );
+    extern "C" {
+        fn __rg_test_switch(save: *mut usize, to: usize, pattern: u64) -> u64;
+    }
 
-        extern "C" {
-            fn __rg_test_switch(save: *mut usize, to: usize, pattern: u64) -> u64;
-        }
+    struct Pair {
+        main_sp: usize,
+        partner_sp: usize,
+        partner_bad: u64,
+        rounds: u64,
+    }
 
-        struct Pair {
-            main_sp: usize,
-            partner_sp: usize,
-            partner_bad: u64,
-            rounds: u64,
-        }
-
-        extern "C" fn partner(arg: usize) -> ! {
-            let p = arg as *mut Pair;
-            loop {
-                // SAFETY: `p` outlives every resumption (see the test).
-                unsafe {
-                    (*p).rounds += 1;
-                    let bad = __rg_test_switch(
-                        core::ptr::addr_of_mut!((*p).partner_sp),
-                        (*p).main_sp,
-                        0x7000_0000_0000,
-                    );
-                    (*p).partner_bad += bad;
-                }
-            }
-        }
-
-        #[test]
-        fn callee_saved_registers_survive_in_asm() {
-            let mut stack = vec![0u8; 64 * 1024];
-            let base = (stack.as_mut_ptr() as usize + 15) & !15;
-            let mut pair = Pair {
-                main_sp: 0,
-                partner_sp: 0,
-                partner_bad: 0,
-                rounds: 0,
-            };
-            let p = core::ptr::addr_of_mut!(pair);
-            // SAFETY: the stack is ours, aligned and unused; `p` outlives
-            // the partner context (never resumed after the loop).
+    extern "C" fn register_partner(arg: usize) -> ! {
+        let p = arg as *mut Pair;
+        loop {
+            // SAFETY: `p` outlives every resumption (see the test).
             unsafe {
-                (*p).partner_sp = init_frame(base as *mut u8, 64 * 1024 - 16, partner, p as usize);
-                // Enter the partner once so that it, too, runs the checker.
-                switch(core::ptr::addr_of_mut!((*p).main_sp), (*p).partner_sp);
-                for _ in 0..100 {
-                    let bad = __rg_test_switch(
-                        core::ptr::addr_of_mut!((*p).main_sp),
-                        (*p).partner_sp,
-                        0x5000_0000_0000,
-                    );
-                    assert_eq!(bad, 0, "callee-saved registers lost across a switch");
-                }
+                (*p).rounds += 1;
+                let bad = __rg_test_switch(
+                    core::ptr::addr_of_mut!((*p).partner_sp),
+                    (*p).main_sp,
+                    0x7000_0000_0000,
+                );
+                (*p).partner_bad += bad;
             }
-            assert_eq!(pair.partner_bad, 0);
-            assert_eq!(pair.rounds, 101);
-            drop(stack);
         }
     }
 
-    /// x86_64: every callee-saved register (rbx, rbp, r12–r15) holds its
-    /// value across a switch while the other context loads its own
-    /// patterns into all of them (in assembly, so nothing is spilled).
-    #[cfg(target_arch = "x86_64")]
-    mod x86_64_regs {
-        use super::super::{init_frame, switch};
-        use alloc::vec;
-
-        // `__rg_test_switch(save, to, pattern) -> mismatches`: saves the
-        // caller's callee-saved registers, loads `pattern + k` into rbx,
-        // rbp, r12..r15, switches, counts the registers that changed,
-        // restores them and returns.
-        core::arch::global_asm!(
-            ".pushsection .text.__rg_test_switch,\"ax\",@progbits",
-            ".p2align 4",
-            "__rg_test_switch:",
-            "    push rbp",
-            "    push rbx",
-            "    push r12",
-            "    push r13",
-            "    push r14",
-            "    push r15",
-            "    push rdx",
-            "    sub rsp, 8",
-            "    lea rbx, [rdx + 1]",
-            "    lea rbp, [rdx + 2]",
-            "    lea r12, [rdx + 3]",
-            "    lea r13, [rdx + 4]",
-            "    lea r14, [rdx + 5]",
-            "    lea r15, [rdx + 6]",
-            "    call __rumpuser_green_switch",
-            "    add rsp, 8",
-            "    pop rdx",
-            "    xor eax, eax",
-            "    lea rcx, [rdx + 1]",
-            "    cmp rbx, rcx",
-            "    setne cl",
-            "    movzx ecx, cl",
-            "    add eax, ecx",
-            "    lea rcx, [rdx + 2]",
-            "    cmp rbp, rcx",
-            "    setne cl",
-            "    movzx ecx, cl",
-            "    add eax, ecx",
-            "    lea rcx, [rdx + 3]",
-            "    cmp r12, rcx",
-            "    setne cl",
-            "    movzx ecx, cl",
-            "    add eax, ecx",
-            "    lea rcx, [rdx + 4]",
-            "    cmp r13, rcx",
-            "    setne cl",
-            "    movzx ecx, cl",
-            "    add eax, ecx",
-            "    lea rcx, [rdx + 5]",
-            "    cmp r14, rcx",
-            "    setne cl",
-            "    movzx ecx, cl",
-            "    add eax, ecx",
-            "    lea rcx, [rdx + 6]",
-            "    cmp r15, rcx",
-            "    setne cl",
-            "    movzx ecx, cl",
-            "    add eax, ecx",
-            "    pop r15",
-            "    pop r14",
-            "    pop r13",
-            "    pop r12",
-            "    pop rbx",
-            "    pop rbp",
-            "    ret",
-            ".popsection",
-        );
-
-        extern "C" {
-            fn __rg_test_switch(save: *mut usize, to: usize, pattern: u64) -> u64;
-        }
-
-        struct Pair {
-            main_sp: usize,
-            partner_sp: usize,
-            partner_bad: u64,
-            rounds: u64,
-        }
-
-        extern "C" fn partner(arg: usize) -> ! {
-            let p = arg as *mut Pair;
-            loop {
-                // SAFETY: `p` outlives every resumption (see the test).
-                unsafe {
-                    (*p).rounds += 1;
-                    let bad = __rg_test_switch(
-                        core::ptr::addr_of_mut!((*p).partner_sp),
-                        (*p).main_sp,
-                        0x7000_0000_0000,
-                    );
-                    (*p).partner_bad += bad;
-                }
+    /// Every callee-saved register holds its value across a switch while
+    /// the other context loads its own values into all of them.
+    #[test]
+    fn callee_saved_registers_survive_in_asm() {
+        let mut stack = vec![0u8; 64 * 1024];
+        let base = (stack.as_mut_ptr() as usize + 15) & !15;
+        let mut pair = Pair {
+            main_sp: 0,
+            partner_sp: 0,
+            partner_bad: 0,
+            rounds: 0,
+        };
+        let p = core::ptr::addr_of_mut!(pair);
+        // SAFETY: the stack is ours, aligned and unused; `p` outlives the
+        // partner context (never resumed after the loop).
+        unsafe {
+            (*p).partner_sp = init_frame(
+                base as *mut u8,
+                64 * 1024 - 16,
+                register_partner,
+                p as usize,
+            );
+            // Enter the partner once so that it, too, runs the checker.
+            switch(core::ptr::addr_of_mut!((*p).main_sp), (*p).partner_sp);
+            for _ in 0..100 {
+                let bad = __rg_test_switch(
+                    core::ptr::addr_of_mut!((*p).main_sp),
+                    (*p).partner_sp,
+                    0x5000_0000_0000,
+                );
+                assert_eq!(bad, 0, "callee-saved registers lost across a switch");
             }
         }
-
-        #[test]
-        fn callee_saved_registers_survive_in_asm() {
-            let mut stack = vec![0u8; 64 * 1024];
-            let base = (stack.as_mut_ptr() as usize + 15) & !15;
-            let mut pair = Pair {
-                main_sp: 0,
-                partner_sp: 0,
-                partner_bad: 0,
-                rounds: 0,
-            };
-            let p = core::ptr::addr_of_mut!(pair);
-            // SAFETY: the stack is ours, aligned and unused; `p` outlives
-            // the partner context (never resumed after the loop).
-            unsafe {
-                (*p).partner_sp = init_frame(base as *mut u8, 64 * 1024 - 16, partner, p as usize);
-                switch(core::ptr::addr_of_mut!((*p).main_sp), (*p).partner_sp);
-                for _ in 0..100 {
-                    let bad = __rg_test_switch(
-                        core::ptr::addr_of_mut!((*p).main_sp),
-                        (*p).partner_sp,
-                        0x5000_0000_0000,
-                    );
-                    assert_eq!(bad, 0, "callee-saved registers lost across a switch");
-                }
-            }
-            assert_eq!(pair.partner_bad, 0);
-            assert_eq!(pair.rounds, 101);
-            drop(stack);
-        }
+        assert_eq!(pair.partner_bad, 0);
+        assert_eq!(pair.rounds, 101);
+        drop(stack);
     }
 
     /// Callee-saved registers survive a switch round trip even when the
