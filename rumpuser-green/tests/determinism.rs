@@ -6,7 +6,6 @@
 //! (`RUMPUSER_GREEN_TRACE=1`).
 
 use rumpuser_core::conformance::{kthread, model};
-use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 const WORKLOAD_ENV: &str = "RUMPUSER_GREEN_DETERMINISM_WORKLOAD";
@@ -47,18 +46,7 @@ fn workload() {
 }
 
 fn run(seed: Option<u64>) -> String {
-    let exe = std::env::current_exe().unwrap();
-    // Under an emulator without binfmt_misc (`qemu-aarch64` from `cargo
-    // xtask test`), the child must be started through it too.
-    let mut cmd = match std::env::var("RUMPUSER_TEST_RUNNER") {
-        Ok(runner) if !runner.trim().is_empty() => {
-            let mut words = runner.split_whitespace();
-            let mut c = Command::new(words.next().unwrap());
-            c.args(words).arg(exe);
-            c
-        }
-        _ => Command::new(exe),
-    };
+    let mut cmd = rumpuser_host::testing::current_exe_command();
     cmd.args([
         "--exact",
         "determinism_workload",

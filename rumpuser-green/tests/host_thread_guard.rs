@@ -5,7 +5,6 @@
 
 use rumpuser_core::abi::RUMPUSER_MTX_KMUTEX;
 use rumpuser_core::conformance::model::HYPERUP;
-use std::process::Command;
 
 const CHILD: &str = "RUMPUSER_GREEN_GUARD_CHILD";
 
@@ -41,17 +40,7 @@ fn guard_child() {
 
 #[test]
 fn hypercall_from_another_host_thread_is_fatal() {
-    let exe = std::env::current_exe().unwrap();
-    let runner = std::env::var("RUMPUSER_TEST_RUNNER").unwrap_or_default();
-    let mut words = runner.split_whitespace();
-    let mut cmd = match words.next() {
-        Some(emulator) => {
-            let mut c = Command::new(emulator);
-            c.args(words).arg(&exe);
-            c
-        }
-        None => Command::new(&exe),
-    };
+    let mut cmd = rumpuser_host::testing::current_exe_command();
     let out = cmd
         .args(["--exact", "guard_child", "--nocapture", "--test-threads=1"])
         .env(CHILD, "1")

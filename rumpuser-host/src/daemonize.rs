@@ -231,7 +231,7 @@ mod tests {
     use super::*;
     use std::ffi::CString;
     use std::path::{Path, PathBuf};
-    use std::process::{Command, Stdio};
+    use std::process::Stdio;
     use std::time::{Duration, Instant};
 
     const MODE_ENV: &str = "RUMPUSER_DAEMONIZE_TEST_MODE";
@@ -250,18 +250,7 @@ mod tests {
         let file: PathBuf =
             std::env::temp_dir().join(format!("rumpuser-daemonize-{}-{mode}", std::process::id()));
         let _ = std::fs::remove_file(&file);
-        // Under an emulator without binfmt_misc (`qemu-aarch64` from
-        // `cargo xtask test`) the child must be started through it too.
-        let runner = std::env::var("RUMPUSER_TEST_RUNNER").unwrap_or_default();
-        let mut words = runner.split_whitespace();
-        let mut cmd = match words.next() {
-            Some(emulator) => {
-                let mut c = Command::new(emulator);
-                c.args(words).arg(std::env::current_exe().unwrap());
-                c
-            }
-            None => Command::new(std::env::current_exe().unwrap()),
-        };
+        let mut cmd = crate::testing::current_exe_command();
         let mut child = cmd
             .args([
                 helper_name().as_str(),

@@ -22,3 +22,5 @@ pub mod signal;
 pub mod sock;
 pub mod sp;
 pub mod sys;
+#[doc(hidden)]
+pub mod testing;
