@@ -361,7 +361,10 @@ fn condvar_no_lost_wakeup_and_timeouts() {
         sc::spawn_closure(
             move || {
                 m.lock();
-                assert!(cv.wait_unlocked(&m, Some(sc::now_ns() + 100_000)));
+                // Long enough that both waiters are still queued when the
+                // main thread looks, even under an emulator (qemu-aarch64
+                // once took more than 100 us to get there).
+                assert!(cv.wait_unlocked(&m, Some(sc::now_ns() + 200_000_000)));
             },
             "short",
             0,
