@@ -5,11 +5,19 @@
  * device (etfs), so every read goes through physio, the kernel's block
  * strategy and rumpuser_bio; the host file is in the page cache.
  *
- * usage: kernel_rawread FILE N   (prints "kernel_raw_read_4k NS_PER_READ")
+ * usage: kernel_rawread FILE N [THREADS]
+ *
+ * With one thread (the default) it prints "kernel_raw_read_4k NS_PER_READ".
+ * With THREADS > 1, each host thread forks its own kernel process, opens
+ * the device and reads N / THREADS blocks, so up to THREADS requests are
+ * in flight at once (one per thread, as with that many processes reading
+ * in a real system); it prints "kernel_raw_read_4k_tTHREADS NS" where NS
+ * is wall time per read over all threads.
  * Run by `cargo xtask bench-kernel`.
  */
 #include <sys/types.h>
 
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +29,11 @@
 
 #define FILE_BYTES (64u * 1024 * 1024)
 #define BLOCK 4096
+#define MAX_THREADS 256
+
+static pthread_barrier_t ready, go;
+static int per_thread;
+static volatile int failed;
 
 static uint64_t
 now(void)
@@ -31,15 +44,58 @@ now(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* `n` reads at xorshift offsets from `*x`; 0 on success. */
+static int
+read_blocks(int fd, char *buf, int n, uint64_t *x)
+{
+	for (int i = 0; i < n; i++) {
+		*x ^= *x << 13;
+		*x ^= *x >> 7;
+		*x ^= *x << 17;
+		off_t off = (off_t)(*x % (FILE_BYTES / BLOCK)) * BLOCK;
+		if (rump_sys_pread(fd, buf, BLOCK, off) != BLOCK) {
+			fprintf(stderr, "pread at %lld failed\n", (long long)off);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static void *
+reader(void *arg)
+{
+	char *buf = aligned_alloc(BLOCK, BLOCK);
+	uint64_t x = 88172645463325252ull + 0x9e3779b97f4a7c15ull * (uintptr_t)arg;
+	int fd = -1, ok;
+
+	ok = buf != NULL && rump_pub_lwproc_rfork(RUMP_RFCFDG) == 0 &&
+	    (fd = rump_sys_open("/dev/bench", RUMP_O_RDONLY)) >= 0;
+	/* Warm-up (every thread's first use), then the measured pass. */
+	if (!ok || read_blocks(fd, buf, per_thread / 4 + 1, &x) != 0)
+		failed = 1;
+	pthread_barrier_wait(&ready);
+	pthread_barrier_wait(&go);
+	if (!failed && read_blocks(fd, buf, per_thread, &x) != 0)
+		failed = 1;
+	if (fd >= 0)
+		rump_sys_close(fd);
+	if (ok)
+		rump_pub_lwproc_releaselwp();
+	free(buf);
+	return NULL;
+}
+
 int
 main(int argc, char **argv)
 {
 	static char buf[BLOCK] __attribute__((aligned(BLOCK)));
+	static pthread_t t[MAX_THREADS];
 	uint64_t x = 88172645463325252ull, t0 = 0;
-	int fd, e, n;
+	int fd, e, n, threads = 1;
 
-	if (argc != 3 || (n = atoi(argv[2])) <= 0) {
-		fprintf(stderr, "usage: kernel_rawread FILE N\n");
+	if (argc < 3 || argc > 4 || (n = atoi(argv[2])) <= 0 ||
+	    (argc == 4 && ((threads = atoi(argv[3])) < 1 || threads > MAX_THREADS))) {
+		fprintf(stderr, "usage: kernel_rawread FILE N [THREADS (1-%d)]\n", MAX_THREADS);
 		return 2;
 	}
 	if ((e = rump_init()) != 0) {
@@ -50,6 +106,29 @@ main(int argc, char **argv)
 		fprintf(stderr, "etfs_register: %d\n", e);
 		return 1;
 	}
+	if (threads > 1) {
+		per_thread = n / threads;
+		if (per_thread == 0)
+			per_thread = 1;
+		pthread_barrier_init(&ready, NULL, (unsigned)threads + 1);
+		pthread_barrier_init(&go, NULL, (unsigned)threads + 1);
+		for (int i = 0; i < threads; i++)
+			if (pthread_create(&t[i], NULL, reader, (void *)(uintptr_t)i) != 0) {
+				fprintf(stderr, "pthread_create failed\n");
+				return 1;
+			}
+		pthread_barrier_wait(&ready);
+		t0 = now();
+		pthread_barrier_wait(&go);
+		for (int i = 0; i < threads; i++)
+			pthread_join(t[i], NULL);
+		t0 = now() - t0;
+		if (failed)
+			return 1;
+		printf("kernel_raw_read_4k_t%d %.1f\n", threads,
+		    (double)t0 / ((double)per_thread * threads));
+		return 0;
+	}
 	if ((fd = rump_sys_open("/dev/bench", RUMP_O_RDONLY)) < 0) {
 		fprintf(stderr, "open /dev/bench failed\n");
 		return 1;
@@ -57,18 +136,11 @@ main(int argc, char **argv)
 	/* One warm-up pass, then the measured one. */
 	for (int pass = 0; pass < 2; pass++) {
 		t0 = now();
-		for (int i = 0; i < n; i++) {
-			x ^= x << 13;
-			x ^= x >> 7;
-			x ^= x << 17;
-			off_t off = (off_t)(x % (FILE_BYTES / BLOCK)) * BLOCK;
-			if (rump_sys_pread(fd, buf, BLOCK, off) != BLOCK) {
-				fprintf(stderr, "pread at %lld failed\n", (long long)off);
-				return 1;
-			}
-		}
+		if (read_blocks(fd, buf, n, &x) != 0)
+			return 1;
+		t0 = now() - t0;
 	}
-	printf("kernel_raw_read_4k %.1f\n", (double)(now() - t0) / n);
+	printf("kernel_raw_read_4k %.1f\n", (double)t0 / n);
 	rump_sys_close(fd);
 	return 0;
 }

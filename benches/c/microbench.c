@@ -481,14 +481,19 @@ op_random(uint64_t n)
 static const char *bio_path;
 static int bio_fd = -1;
 static int64_t offs[NOFFS];
-static unsigned next_off;
 
+/*
+ * One submitter's queue: its buffers, the ring its completions land on
+ * (under the library's mutex and cv, as a kernel's biowait would be
+ * woken), and its own cursor into the offsets.
+ */
 struct bioq {
 	struct rumpuser_mtx *m;
 	struct rumpuser_cv *cv;
 	unsigned short ring[MAX_DEPTH];
 	atomic_ulong head;
 	atomic_ulong errors;
+	unsigned next_off;
 	char *bufs;
 	struct bioslot {
 		struct bioq *q;
@@ -556,69 +561,126 @@ bio_setup(void)
 }
 
 static void
-bio_submit(struct bioq *q, unsigned short slot)
+bioq_init(struct bioq *q, unsigned first_off)
 {
-	next_off = (next_off + 1) % NOFFS;
-	rumpuser_bio(bio_fd, RUMPUSER_BIO_READ, q->bufs + (size_t)slot * BIO_BLOCK,
-	    BIO_BLOCK, offs[next_off], bio_done, &q->slots[slot]);
+	q->m = mtx_new();
+	q->cv = cv_new();
+	q->next_off = first_off;
+	if (posix_memalign((void **)&q->bufs, 4096, MAX_DEPTH * BIO_BLOCK))
+		die("posix_memalign", ENOMEM);
+	for (unsigned short i = 0; i < MAX_DEPTH; i++) {
+		q->slots[i].q = q;
+		q->slots[i].idx = i;
+	}
 }
 
-static uint64_t
-bio_run(uint64_t n, unsigned depth)
+static void
+bio_submit(struct bioq *q, unsigned short slot)
 {
-	static struct bioq q;
+	q->next_off = (q->next_off + 1) % NOFFS;
+	rumpuser_bio(bio_fd, RUMPUSER_BIO_READ, q->bufs + (size_t)slot * BIO_BLOCK,
+	    BIO_BLOCK, offs[q->next_off], bio_done, &q->slots[slot]);
+}
+
+/* Keeps `depth` reads in flight on `q` until `n` have completed. */
+static void
+bio_stream(struct bioq *q, uint64_t n, unsigned depth)
+{
 	unsigned short ready[MAX_DEPTH];
-	uint64_t submitted = 0, completed = 0, t0;
+	uint64_t submitted = 0, completed = 0;
 	unsigned long tail;
 
-	if (bio_fd < 0)
-		bio_setup();
-	if (q.m == NULL) {
-		q.m = mtx_new();
-		q.cv = cv_new();
-		if (posix_memalign((void **)&q.bufs, 4096, MAX_DEPTH * BIO_BLOCK))
-			die("posix_memalign", ENOMEM);
-		for (unsigned short i = 0; i < MAX_DEPTH; i++) {
-			q.slots[i].q = &q;
-			q.slots[i].idx = i;
-		}
-	}
 	if (depth > n)
 		depth = (unsigned)n;
-	tail = atomic_load(&q.head);
-	t0 = now_ns();
+	tail = atomic_load(&q->head);
 	for (unsigned short i = 0; i < depth; i++) {
-		bio_submit(&q, i);
+		bio_submit(q, i);
 		submitted++;
 	}
 	while (completed < n) {
 		unsigned long head;
 		unsigned k;
 
-		rumpuser_mutex_enter(q.m);
-		while ((head = atomic_load_explicit(&q.head, memory_order_relaxed)) == tail)
-			rumpuser_cv_wait(q.cv, q.m);
+		rumpuser_mutex_enter(q->m);
+		while ((head = atomic_load_explicit(&q->head, memory_order_relaxed)) == tail)
+			rumpuser_cv_wait(q->cv, q->m);
 		k = (unsigned)(head - tail);
 		for (unsigned i = 0; i < k; i++)
-			ready[i] = q.ring[(tail + i) % MAX_DEPTH];
+			ready[i] = q->ring[(tail + i) % MAX_DEPTH];
 		tail = head;
-		rumpuser_mutex_exit(q.m);
+		rumpuser_mutex_exit(q->m);
 		for (unsigned i = 0; i < k; i++) {
 			completed++;
 			if (submitted < n) {
-				bio_submit(&q, ready[i]);
+				bio_submit(q, ready[i]);
 				submitted++;
 			}
 		}
 	}
-	t0 = now_ns() - t0;
-	if (atomic_load(&q.errors))
-		die("bio errors", (int)atomic_load(&q.errors));
-	return t0;
+	if (atomic_load(&q->errors))
+		die("bio errors", (int)atomic_load(&q->errors));
+}
+
+static uint64_t
+bio_run(uint64_t n, unsigned depth)
+{
+	static struct bioq q;
+	uint64_t t0;
+
+	if (bio_fd < 0)
+		bio_setup();
+	if (q.m == NULL)
+		bioq_init(&q, 0);
+	t0 = now_ns();
+	bio_stream(&q, n, depth);
+	return now_ns() - t0;
 }
 
 static uint64_t op_bio1(uint64_t n) { return bio_run(n, 1); }
 static uint64_t op_bio64(uint64_t n) { return bio_run(n, MAX_DEPTH); }
+
+/*
+ * Queue depth 64 from two submitters (32 each, as two kernel threads on
+ * two virtual CPUs would issue them); time per read over both.
+ */
+struct bio_job {
+	struct bioq q;
+	uint64_t n;
+};
+
+static void *
+bio_job_main(void *arg)
+{
+	struct bio_job *j = arg;
+	struct lwp *l = new_lwp();
+
+	bind_lwp(l);
+	bio_stream(&j->q, j->n, MAX_DEPTH / 2);
+	unbind_lwp(l);
+	rumpuser_thread_exit();
+}
+
+static uint64_t
+op_bio64_2thr(uint64_t n)
+{
+	static struct bio_job jobs[2];
+	void *t[2];
+	uint64_t t0;
+
+	if (bio_fd < 0)
+		bio_setup();
+	for (int i = 0; i < 2; i++) {
+		if (jobs[i].q.m == NULL)
+			bioq_init(&jobs[i].q, (unsigned)i * (NOFFS / 2));
+		jobs[i].n = (n + 1 - (uint64_t)i) / 2;
+	}
+	t0 = now_ns();
+	for (int i = 0; i < 2; i++)
+		t[i] = spawn(bio_job_main, &jobs[i]);
+	for (int i = 0; i < 2; i++)
+		join(t[i]);
+	return now_ns() - t0;
+}
 
 /* -- green scheduling -- */
 
@@ -759,6 +821,7 @@ static const struct op {
 	{ "getrandom_32", op_random, ALWAYS },
 	{ "bio_4k_read_qd1", op_bio1, ALWAYS },
 	{ "bio_4k_read_qd64", op_bio64, ALWAYS },
+	{ "bio_2thr_4k_read_qd64", op_bio64_2thr, PARALLEL },
 	{ "green_switch", op_switch, COOPERATIVE },
 	{ NULL, NULL, ALWAYS },
 };

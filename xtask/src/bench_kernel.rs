@@ -1,11 +1,16 @@
-//! `cargo xtask bench-kernel [--rounds N] [--flavor posix|green]`: NetBSD's
-//! kernel layer itself (`$RUMP_KERNEL_DIR`, built with shared libraries)
-//! reading 4 KiB blocks from a raw device backed by a page-cached host file
-//! (`benches/c/kernel_rawread.c`: physio, the block strategy, then
-//! `rumpuser_bio`), once on the layer's own `librumpuser.so.0` (NetBSD's
-//! pthread one, or rumpfiber in a `RUMP_CURLWP=hypercall` build) and once
-//! on our drop-in (`target/dist/compat/<flavour>`), in alternation; prints
-//! the median per library and the ratio.
+//! `cargo xtask bench-kernel [--rounds N] [--flavor posix|green]
+//! [--threads T[,T...]]`: NetBSD's kernel layer itself (`$RUMP_KERNEL_DIR`,
+//! built with shared libraries) reading 4 KiB blocks from a raw device
+//! backed by a page-cached host file (`benches/c/kernel_rawread.c`: physio,
+//! the block strategy, then `rumpuser_bio`), once on the layer's own
+//! `librumpuser.so.0` (NetBSD's pthread one, or rumpfiber in a
+//! `RUMP_CURLWP=hypercall` build) and once on our drop-in
+//! (`target/dist/compat/<flavour>`), in alternation; prints the median per
+//! library and the ratio. Each thread count (default `1,64`; green: `1`,
+//! as green threads take calls from one host thread) is one row:
+//! with T threads, T kernel processes read at once, so up to T requests
+//! are in flight and T lwps compete for the virtual CPUs and the kernel's
+//! locks.
 
 use crate::util::{output, require, root, sh, target, Result};
 use std::path::PathBuf;
@@ -27,6 +32,27 @@ pub fn run(args: &[String]) -> Result<()> {
         },
         None => "posix",
     };
+    let threads: Vec<u32> = match args.iter().position(|a| a == "--threads") {
+        Some(i) => args
+            .get(i + 1)
+            .map(|v| {
+                v.split(',')
+                    .map(|t| t.parse().ok().filter(|&n| (1..=256).contains(&n)))
+                    .collect()
+            })
+            .and_then(|v: Option<Vec<u32>>| v)
+            .ok_or("bench-kernel: --threads takes counts from 1 to 256, comma-separated")?,
+        // Green (and rumpfiber) run every lwp on one host thread: other
+        // host threads may not call in.
+        None if flavour == "green" => vec![1],
+        None => vec![1, 64],
+    };
+    if flavour == "green" && threads.iter().any(|&t| t > 1) {
+        return Err(
+            "bench-kernel: the green flavour takes calls from one host thread only (--threads 1)"
+                .into(),
+        );
+    }
     let Some(k) = std::env::var_os("RUMP_KERNEL_DIR").map(PathBuf::from) else {
         eprintln!("bench-kernel: SKIPPED: set RUMP_KERNEL_DIR to a built rump kernel layer (pthread, with shared libraries)");
         return Ok(());
@@ -83,33 +109,45 @@ pub fn run(args: &[String]) -> Result<()> {
             format!("{}:{}", compat.display(), klib.display()),
         ),
     ];
-    let mut results: Vec<Vec<f64>> = vec![Vec::new(); subjects.len()];
-    for round in 1..=rounds {
-        for (i, (name, path)) in subjects.iter().enumerate() {
-            let out = output(
-                Command::new(&exe)
-                    .arg(&file)
-                    .arg("20000")
-                    .env("LD_LIBRARY_PATH", path),
-            )?;
-            let ns: f64 = out
-                .lines()
-                .find_map(|l| l.strip_prefix("kernel_raw_read_4k "))
-                .and_then(|v| v.trim().parse().ok())
-                .ok_or_else(|| format!("bench-kernel: no result from {name}: {out}"))?;
-            eprintln!("bench-kernel: round {round}: {name} {ns:.0} ns per 4 KiB read");
-            results[i].push(ns);
+    let mut rows = Vec::new();
+    for &t in &threads {
+        let label = if t == 1 {
+            "kernel_raw_read_4k".to_string()
+        } else {
+            format!("kernel_raw_read_4k_t{t}")
+        };
+        let mut results: Vec<Vec<f64>> = vec![Vec::new(); subjects.len()];
+        for round in 1..=rounds {
+            for (i, (name, path)) in subjects.iter().enumerate() {
+                let out = output(
+                    Command::new(&exe)
+                        .arg(&file)
+                        .arg("20000")
+                        .arg(t.to_string())
+                        .env("LD_LIBRARY_PATH", path),
+                )?;
+                let ns: f64 = out
+                    .lines()
+                    .find_map(|l| l.strip_prefix(&format!("{label} ")))
+                    .and_then(|v| v.trim().parse().ok())
+                    .ok_or_else(|| format!("bench-kernel: no result from {name}: {out}"))?;
+                eprintln!("bench-kernel: round {round}: {label} {name} {ns:.0} ns per 4 KiB read");
+                results[i].push(ns);
+            }
         }
+        let median = |v: &mut Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let reference = median(&mut results[0]);
+        let ours = median(&mut results[1]);
+        rows.push(format!(
+            "{label} (median of {rounds}): netbsd {reference:.0} ns, ours-{flavour} {ours:.0} ns, {:.2}x",
+            reference / ours
+        ));
     }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    let reference = median(&mut results[0]);
-    let ours = median(&mut results[1]);
-    println!(
-        "kernel_raw_read_4k (median of {rounds}): netbsd {reference:.0} ns, ours-{flavour} {ours:.0} ns, {:.2}x",
-        reference / ours
-    );
+    for r in rows {
+        println!("{r}");
+    }
     Ok(())
 }
