@@ -67,6 +67,18 @@ mod real {
     pub fn now_ns() -> u64 {
         super::super::futex::monotonic_ns()
     }
+
+    /// How long a condvar waiter keeps polling at least, offering its CPU
+    /// (`sched_yield`) between polls, after its pause spin and before it
+    /// sleeps (see [`super::super::Condvar`]).
+    pub const WAIT_POLL_NS: u64 = 30_000;
+
+    /// Lets any other runnable thread have this CPU, returning at once when
+    /// there is none.
+    #[inline]
+    pub fn yield_cpu() {
+        std::thread::yield_now();
+    }
 }
 
 /// Model-checked primitives used when compiled with `--cfg loom`.
@@ -95,6 +107,15 @@ mod model {
     pub fn now_ns() -> u64 {
         0
     }
+
+    /// No polling phase under loom (no time; the pause spin already models
+    /// an early return).
+    pub const WAIT_POLL_NS: u64 = 0;
+
+    /// A no-op under loom, like [`spin_loop`] (a loom yield would hide the
+    /// interleavings where the waiter parks while the notifier runs).
+    #[inline]
+    pub fn yield_cpu() {}
 
     /// A no-op under loom, deliberately *not* `loom::hint::spin_loop`: that
     /// is a `yield_now`, which makes loom stop scheduling the spinner while

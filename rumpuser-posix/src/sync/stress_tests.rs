@@ -604,6 +604,68 @@ fn wait_until(cv: &Condvar, m: &RawMutex, mut pred: impl FnMut() -> bool) {
     }
 }
 
+/// Pins the calling thread to `cpu`.
+fn pin_to(cpu: usize) {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET writes
+    // inside it; sched_setaffinity reads it.
+    let rc = unsafe {
+        let mut set: libc::cpu_set_t = core::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, core::mem::size_of::<libc::cpu_set_t>(), &set)
+    };
+    assert_eq!(rc, 0, "sched_setaffinity to CPU {cpu}");
+}
+
+/// The first CPU this process may run on.
+fn some_allowed_cpu() -> usize {
+    // SAFETY: as in `pin_to`; sched_getaffinity fills the set.
+    unsafe {
+        let mut set: libc::cpu_set_t = core::mem::zeroed();
+        let rc = libc::sched_getaffinity(0, core::mem::size_of::<libc::cpu_set_t>(), &mut set);
+        assert_eq!(rc, 0, "sched_getaffinity");
+        (0..libc::CPU_SETSIZE as usize)
+            .find(|&c| libc::CPU_ISSET(c, &set))
+            .expect("no allowed CPU")
+    }
+}
+
+/// Two threads taking turns on one CPU: a waiter that watches before it
+/// sleeps must give that CPU to the thread that will notify it (it polls
+/// with `sched_yield`), so most waits end without sleeping. A waiter that
+/// only spun would use up its whole spin before the notifier could run,
+/// then sleep, every time.
+#[test]
+fn condvar_watch_yields_to_the_notifier() {
+    let _watchdog = Watchdog::new("condvar_watch_yields_to_the_notifier");
+    const ROUNDS: u32 = 400;
+    let cpu = some_allowed_cpu();
+    let m = RawMutex::new();
+    let cv = Condvar::new();
+    let turn = Guarded::new(0usize);
+    thread::scope(|s| {
+        for me in 0..2 {
+            let (m, cv, turn) = (&m, &cv, &turn);
+            spawn(s, move || {
+                pin_to(cpu);
+                for _ in 0..ROUNDS {
+                    // SAFETY: `wait_until` evaluates the predicate with `m` held.
+                    wait_until(cv, m, || unsafe { *turn.get() } == me);
+                    // SAFETY: we hold `m`.
+                    unsafe { *turn.get() = 1 - me };
+                    m.unlock();
+                    cv.notify_one();
+                }
+            });
+        }
+    });
+    let sleeps = cv.sleeps();
+    assert!(
+        sleeps < ROUNDS / 2,
+        "{sleeps} of {} waits on one CPU went to sleep",
+        2 * ROUNDS
+    );
+}
+
 #[test]
 fn condvar_ping_pong() {
     let _watchdog = Watchdog::new("condvar_ping_pong");
