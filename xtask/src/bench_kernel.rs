@@ -6,11 +6,14 @@
 //! `librumpuser.so.0` (NetBSD's pthread one, or rumpfiber in a
 //! `RUMP_CURLWP=hypercall` build) and once on our drop-in
 //! (`target/dist/compat/<flavour>`), in alternation; prints the median per
-//! library and the ratio. Each thread count (default `1,64`; green: `1`,
-//! as green threads take calls from one host thread) is one row:
-//! with T threads, T kernel processes read at once, so up to T requests
-//! are in flight and T lwps compete for the virtual CPUs and the kernel's
-//! locks.
+//! library and the ratio (above 1: ours faster). Each thread count
+//! (default `1,64`; green: `1`, as green threads take calls from one host
+//! thread) is one row: with T threads, T kernel processes read at once, so
+//! up to T requests are in flight and T lwps compete for the virtual CPUs
+//! and the kernel's locks. With the posix flavour, and when the layer has `librumpnet_shmif`,
+//! two more rows come from `benches/c/kernel_tcp.c`: two kernels (two
+//! processes) talking TCP over the shared-memory interface, a 64-byte
+//! request/reply round trip and a 64 MiB one-way stream.
 
 use crate::util::{output, require, root, sh, target, Result};
 use std::path::PathBuf;
@@ -68,26 +71,26 @@ pub fn run(args: &[String]) -> Result<()> {
     crate::dist::build()?;
     let work = target().join("bench-kernel");
     std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
-    let exe = work.join("kernel_rawread");
-    sh(Command::new("cc")
-        .args(["-O2", "-o"])
-        .arg(&exe)
-        .arg(root().join("benches/c/kernel_rawread.c"))
-        .arg("-I")
-        .arg(k.join("include"))
-        .arg("-L")
-        .arg(&klib)
-        .arg(format!("-Wl,-rpath-link,{}", klib.display()))
-        .args([
-            "-Wl,--no-as-needed",
-            "-lrumpdev_disk",
-            "-lrumpdev",
-            "-lrumpvfs",
-            "-lrump",
-            "-lrumpuser",
-            "-lpthread",
-            "-ldl",
-        ]))?;
+    let compile = |name: &str, libs: &[&str]| -> Result<PathBuf> {
+        let exe = work.join(name);
+        sh(Command::new("cc")
+            .args(["-O2", "-o"])
+            .arg(&exe)
+            .arg(root().join(format!("benches/c/{name}.c")))
+            .arg("-I")
+            .arg(k.join("include"))
+            .arg("-L")
+            .arg(&klib)
+            .arg(format!("-Wl,-rpath-link,{}", klib.display()))
+            .arg("-Wl,--no-as-needed")
+            .args(libs)
+            .args(["-lrump", "-lrumpuser", "-lpthread", "-ldl"]))?;
+        Ok(exe)
+    };
+    let rawread = compile(
+        "kernel_rawread",
+        &["-lrumpdev_disk", "-lrumpdev", "-lrumpvfs"],
+    )?;
     let file = target().join("bench-tmp").join("bio-64m.img");
     std::fs::create_dir_all(file.parent().unwrap()).map_err(|e| e.to_string())?;
     if std::fs::metadata(&file).map(|m| m.len()).ok() != Some(64 << 20) {
@@ -100,6 +103,55 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     // Into the page cache.
     let _ = std::fs::read(&file);
+
+    // (label, program, arguments, higher is better)
+    let mut cases: Vec<(String, PathBuf, Vec<String>, bool)> = threads
+        .iter()
+        .map(|&t| {
+            let label = if t == 1 {
+                "kernel_raw_read_4k".to_string()
+            } else {
+                format!("kernel_raw_read_4k_t{t}")
+            };
+            let args = vec![file.display().to_string(), "20000".into(), t.to_string()];
+            (label, rawread.clone(), args, false)
+        })
+        .collect();
+    // TCP between two kernels over shmif, whose host thread blocks in
+    // read(2): not for green threads.
+    if flavour == "posix" {
+        if klib.join("librumpnet_shmif.so").exists() {
+            let tcp = compile(
+                "kernel_tcp",
+                &[
+                    "-lrumpnet_shmif",
+                    "-lrumpnet_config",
+                    "-lrumpnet_netinet",
+                    "-lrumpnet_net",
+                    "-lrumpnet",
+                ],
+            )?;
+            let bus = work.join("tcp.bus").display().to_string();
+            cases.push((
+                "kernel_tcp_rt_64b".into(),
+                tcp.clone(),
+                vec![bus.clone(), "rt".into(), "1000".into()],
+                false,
+            ));
+            cases.push((
+                "kernel_tcp_stream".into(),
+                tcp,
+                vec![bus, "stream".into(), (64u32 << 20).to_string()],
+                true,
+            ));
+        } else {
+            eprintln!(
+                "bench-kernel: no librumpnet_shmif.so in {}: no TCP rows",
+                klib.display()
+            );
+        }
+    }
+
     let compat = crate::dist::dist_dir().join("compat").join(flavour);
     let ours = format!("ours-{flavour}");
     let subjects = [
@@ -110,29 +162,18 @@ pub fn run(args: &[String]) -> Result<()> {
         ),
     ];
     let mut rows = Vec::new();
-    for &t in &threads {
-        let label = if t == 1 {
-            "kernel_raw_read_4k".to_string()
-        } else {
-            format!("kernel_raw_read_4k_t{t}")
-        };
+    for (label, exe, args, higher_better) in &cases {
         let mut results: Vec<Vec<f64>> = vec![Vec::new(); subjects.len()];
         for round in 1..=rounds {
             for (i, (name, path)) in subjects.iter().enumerate() {
-                let out = output(
-                    Command::new(&exe)
-                        .arg(&file)
-                        .arg("20000")
-                        .arg(t.to_string())
-                        .env("LD_LIBRARY_PATH", path),
-                )?;
-                let ns: f64 = out
+                let out = output(Command::new(exe).args(args).env("LD_LIBRARY_PATH", path))?;
+                let v: f64 = out
                     .lines()
                     .find_map(|l| l.strip_prefix(&format!("{label} ")))
                     .and_then(|v| v.trim().parse().ok())
-                    .ok_or_else(|| format!("bench-kernel: no result from {name}: {out}"))?;
-                eprintln!("bench-kernel: round {round}: {label} {name} {ns:.0} ns per 4 KiB read");
-                results[i].push(ns);
+                    .ok_or_else(|| format!("bench-kernel: no {label} from {name}: {out}"))?;
+                eprintln!("bench-kernel: round {round}: {label} {name} {v:.1}");
+                results[i].push(v);
             }
         }
         let median = |v: &mut Vec<f64>| {
@@ -141,9 +182,13 @@ pub fn run(args: &[String]) -> Result<()> {
         };
         let reference = median(&mut results[0]);
         let ours = median(&mut results[1]);
+        let (unit, ratio) = if *higher_better {
+            ("MiB/s", ours / reference)
+        } else {
+            ("ns", reference / ours)
+        };
         rows.push(format!(
-            "{label} (median of {rounds}): netbsd {reference:.0} ns, ours-{flavour} {ours:.0} ns, {:.2}x",
-            reference / ours
+            "{label} (median of {rounds}): netbsd {reference:.0} {unit}, ours-{flavour} {ours:.0} {unit}, {ratio:.2}x"
         ));
     }
     for r in rows {
