@@ -268,3 +268,42 @@ fn drop_in_librumpuser_so_0_replaces_netbsds() {
         assert!(run(&exe, &[("LD_LIBRARY_PATH", compat.to_str().unwrap())]).contains("ok"));
     }
 }
+
+const PANIC_PROG: &str = r#"
+#include <rump/rumpuser.h>
+static struct rumpuser_hyperup hyp;
+int main(void) {
+    if (rumpuser_init(RUMPUSER_VERSION, &hyp) != 0) return 1;
+    for (const char *p = "panic: ext2fs_alloccg: map corrupted\n"; *p; p++)
+        rumpuser_putchar(*p);
+    rumpuser_exit(RUMPUSER_PANIC);
+}
+"#;
+
+/// A kernel panic prints its message with `rumpuser_putchar` (C stdio's
+/// stdout) and then calls `rumpuser_exit(RUMPUSER_PANIC)`, which aborts:
+/// with stdout a pipe (fully buffered) the message must still come out.
+#[test]
+fn panic_message_reaches_a_piped_stdout() {
+    for f in flavours() {
+        let lib = dist().join("lib");
+        let l = format!("-L{}", lib.display());
+        let rpath = format!("-Wl,-rpath,{}", lib.display());
+        let name = format!("-lrumpuser_{f}");
+        let exe = cc(&format!("panic_{f}"), PANIC_PROG, &[&l, &rpath, &name]);
+        let out = command(&exe).output().unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(
+            out.status.signal(),
+            Some(libc::SIGABRT),
+            "{f}: {}",
+            out.status
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.contains("panic: ext2fs_alloccg: map corrupted"),
+            "{f}: the panic message was lost: {stdout:?}, stderr {:?}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -19,9 +19,19 @@ pub fn kill(_pid: i64, sig: c_int) -> HyperResult<()> {
 }
 
 /// `rumpuser_exit`: abort for a panic, otherwise `exit(3)` (stdio is flushed).
+///
+/// The kernel prints its panic message with `rumpuser_putchar`, i.e. into C
+/// stdio's stdout buffer, which `abort` discards: with stdout a file or a
+/// pipe (a log, a CI job) the reason for the panic was lost. So a panic
+/// flushes every stdio output stream first (what `exit` would do).
 pub fn exit(how: ExitKind) -> ! {
     match how {
-        ExitKind::Panic => abort_now(),
+        ExitKind::Panic => {
+            // SAFETY: fflush(NULL) flushes all output streams; called once,
+            // on the way to abort.
+            unsafe { libc::fflush(core::ptr::null_mut()) };
+            abort_now()
+        }
         ExitKind::Status(v) => {
             // SAFETY: ends the process; atexit handlers and stdio flushing run.
             unsafe { libc::exit(v) }

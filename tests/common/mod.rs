@@ -76,9 +76,19 @@ pub fn cc(name: &str, src: &str, args: &[&str]) -> PathBuf {
     exe
 }
 
+/// A command for a test program linked against the distribution. Without
+/// cargo's `LD_LIBRARY_PATH` (which lists `target/debug/deps`, where a
+/// `cargo build` leaves its own, possibly stale, `librumpuser_*.so`): the
+/// program must load the library its RUNPATH names, the one under test.
+pub fn command(exe: &Path) -> Command {
+    let mut c = Command::new(exe);
+    c.env_remove("LD_LIBRARY_PATH");
+    c
+}
+
 /// Runs an executable, asserting success; returns stdout.
 pub fn run(exe: &Path, env: &[(&str, &str)]) -> String {
-    let out = Command::new(exe)
+    let out = command(exe)
         .envs(env.iter().copied())
         .output()
         .expect("cannot run test program");
