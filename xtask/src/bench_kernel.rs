@@ -13,7 +13,10 @@
 //! and the kernel's locks. With the posix flavour, and when the layer has `librumpnet_shmif`,
 //! two more rows come from `benches/c/kernel_tcp.c`: two kernels (two
 //! processes) talking TCP over the shared-memory interface, a 64-byte
-//! request/reply round trip and a 64 MiB one-way stream.
+//! request/reply round trip and a 64 MiB one-way stream. With
+//! `librumpfs_ext2fs` and `mke2fs`, `benches/c/kernel_fs.c` adds ext2 on a
+//! 1 GiB image: 8 MiB per thread written with `fsync` per file, then read
+//! back after a remount (MiB/s, for each thread count up to 64).
 
 use crate::util::{output, require, root, sh, target, Result};
 use std::path::PathBuf;
@@ -117,6 +120,31 @@ pub fn run(args: &[String]) -> Result<()> {
             (label, rawread.clone(), args, false)
         })
         .collect();
+    // ext2 on a disk image: one output line per metric, both in MiB/s.
+    if klib.join("librumpfs_ext2fs.so").exists()
+        && require("mke2fs", "apt-get install e2fsprogs").is_ok()
+    {
+        let fs = compile(
+            "kernel_fs",
+            &[
+                "-lrumpfs_ext2fs",
+                "-lrumpfs_ffs",
+                "-lrumpdev_disk",
+                "-lrumpdev",
+                "-lrumpvfs",
+            ],
+        )?;
+        let img = work.join("ext2.img").display().to_string();
+        for &t in &threads {
+            let args = vec![img.clone(), t.min(64).to_string()];
+            for what in ["write_fsync", "read"] {
+                let label = format!("kernel_ext2_{what}_t{}", t.min(64));
+                cases.push((label, fs.clone(), args.clone(), true));
+            }
+        }
+    } else {
+        eprintln!("bench-kernel: no librumpfs_ext2fs.so or no mke2fs: no ext2 rows");
+    }
     // TCP between two kernels over shmif, whose host thread blocks in
     // read(2): not for green threads.
     if flavour == "posix" {
