@@ -40,6 +40,12 @@ pub fn hlt_idle() -> bool {
     HLT_IDLE.load(Ordering::Relaxed)
 }
 static IDLE_NS: AtomicU64 = AtomicU64::new(0);
+static EMPTY_WAKES: AtomicU64 = AtomicU64::new(0);
+
+/// Idles that ended with no event pending before their deadline.
+pub fn empty_wakes() -> u64 {
+    EMPTY_WAKES.load(Ordering::Relaxed)
+}
 
 impl Platform for XenPlatform {
     #[inline]
@@ -73,7 +79,14 @@ impl Platform for XenPlatform {
             }
         }
         IDLES.fetch_add(1, Ordering::Relaxed);
-        IDLE_NS.fetch_add(crate::time::now_ns().saturating_sub(t0), Ordering::Relaxed);
+        let t1 = crate::time::now_ns();
+        IDLE_NS.fetch_add(t1.saturating_sub(t0), Ordering::Relaxed);
+        if !crate::events::upcall_pending() && deadline.is_none_or(|d| t1 < d) {
+            // Woken with no event and before the deadline: an interrupt
+            // without a cause (a re-delivered upcall vector, see
+            // `cpu::in_interrupt_window`).
+            EMPTY_WAKES.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     fn poll_events(&self, wake: &mut dyn FnMut(u64)) {

@@ -192,7 +192,7 @@ fn kit_and_platform(image: &Path, dir: &Path) -> Result<()> {
     let run = qemu::run(image, &args, &append, "kit", Duration::from_secs(300))?;
     symbolize(image, &run);
     let kit = check_cases(&run, "conformance", 37, "baremetal");
-    let platform = check_cases(&run, "platform", 11, "baremetal");
+    let platform = check_cases(&run, "platform", 12, "baremetal");
     expect(&run, Outcome::Exited(0), "kit and platform tests")?;
     let (kit, platform) = (kit?, platform?);
     check_disk_after(&d0)?;

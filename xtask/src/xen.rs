@@ -204,7 +204,7 @@ fn kit_and_platform(xen: &Path, image: &Path) -> Result<()> {
         return Err("the default idle is not the upcall vector with sti;hlt".into());
     }
     let kit = check_cases(&run, "conformance", 37, "xen");
-    let platform = check_cases(&run, "platform", 10, "xen");
+    let platform = check_cases(&run, "platform", 11, "xen");
     expect(&run, Outcome::Exited(0), "kit and platform tests under Xen")?;
     let (kit, platform) = (kit?, platform?);
     eprintln!(
@@ -756,7 +756,7 @@ fn domu(xen: &Path, image: &Path) -> Result<()> {
         timed_out: run.timed_out,
     };
     let kit = check_cases(&guest, "conformance", 37, "xen domU")?;
-    let platform = check_cases(&guest, "platform", 17, "xen domU")?;
+    let platform = check_cases(&guest, "platform", 18, "xen domU")?;
     if !guest
         .output
         .lines()

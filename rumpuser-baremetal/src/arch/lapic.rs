@@ -13,10 +13,16 @@ use x86_64::registers::model_specific::Msr;
 pub const TIMER_VECTOR: u8 = 0x30;
 /// Spurious-interrupt vector (no EOI).
 pub const SPURIOUS_VECTOR: u8 = 0xff;
+/// A vector for interrupts the CPU sends itself ([`self_ipi`]): counted
+/// and acknowledged by the interrupt entry, nothing else (platform tests
+/// use it to have interrupts pending at a chosen moment).
+pub const SELF_TEST_VECTOR: u8 = 0x31;
 
 const REG_ID: usize = 0x20;
 const REG_EOI: usize = 0xb0;
 const REG_SVR: usize = 0xf0;
+const REG_ICR_LOW: usize = 0x300;
+const REG_IRR: usize = 0x200;
 const REG_LVT_TIMER: usize = 0x320;
 const REG_LVT_LINT0: usize = 0x350;
 const REG_LVT_LINT1: usize = 0x360;
@@ -79,6 +85,24 @@ pub fn id() -> u32 {
 /// Acknowledges the interrupt being handled.
 pub fn eoi() {
     write(REG_EOI, 0);
+}
+
+/// Sends `vector` to this CPU (fixed delivery, the "self" shorthand); with
+/// interrupts masked it stays pending until they are let in.
+pub fn self_ipi(vector: u8) {
+    write(REG_ICR_LOW, (0b01 << 18) | vector as u32);
+}
+
+/// Whether the local APIC is software-enabled ([`init`] ran): it accepts
+/// interrupts, self-IPIs included.
+pub fn enabled() -> bool {
+    read(REG_SVR) & 0x100 != 0
+}
+
+/// Whether `vector` is pending (requested, not yet delivered).
+pub fn pending(vector: u8) -> bool {
+    let v = vector as usize;
+    read(REG_IRR + (v / 32) * 0x10) & (1 << (v % 32)) != 0
 }
 
 /// Starts a free-running count-down from `u32::MAX` at divider 1 (for calibration).

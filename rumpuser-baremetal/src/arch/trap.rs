@@ -20,7 +20,7 @@ use super::{cpu, lapic, pic};
 use crate::kprintln;
 use core::arch::global_asm;
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use x86_64::instructions::segmentation::{Segment, CS, DS, ES, SS};
 use x86_64::instructions::tables::load_tss;
 use x86_64::structures::gdt::{Descriptor, GlobalDescriptorTable, SegmentSelector};
@@ -60,7 +60,7 @@ pub struct TrapFrame {
 global_asm!(
     r#"
     .pushsection .text.rumpuser_bm_isr, "ax", @progbits
-    .irp n, 0,1,2,3,4,5,6,7,9,15,16,18,19,20,22,23,24,25,26,27,28,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,255
+    .irp n, 0,1,2,3,4,5,6,7,9,15,16,18,19,20,22,23,24,25,26,27,28,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,49,255
     .p2align 4
 rumpuser_bm_isr\n:
     push 0
@@ -119,7 +119,7 @@ rumpuser_bm_isr_common:
     .p2align 3
     .globl rumpuser_bm_isr_table
 rumpuser_bm_isr_table:
-    .irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,255
+    .irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,49,255
     .quad rumpuser_bm_isr\n
     .endr
     .popsection
@@ -128,8 +128,8 @@ rumpuser_bm_isr_table:
 );
 
 extern "C" {
-    /// Entry stub addresses: vectors 0..=48, then 255.
-    static rumpuser_bm_isr_table: [u64; 50];
+    /// Entry stub addresses: vectors 0..=49, then 255.
+    static rumpuser_bm_isr_table: [u64; 51];
 }
 
 /// An IST stack (`UnsafeCell` so that it lives in `.bss`, writable).
@@ -185,7 +185,7 @@ pub fn init() {
     }
     let idt = IDT.call_once(|| {
         let mut idt = InterruptDescriptorTable::new();
-        // SAFETY: a static array of 50 stub addresses defined above.
+        // SAFETY: a static array of 51 stub addresses defined above.
         let table = unsafe { &*core::ptr::addr_of!(rumpuser_bm_isr_table) };
         let addr = |i: usize| VirtAddr::new(table[i]);
         // SAFETY: every `set_handler_addr` below installs the entry stub
@@ -221,10 +221,10 @@ pub fn init() {
             exc!(hv_injection_exception, 28, 3);
             exc!(vmm_communication_exception, 29, 3);
             exc!(security_exception, 30, 3);
-            for v in 32..=48u8 {
+            for v in 32..=49u8 {
                 idt[v].set_handler_addr(addr(v as usize)).set_stack_index(0);
             }
-            idt[255].set_handler_addr(addr(49)).set_stack_index(0);
+            idt[255].set_handler_addr(addr(50)).set_stack_index(0);
         }
         idt
     });
@@ -266,11 +266,23 @@ const NAMES: [&str; 32] = [
     "reserved",
 ];
 
+static SELF_TEST_IRQS: AtomicU64 = AtomicU64::new(0);
+
+/// Interrupts taken on [`lapic::SELF_TEST_VECTOR`] since boot.
+pub fn self_test_irqs() -> u64 {
+    SELF_TEST_IRQS.load(Ordering::Relaxed)
+}
+
 extern "C" fn dispatch(f: &mut TrapFrame) {
     let v = f.vector as u8;
     if v >= 32 {
         if let Some(rip) = cpu::halted_early(f.rip) {
             f.rip = rip;
+        }
+        if cpu::in_interrupt_window(f.rip) {
+            // Back with IF clear: one interrupt per window (see
+            // `in_interrupt_window`).
+            f.rflags &= !cpu::RFLAGS_IF;
         }
     }
     match v {
@@ -281,6 +293,10 @@ extern "C" fn dispatch(f: &mut TrapFrame) {
         lapic::TIMER_VECTOR => {
             lapic::eoi();
             crate::time::on_timer_interrupt();
+        }
+        lapic::SELF_TEST_VECTOR => {
+            lapic::eoi();
+            SELF_TEST_IRQS.fetch_add(1, Ordering::Relaxed);
         }
         lapic::SPURIOUS_VECTOR => {}
         _ => {

@@ -44,6 +44,10 @@ static HOOKS: Hooks = Hooks {
     cases: &[
         ("timer::sleeps_never_early", gt::timer_never_early),
         ("timer::idle_halts", gt::timer_idle_halts),
+        (
+            "irq::one_interrupt_per_window",
+            gt::one_interrupt_per_window,
+        ),
         ("timer::wall_clock", gt::timer_wall_clock),
         ("irq::timers_under_load", gt::timer_under_load),
         ("random::cpu_source", gt::random_cpu_source),

@@ -53,6 +53,10 @@ static HOOKS: Hooks = Hooks {
         ("evtchn::loopback_wakes_parked_thread", evtchn_loopback),
         ("evtchn::under_load", evtchn_under_load),
         ("idle::short_sleep_storm", idle_storm),
+        (
+            "irq::one_interrupt_per_window",
+            gt::one_interrupt_per_window,
+        ),
         ("xenstore::read_write_directory_watch", xenstore_basics),
         ("blk::host_data_and_size", gt::blk_host_data),
         ("blk::write_flush_read_back", gt::blk_write_flush_read),
@@ -200,6 +204,7 @@ fn idle_storm(ctx: &Ctx, _h: &Hooks) -> Result<(), String> {
     .map_err(|e| format!("spawn: {e:?}"))?;
     let (i0, _) = platform::idle_stats();
     let e0 = rumpuser_baremetal::arch::cpu::early_wakes();
+    let w0 = platform::empty_wakes();
     let mut x = 0x9e37_79b9_u64 ^ now();
     let n = 1500u64;
     let mut sent = 0u64;
@@ -227,9 +232,10 @@ fn idle_storm(ctx: &Ctx, _h: &Hooks) -> Result<(), String> {
     events::close(b);
     let (i1, _) = platform::idle_stats();
     xprintln!(
-        "  {n} sleeps of 1-400 us, {got}/{sent} events: {} idle halts, {} interrupts on the hlt",
+        "  {n} sleeps of 1-400 us, {got}/{sent} events: {} idle halts, {} interrupts on the hlt, {} wake-ups without an event",
         i1 - i0,
-        rumpuser_baremetal::arch::cpu::early_wakes() - e0
+        rumpuser_baremetal::arch::cpu::early_wakes() - e0,
+        platform::empty_wakes() - w0
     );
     // Events coalesce while the echo thread runs, so fewer wake-ups than
     // sends is fine; none at all is not. (Binding the pair marks `b`
