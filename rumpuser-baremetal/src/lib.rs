@@ -7,7 +7,7 @@
 //!
 //! | concern | how |
 //! |---|---|
-//! | boot | PVH ELF note + 32→64-bit trampoline (`arch::boot`), identity map of RAM and device memory (`arch::paging`), GDT/TSS/IDT with IST stacks (`arch::trap`) |
+//! | boot | PVH ELF note + 32→64-bit trampoline (`arch::boot`), identity map of RAM and device memory (`arch::paging`), GDT/TSS/IDT with IST stacks for exceptions (`arch::trap`) |
 //! | faults | CPU exceptions print vector, error code, RIP, CR2 (NULL page? stack guard page?), registers, the green thread and its stack, then end QEMU with status 253 |
 //! | memory | the PVH memory map → `linked_list_allocator` heaps = global allocator, `rumpuser_malloc` (alignment honoured), `anonmmap`, stacks with guard pages, DMA |
 //! | time | TSC calibrated against the PIT; LAPIC TSC-deadline or one-shot timer armed for the next deadline, `sti; hlt` while idle (no tick, no busy wait); CMOS RTC for the wall clock |

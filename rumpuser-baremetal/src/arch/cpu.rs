@@ -174,7 +174,8 @@ static EARLY_WAKES: AtomicU64 = AtomicU64::new(0);
 pub fn wait_for_interrupt() {
     // SAFETY: an ordinary call of the sequence above (it clobbers
     // nothing; the handlers only touch their own atomics, the PIC and the
-    // LAPIC, and run on the IST stack).
+    // LAPIC, and push their frame below this call's return address, where
+    // nothing is live).
     unsafe { __rumpuser_bm_halt() };
 }
 
