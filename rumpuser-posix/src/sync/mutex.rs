@@ -129,11 +129,8 @@ impl RawMutex {
         let mut state = self.state.load(Ordering::Relaxed);
         loop {
             if state & LOCKED == 0 && (state & STARVING == 0 || reserved) {
-                let keep = if woken || reserved {
-                    PARKED
-                } else {
-                    state & PARKED
-                };
+                // (A reserving waiter has always slept: `woken` covers it.)
+                let keep = if woken { PARKED } else { state & PARKED };
                 // Taking it clears STARVING: the reservation was ours.
                 match self.state.compare_exchange_weak(
                     state,
