@@ -305,7 +305,7 @@ pub fn timer_idle_halts(ctx: &Ctx, h: &Hooks) -> Result<(), String> {
 /// and the next window the other. A CPU that re-delivers at the `cli`
 /// (nested Xen under TCG did, forever) must not keep the handler
 /// running; the entry returns from an interrupt taken in the window with
-/// interrupts masked (`cpu::in_interrupt_window`).
+/// interrupts masked (`cpu::window_resume`).
 pub fn one_interrupt_per_window(_ctx: &Ctx, _h: &Hooks) -> Result<(), String> {
     use crate::arch::{cpu, lapic, trap};
     if !lapic::enabled() {

@@ -23,13 +23,13 @@
 //!   is delivered on the `hlt` itself (measured by the `idle` storm test;
 //!   the domain then hung). The interrupt entry therefore steps over the
 //!   idle `hlt` when it interrupted exactly there
-//!   (`rumpuser_baremetal::arch::cpu::halted_early`), which makes the
+//!   (`rumpuser_baremetal::arch::cpu::window_resume`), which makes the
 //!   sequence safe whatever the virtual CPU does. The same nested setup
 //!   sometimes delivers the vector again and again at the `cli` after the
 //!   halt (about one domU boot in five hung that way, the vcpu running
 //!   the handler's EOI forever with `evtchn_upcall_pending` set, seen in
 //!   Xen's VMCB dump), so the entry returns from an interrupt taken there
-//!   with interrupts masked (`cpu::in_interrupt_window`): one interrupt
+//!   with interrupts masked (`cpu::window_resume`): one interrupt
 //!   per idle, then the scheduler polls.
 //! * `RUMPUSER_XEN_IDLE=poll` idles with `SCHEDOP_poll` instead, on the
 //!   `VIRQ_TIMER` port plus every port a green thread waits on

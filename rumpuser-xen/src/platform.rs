@@ -84,7 +84,7 @@ impl Platform for XenPlatform {
         if !crate::events::upcall_pending() && deadline.is_none_or(|d| t1 < d) {
             // Woken with no event and before the deadline: an interrupt
             // without a cause (a re-delivered upcall vector, see
-            // `cpu::in_interrupt_window`).
+            // `cpu::window_resume`).
             EMPTY_WAKES.fetch_add(1, Ordering::Relaxed);
         }
     }

@@ -733,7 +733,7 @@ fn domu(xen: &Path, image: &Path) -> Result<()> {
     // log and boots again, at most twice; a third failure fails the step.
     // (A hang is not retried: the one seen, an interrupt re-delivered
     // forever at the idle `cli`, was ours and is fixed:
-    // `cpu::in_interrupt_window`.)
+    // `cpu::window_resume`.)
     for attempt in 1..=2 {
         let flake = ["Triple fault", "Inconsistency detected by ld.so"]
             .into_iter()

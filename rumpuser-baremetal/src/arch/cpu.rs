@@ -119,10 +119,9 @@ pub fn irq_restore(flags: u64) {
     }
 }
 
-// The idle halt is one out-of-line sequence so that the interrupt entry
-// knows the address of its `hlt` (see `halted_early`).
-// The interrupt window likewise, so that the entry knows where interrupts
-// were let in on purpose (see `in_interrupt_window`).
+// The idle halt and the interrupt window are out-of-line sequences so that
+// the interrupt entry knows where interrupts were let in on purpose, and
+// the address of the `hlt` (see `window_resume`).
 core::arch::global_asm!(
     ".pushsection .text.rumpuser_bm_halt, \"ax\", @progbits",
     ".globl __rumpuser_bm_halt",
@@ -169,7 +168,7 @@ static EARLY_WAKES: AtomicU64 = AtomicU64::new(0);
 /// QEMU TCG has been seen to deliver it on the `hlt` itself, which then
 /// sleeps with the wake-up already consumed), so the interrupt entry
 /// also steps over the `hlt` when it interrupted exactly there
-/// ([`halted_early`]); with both, no wake-up is lost.
+/// ([`window_resume`]); with both, no wake-up is lost.
 #[inline]
 pub fn wait_for_interrupt() {
     // SAFETY: an ordinary call of the sequence above (it clobbers
@@ -179,42 +178,40 @@ pub fn wait_for_interrupt() {
     unsafe { __rumpuser_bm_halt() };
 }
 
-/// Called by the interrupt entry with the interrupted `rip`: if it is the
-/// idle `hlt` (the interrupt came before the halt began), returns the
-/// address after it so that the halt is skipped, and counts it.
-#[inline]
-pub fn halted_early(rip: u64) -> Option<u64> {
-    // Only the address of the label is taken (no read): safe.
-    let hlt = core::ptr::addr_of!(__rumpuser_bm_halt_insn) as u64;
-    (rip == hlt).then(|| {
-        EARLY_WAKES.fetch_add(1, Ordering::Relaxed);
-        hlt + 1
-    })
-}
-
-/// Called by the interrupt entry with the address it will return to:
-/// whether that is inside the idle halt or the interrupt window after
-/// their `sti`, where the entry returns with interrupts masked.
+/// Called by the interrupt entry with the interrupted `rip`: if the
+/// interrupt was let in by the idle halt or the interrupt window, returns
+/// where to resume, and the entry resumes there with interrupts masked.
 ///
-/// Those two sequences exist to let one interrupt in; the code after
-/// them masks interrupts again at once. Returning with IF clear makes
-/// that so even if the (virtual) CPU has another interrupt ready at the
-/// `cli`: nested Xen under QEMU TCG has been seen to deliver the event
+/// Two cases:
+/// * `rip` is the idle `hlt` itself: the interrupt came before the halt
+///   began (see [`wait_for_interrupt`]); resume after it, so the halt is
+///   skipped (counted by [`early_wakes`]).
+/// * `rip` is after the `sti` of either sequence: resume there.
+///
+/// Why masked: those sequences exist to let one interrupt in, and the code
+/// after them masks interrupts at once anyway. Returning with IF clear
+/// makes that so even if the (virtual) CPU has another interrupt ready at
+/// the `cli`: nested Xen under QEMU TCG has been seen to deliver the event
 /// channel upcall vector again and again there, so that the handler ran
 /// forever and the domain never got back to its scheduler (in about one
 /// boot in five of the domU suite, seen with Xen's VMCB dump: RIP in the
-/// handler's EOI, `evtchn_upcall_pending` set). With this the handler
-/// runs once, the scheduler polls the events, and a CPU that keeps
-/// re-delivering costs a spurious wake-up, not a hang.
+/// handler's EOI, `evtchn_upcall_pending` set). With this the handler runs
+/// once, the scheduler polls the events, and a CPU that keeps re-delivering
+/// costs a spurious wake-up, not a hang.
 #[inline]
-pub fn in_interrupt_window(rip: u64) -> bool {
+pub fn window_resume(rip: u64) -> Option<u64> {
     // Only the addresses of the labels are taken (no reads): safe.
-    let (done, open, close) = (
+    let (hlt, done, open, close) = (
+        core::ptr::addr_of!(__rumpuser_bm_halt_insn) as u64,
         core::ptr::addr_of!(__rumpuser_bm_halt_done) as u64,
         core::ptr::addr_of!(__rumpuser_bm_window_open) as u64,
         core::ptr::addr_of!(__rumpuser_bm_window_close) as u64,
     );
-    rip == done || rip == open || rip == close
+    if rip == hlt {
+        EARLY_WAKES.fetch_add(1, Ordering::Relaxed);
+        return Some(done);
+    }
+    (rip == done || rip == open || rip == close).then_some(rip)
 }
 
 /// How many interrupts arrived on the idle `hlt` instead of during it

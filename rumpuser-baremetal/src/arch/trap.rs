@@ -282,12 +282,9 @@ pub fn self_test_irqs() -> u64 {
 extern "C" fn dispatch(f: &mut TrapFrame) {
     let v = f.vector as u8;
     if v >= 32 {
-        if let Some(rip) = cpu::halted_early(f.rip) {
+        if let Some(rip) = cpu::window_resume(f.rip) {
+            // One interrupt per window, back with IF clear.
             f.rip = rip;
-        }
-        if cpu::in_interrupt_window(f.rip) {
-            // Back with IF clear: one interrupt per window (see
-            // `in_interrupt_window`).
             f.rflags &= !cpu::RFLAGS_IF;
         }
     }
