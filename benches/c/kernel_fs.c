@@ -38,6 +38,8 @@
 #include <rump/rump_syscalls.h>
 #include <rump/rumpdefs.h>
 
+#include "kernel_bench.h"
+
 #define FILES 8
 #define FILE_BYTES (1L << 20)
 #define CHUNK 65536
@@ -51,21 +53,7 @@ static int threads, reading;
 static volatile int failed;
 static pthread_barrier_t ready, go;
 
-static uint64_t
-now(void)
-{
-	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static void
-die(const char *what)
-{
-	fprintf(stderr, "kernel_fs: %s failed\n", what);
-	exit(1);
-}
 
 /* One thread's files: written and synced, or read back and checked. */
 static int

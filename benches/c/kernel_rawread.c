@@ -27,6 +27,8 @@
 #include <rump/rump_syscalls.h>
 #include <rump/rumpdefs.h>
 
+#include "kernel_bench.h"
+
 #define FILE_BYTES (64u * 1024 * 1024)
 #define BLOCK 4096
 #define MAX_THREADS 256
@@ -35,14 +37,6 @@ static pthread_barrier_t ready, go;
 static int per_thread;
 static volatile int failed;
 
-static uint64_t
-now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* `n` reads at xorshift offsets from `*x`; 0 on success. */
 static int
@@ -91,21 +85,17 @@ main(int argc, char **argv)
 	static char buf[BLOCK] __attribute__((aligned(BLOCK)));
 	static pthread_t t[MAX_THREADS];
 	uint64_t x = 88172645463325252ull, t0 = 0;
-	int fd, e, n, threads = 1;
+	int fd, n, threads = 1;
 
 	if (argc < 3 || argc > 4 || (n = atoi(argv[2])) <= 0 ||
 	    (argc == 4 && ((threads = atoi(argv[3])) < 1 || threads > MAX_THREADS))) {
 		fprintf(stderr, "usage: kernel_rawread FILE N [THREADS (1-%d)]\n", MAX_THREADS);
 		return 2;
 	}
-	if ((e = rump_init()) != 0) {
-		fprintf(stderr, "rump_init: %d\n", e);
-		return 1;
-	}
-	if ((e = rump_pub_etfs_register("/dev/bench", argv[1], RUMP_ETFS_CHR)) != 0) {
-		fprintf(stderr, "etfs_register: %d\n", e);
-		return 1;
-	}
+	if (rump_init() != 0)
+		die("rump_init");
+	if (rump_pub_etfs_register("/dev/bench", argv[1], RUMP_ETFS_CHR) != 0)
+		die("etfs_register");
 	if (threads > 1) {
 		per_thread = n / threads;
 		if (per_thread == 0)
@@ -113,10 +103,8 @@ main(int argc, char **argv)
 		pthread_barrier_init(&ready, NULL, (unsigned)threads + 1);
 		pthread_barrier_init(&go, NULL, (unsigned)threads + 1);
 		for (int i = 0; i < threads; i++)
-			if (pthread_create(&t[i], NULL, reader, (void *)(uintptr_t)i) != 0) {
-				fprintf(stderr, "pthread_create failed\n");
-				return 1;
-			}
+			if (pthread_create(&t[i], NULL, reader, (void *)(uintptr_t)i) != 0)
+				die("pthread_create");
 		pthread_barrier_wait(&ready);
 		t0 = now();
 		pthread_barrier_wait(&go);
@@ -129,10 +117,8 @@ main(int argc, char **argv)
 		    (double)t0 / ((double)per_thread * threads));
 		return 0;
 	}
-	if ((fd = rump_sys_open("/dev/bench", RUMP_O_RDONLY)) < 0) {
-		fprintf(stderr, "open /dev/bench failed\n");
-		return 1;
-	}
+	if ((fd = rump_sys_open("/dev/bench", RUMP_O_RDONLY)) < 0)
+		die("open /dev/bench");
 	/* One warm-up pass, then the measured one. */
 	for (int pass = 0; pass < 2; pass++) {
 		t0 = now();

@@ -30,6 +30,8 @@
 #include <rump/rump.h>
 #include <rump/rump_syscalls.h>
 #include <rump/rumpdefs.h>
+
+#include "kernel_bench.h"
 #include <rump/rumpnet_if_pub.h>
 
 /* NetBSD's struct sockaddr_in (sin_len first). */
@@ -47,21 +49,7 @@ struct nb_sin {
 
 static char buf[65536];
 
-static uint64_t
-now(void)
-{
-	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static void
-die(const char *what)
-{
-	fprintf(stderr, "kernel_tcp: %s failed\n", what);
-	exit(1);
-}
 
 static void
 up(const char *bus, const char *addr)
