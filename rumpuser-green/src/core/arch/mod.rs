@@ -75,6 +75,28 @@ mod tests {
         partner_fp: u32,
     }
 
+    /// A 64 KiB stack for a partner context.
+    struct PartnerStack(alloc::vec::Vec<u8>);
+
+    impl PartnerStack {
+        fn new() -> Self {
+            PartnerStack(vec![0u8; 64 * 1024])
+        }
+
+        /// A fresh frame on this stack that calls `start(arg)` when
+        /// switched to.
+        ///
+        /// # Safety
+        /// The stack must outlive every resumption of the context, and
+        /// whatever `arg` points to too.
+        unsafe fn frame(&mut self, start: extern "C" fn(usize) -> !, arg: usize) -> usize {
+            let base = (self.0.as_mut_ptr() as usize + 15) & !15;
+            // SAFETY: the buffer is ours and unused, `base` is 16-aligned
+            // and leaves 64 KiB - 16 bytes; the rest is the caller's.
+            unsafe { init_frame(base as *mut u8, self.0.len() - 16, start, arg) }
+        }
+    }
+
     // The FP control state each context owns: x86_64's MXCSR control
     // bits, AArch64's FPCR rounding mode.
     #[cfg(target_arch = "x86_64")]
@@ -129,8 +151,7 @@ mod tests {
 
     #[test]
     fn ping_pong_and_fp_control_are_per_context() {
-        let mut stack = vec![0u8; 64 * 1024];
-        let base = (stack.as_mut_ptr() as usize + 15) & !15;
+        let mut stack = PartnerStack::new();
         let mut ctx = Ctx {
             main_sp: 0,
             partner_sp: 0,
@@ -143,7 +164,7 @@ mod tests {
         // SAFETY: the stack is ours, aligned, large enough and unused; `p`
         // outlives the partner context (never resumed after this test).
         unsafe {
-            (*p).partner_sp = init_frame(base as *mut u8, 64 * 1024 - 16, partner, p as usize);
+            (*p).partner_sp = stack.frame(partner, p as usize);
             for _ in 0..1000 {
                 switch(core::ptr::addr_of_mut!((*p).main_sp), (*p).partner_sp);
                 assert_eq!(fp::get() & fp::MASK, fp::MAIN);
@@ -296,8 +317,7 @@ mod tests {
     /// the other context loads its own values into all of them.
     #[test]
     fn callee_saved_registers_survive_in_asm() {
-        let mut stack = vec![0u8; 64 * 1024];
-        let base = (stack.as_mut_ptr() as usize + 15) & !15;
+        let mut stack = PartnerStack::new();
         let mut pair = Pair {
             main_sp: 0,
             partner_sp: 0,
@@ -308,12 +328,7 @@ mod tests {
         // SAFETY: the stack is ours, aligned and unused; `p` outlives the
         // partner context (never resumed after the loop).
         unsafe {
-            (*p).partner_sp = init_frame(
-                base as *mut u8,
-                64 * 1024 - 16,
-                register_partner,
-                p as usize,
-            );
+            (*p).partner_sp = stack.frame(register_partner, p as usize);
             // Enter the partner once so that it, too, runs the checker.
             switch(core::ptr::addr_of_mut!((*p).main_sp), (*p).partner_sp);
             for _ in 0..100 {
@@ -351,8 +366,7 @@ mod tests {
                 core::hint::black_box(acc);
             }
         }
-        let mut stack = vec![0u8; 64 * 1024];
-        let base = (stack.as_mut_ptr() as usize + 15) & !15;
+        let mut stack = PartnerStack::new();
         let mut ctx = Ctx {
             main_sp: 0,
             partner_sp: 0,
@@ -364,7 +378,7 @@ mod tests {
         let f: [f64; 8] = core::array::from_fn(|i| core::hint::black_box(i as f64 * 1.5));
         // SAFETY: as in the test above.
         unsafe {
-            (*p).partner_sp = init_frame(base as *mut u8, 64 * 1024 - 16, clobberer, p as usize);
+            (*p).partner_sp = stack.frame(clobberer, p as usize);
             for _ in 0..100 {
                 switch(core::ptr::addr_of_mut!((*p).main_sp), (*p).partner_sp);
             }
