@@ -210,7 +210,13 @@ impl Hypervisor for Green {
         if HOST.is_virtual() {
             return Err(req);
         }
-        px::blockio::try_now(req)
+        px::blockio::try_now(req).or_else(|req| {
+            if crate::host::bio::inline_writes() {
+                px::blockio::try_write_inline(req)
+            } else {
+                Err(req)
+            }
+        })
     }
 
     fn clock_wall(&self) -> HyperResult<(i64, i64)> {

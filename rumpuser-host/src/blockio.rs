@@ -8,7 +8,7 @@
 //! or come back short, chosen by a seeded PRNG. It is off unless set.
 
 use rumpuser_core::bio::{BioDone, BioRequest};
-use rumpuser_core::types::BioOp;
+use rumpuser_core::types::{BioOp, MonoNanos};
 use rumpuser_core::Errno;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -168,6 +168,74 @@ pub fn try_now(req: BioRequest) -> Result<(), BioRequest> {
     }
 }
 
+/// An inline write that takes longer than this closes the inline path for
+/// [`INLINE_WRITE_BACKOFF`]: the host is throttling writeback, and every
+/// thread sharing the caller's host thread would wait with it.
+pub const INLINE_WRITE_SLOW: MonoNanos = 2_000_000;
+/// How long the inline path stays closed after a slow write.
+pub const INLINE_WRITE_BACKOFF: MonoNanos = 1_000_000_000;
+/// Opens and closes the inline write path by how long inline writes take.
+#[derive(Debug, Default)]
+pub struct InlineWriteGate {
+    /// Monotonic time before which inline writes are not tried (0: open).
+    closed_until: AtomicU64,
+}
+
+impl InlineWriteGate {
+    /// A gate that is open.
+    pub const fn new() -> Self {
+        Self {
+            closed_until: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether an inline write may start at `now`.
+    pub fn is_open(&self, now: MonoNanos) -> bool {
+        now >= self.closed_until.load(Ordering::Relaxed)
+    }
+
+    /// Records an inline write from `start` to `end`: a slow one closes the
+    /// gate for [`INLINE_WRITE_BACKOFF`] from `end`.
+    pub fn note(&self, start: MonoNanos, end: MonoNanos) {
+        if end.saturating_sub(start) > INLINE_WRITE_SLOW {
+            self.closed_until
+                .fetch_max(end + INLINE_WRITE_BACKOFF, Ordering::Relaxed);
+        }
+    }
+}
+
+static INLINE_WRITES: InlineWriteGate = InlineWriteGate::new();
+
+/// For a single-host-thread scheduler (green threads) on a host that
+/// refuses `RWF_NOWAIT` for buffered writes (ext4): completes a write
+/// without `BIO_SYNC` on the calling thread, which holds a virtual CPU, with
+/// a plain `pwrite` into the host's page cache, as rumpfiber does for every
+/// request. Handing such a write to a host worker costs two thread hand-offs
+/// for what is usually a memory copy. A write that blocks stops every green
+/// thread, so one that takes longer than [`INLINE_WRITE_SLOW`] sends the
+/// following writes to the workers for [`INLINE_WRITE_BACKOFF`]. Hands the
+/// request back when it is not such a write, when the host does take
+/// `RWF_NOWAIT` writes (then [`try_now`] decides), while the path is closed,
+/// and with the fault injector on. `BIO_SYNC` writes always go back: they
+/// wait for the disk, and other green threads should run meanwhile.
+pub fn try_write_inline(req: BioRequest) -> Result<(), BioRequest> {
+    if req.op != (BioOp::Write { sync: false })
+        || NOWAIT_WRITES.load(Ordering::Relaxed)
+        || faults().is_some()
+        || req.len == 0
+    {
+        return Err(req);
+    }
+    let start = crate::clock::monotonic();
+    if !INLINE_WRITES.is_open(start) {
+        return Err(req);
+    }
+    let r = transfer(req.fd, req.op, req.data, req.len, req.off);
+    INLINE_WRITES.note(start, crate::clock::monotonic());
+    req.done.complete_scheduled(r);
+    Ok(())
+}
+
 /// Performs a whole request on the calling thread and hands back its
 /// completion with the result, for the caller to deliver where it may.
 pub fn perform(req: BioRequest) -> (BioDone, Result<usize, Errno>) {
@@ -221,6 +289,30 @@ pub fn transfer(fd: i32, op: BioOp, data: *mut u8, len: usize, off: u64) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_slow_inline_write_closes_the_gate_for_the_backoff() {
+        let g = InlineWriteGate::new();
+        let t0 = 5_000_000_000;
+        assert!(g.is_open(t0));
+        // Fast writes, one exactly at the limit: still open.
+        g.note(t0, t0 + 100_000);
+        g.note(t0, t0 + INLINE_WRITE_SLOW);
+        assert!(g.is_open(t0 + INLINE_WRITE_SLOW));
+        // A slow one: closed from its end for the back-off, open after.
+        let end = t0 + INLINE_WRITE_SLOW + 1;
+        g.note(t0, end);
+        assert!(!g.is_open(end));
+        assert!(!g.is_open(end + INLINE_WRITE_BACKOFF - 1));
+        assert!(g.is_open(end + INLINE_WRITE_BACKOFF));
+        // Slow writes recorded out of order (two host threads) keep the
+        // later closing time.
+        let end2 = end + 3 * INLINE_WRITE_SLOW;
+        g.note(end2 - 2 * INLINE_WRITE_SLOW, end2);
+        g.note(end - 2 * INLINE_WRITE_SLOW, end);
+        assert!(!g.is_open(end2 + INLINE_WRITE_BACKOFF - 1));
+        assert!(g.is_open(end2 + INLINE_WRITE_BACKOFF));
+    }
 
     #[test]
     fn fault_settings_parse_and_decide_reproducibly() {

@@ -9,7 +9,9 @@
 //! as contract 3.5 asks. Host threads never touch the scheduler or the
 //! kernel. Transfers the page cache can serve without blocking
 //! (`RWF_NOWAIT`) complete inline on the calling green thread, before its
-//! CPU is released (`bio_try_now`). In
+//! CPU is released (`bio_try_now`); so do buffered writes on hosts that
+//! refuse `RWF_NOWAIT` writes (ext4), with a plain `pwrite`, unless one
+//! was slow lately (`rumpuser_host::blockio::try_write_inline`). In
 //! deterministic mode transfers are synchronous, so a run depends only on
 //! its seed.
 
@@ -85,6 +87,16 @@ fn ensure_biodone_thread() {
             rumpuser_core::diag::fatal(format_args!("cannot start the biodone thread: {e:?}"))
         }
     }
+}
+
+/// Whether buffered writes the host cannot take with `RWF_NOWAIT` may be
+/// written inline (`rumpuser_host::blockio::try_write_inline`); on unless
+/// `RUMPUSER_GREEN_INLINE_WRITES=0`.
+pub fn inline_writes() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| {
+        std::env::var("RUMPUSER_GREEN_INLINE_WRITES").map_or(true, |v| !v.starts_with('0'))
+    })
 }
 
 /// Starts a request (called on a green thread with its virtual CPU

@@ -1,0 +1,163 @@
+//! On a host that refuses `RWF_NOWAIT` for buffered writes (ext4), a green
+//! write without `BIO_SYNC` completes inside `rumpuser_bio` with the
+//! caller's virtual CPU never released (a plain `pwrite`, as rumpfiber
+//! does), while a `BIO_SYNC` write goes to a host worker so that other
+//! green threads run during the disk flush.
+
+use rumpuser_core::abi::*;
+use rumpuser_core::conformance::model;
+use std::ffi::c_void;
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicUsize, Ordering};
+
+#[derive(Default)]
+struct Done {
+    calls: AtomicU32,
+    bytes: AtomicUsize,
+    error: AtomicI32,
+    with_cpu: AtomicU32,
+}
+
+unsafe extern "C" fn biodone(arg: *mut c_void, bytes: usize, error: i32) {
+    // SAFETY: `arg` is a `Done` that outlives the request.
+    let d = unsafe { &*(arg as *const Done) };
+    if model::model()
+        .current()
+        .is_some_and(|l| l.holds_cpu.load(Ordering::Acquire))
+    {
+        d.with_cpu.fetch_add(1, Ordering::Relaxed);
+    }
+    d.bytes.store(bytes, Ordering::Relaxed);
+    d.error.store(error, Ordering::Relaxed);
+    d.calls.fetch_add(1, Ordering::Release);
+}
+
+/// Whether the host takes `pwritev2(RWF_NOWAIT)` for a buffered write in
+/// the directory of `path`.
+fn host_takes_nowait_writes(path: &std::path::Path) -> bool {
+    let probe = path.with_extension("probe");
+    let f = std::fs::File::create(&probe).unwrap();
+    let b = [0u8; 512];
+    let iov = libc::iovec {
+        iov_base: b.as_ptr() as *mut c_void,
+        iov_len: b.len(),
+    };
+    // SAFETY: one iovec over a local buffer, an open descriptor.
+    let n = unsafe {
+        libc::pwritev2(
+            std::os::fd::AsRawFd::as_raw_fd(&f),
+            &iov,
+            1,
+            0,
+            libc::RWF_NOWAIT,
+        )
+    };
+    let e = std::io::Error::last_os_error().raw_os_error();
+    let _ = std::fs::remove_file(&probe);
+    !(n < 0 && matches!(e, Some(libc::EOPNOTSUPP) | Some(libc::EINVAL)))
+}
+
+#[test]
+fn buffered_write_completes_inline_and_sync_write_does_not() {
+    let api = &rumpuser_green::rumpuser_exports::API;
+    // SAFETY: the model's static table; first init in this process.
+    assert_eq!(unsafe { (api.init)(17, &model::HYPERUP) }, 0);
+    let m = model::install(api, 1);
+    m.enter();
+    let path = std::env::temp_dir().join(format!("rumpuser-green-inlinew-{}", std::process::id()));
+    if host_takes_nowait_writes(&path) {
+        eprintln!(
+            "this host takes RWF_NOWAIT buffered writes in {}: the inline pwrite path is not used",
+            path.display()
+        );
+        m.leave();
+        return;
+    }
+    let cpath = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    let mut fd = -1;
+    // SAFETY: valid path and out-pointer.
+    let r = unsafe {
+        (api.open)(
+            cpath.as_ptr(),
+            RUMPUSER_OPEN_RDWR | RUMPUSER_OPEN_CREATE | RUMPUSER_OPEN_BIO,
+            &mut fd,
+        )
+    };
+    assert_eq!(r, 0);
+    let lwp = m.current().expect("the test thread has an lwp");
+
+    let mut w: Vec<u8> = (0..65536u32).map(|i| (i * 13 + 5) as u8).collect();
+    let releases = lwp.releases.load(Ordering::Relaxed);
+    let d = Done::default();
+    // SAFETY: buffer and completion record outlive the request.
+    unsafe {
+        (api.bio)(
+            fd,
+            RUMPUSER_BIO_WRITE,
+            w.as_mut_ptr().cast(),
+            w.len(),
+            4096,
+            Some(biodone),
+            &d as *const Done as *mut c_void,
+        )
+    };
+    // Completed before `rumpuser_bio` returned, with the CPU, never released.
+    assert_eq!(d.calls.load(Ordering::Acquire), 1, "not completed inline");
+    assert_eq!(d.with_cpu.load(Ordering::Relaxed), 1);
+    assert_eq!(
+        (
+            d.bytes.load(Ordering::Relaxed),
+            d.error.load(Ordering::Relaxed)
+        ),
+        (65536, 0)
+    );
+    assert_eq!(
+        lwp.releases.load(Ordering::Relaxed),
+        releases,
+        "the CPU was released for an inline write"
+    );
+    let on_disk = std::fs::read(&path).unwrap();
+    assert_eq!(on_disk.len(), 4096 + 65536);
+    assert!(on_disk[4096..] == w[..], "written data differs");
+
+    // BIO_SYNC: to a host worker; the biodone green thread delivers it only
+    // once this thread lets the scheduler run.
+    let s = Done::default();
+    // SAFETY: as above.
+    unsafe {
+        (api.bio)(
+            fd,
+            RUMPUSER_BIO_WRITE | RUMPUSER_BIO_SYNC,
+            w.as_mut_ptr().cast(),
+            4096,
+            0,
+            Some(biodone),
+            &s as *const Done as *mut c_void,
+        )
+    };
+    assert_eq!(
+        s.calls.load(Ordering::Acquire),
+        0,
+        "a SYNC write completed inline"
+    );
+    assert!(lwp.releases.load(Ordering::Relaxed) > releases);
+    for _ in 0..20_000 {
+        if s.calls.load(Ordering::Acquire) > 0 {
+            break;
+        }
+        // SAFETY: plain hypercall; lets the biodone green thread run.
+        unsafe { (api.clock_sleep)(RUMPUSER_CLOCK_RELWALL, 0, 1_000_000) };
+    }
+    assert_eq!(s.calls.load(Ordering::Acquire), 1);
+    assert_eq!(s.with_cpu.load(Ordering::Relaxed), 1);
+    assert_eq!(
+        (
+            s.bytes.load(Ordering::Relaxed),
+            s.error.load(Ordering::Relaxed)
+        ),
+        (4096, 0)
+    );
+    // SAFETY: plain hypercall on our descriptor.
+    unsafe { (api.close)(fd) };
+    let _ = std::fs::remove_file(&path);
+    m.leave();
+}
