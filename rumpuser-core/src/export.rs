@@ -444,11 +444,11 @@ macro_rules! export_rumpuser {
             }
             #[no_mangle]
             pub extern "C" fn rumpuser_component_unschedule() -> *mut c_void {
-                ffi::component_unschedule()
+                ffi::component_unschedule(h())
             }
             #[no_mangle]
             pub extern "C" fn rumpuser_component_schedule(cookie: *mut c_void) {
-                ffi::component_schedule(cookie)
+                ffi::component_schedule(h(), cookie)
             }
             #[no_mangle]
             pub extern "C" fn rumpuser_component_errtrans(hosterr: c_int) -> c_int {

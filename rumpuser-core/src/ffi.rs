@@ -1271,12 +1271,17 @@ pub fn sp_fini<H: Hypervisor>(h: &H, arg: *mut c_void) {
 // ---- component helpers (rumpuser_component.c) ----------------------------------
 
 /// `rumpuser_component_unschedule`: the cookie encodes the biglock count.
-pub fn component_unschedule() -> *mut c_void {
-    sched::release_cpu(ptr::null_mut()) as isize as *mut c_void
+/// The component then blocks in the host, so the platform may move the
+/// caller off a shared host thread ([`Hypervisor::component_block_begin`]).
+pub fn component_unschedule<H: Hypervisor>(h: &H) -> *mut c_void {
+    let cookie = sched::release_cpu(ptr::null_mut()) as isize as *mut c_void;
+    h.component_block_begin();
+    cookie
 }
 
 /// `rumpuser_component_schedule`: NULL means zero biglocks.
-pub fn component_schedule(cookie: *mut c_void) {
+pub fn component_schedule<H: Hypervisor>(h: &H, cookie: *mut c_void) {
+    h.component_block_end();
     sched::reacquire_cpu(cookie as isize as c_int, ptr::null_mut());
 }
 

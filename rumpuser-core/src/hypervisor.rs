@@ -265,6 +265,18 @@ pub trait Hypervisor: Sync + 'static {
         Err(Errno::ENOENT)
     }
 
+    /// `rumpuser_component_unschedule`, after the CPU is released: the
+    /// component is about to block in a host call. A platform that runs
+    /// every kernel thread on one host thread (green) moves the caller to a
+    /// helper host thread here, so the others keep running. Default:
+    /// nothing.
+    fn component_block_begin(&self) {}
+
+    /// `rumpuser_component_schedule`, before the CPU is taken again, on
+    /// whatever host thread [`component_block_begin`](Self::component_block_begin)
+    /// left the caller on. Default: nothing.
+    fn component_block_end(&self) {}
+
     /// The syscall proxy, if this platform has one.
     fn sysproxy(&self) -> Option<&dyn crate::sysproxy::SysProxy> {
         None

@@ -203,6 +203,16 @@ impl Hypervisor for Green {
         crate::host::bio::submit(req)
     }
 
+    fn component_block_begin(&self) {
+        on_green_host();
+        crate::host::excursion::component_block_begin()
+    }
+
+    fn component_block_end(&self) {
+        // On the excursion's helper: not the green host thread.
+        crate::host::excursion::component_block_end()
+    }
+
     fn bio_try_now(&self, req: BioRequest) -> Result<(), BioRequest> {
         on_green_host();
         // Deterministic mode keeps every request on the path it always took

@@ -31,13 +31,6 @@ static struct kt_sin sin_of(uint32_t host_order_addr, uint16_t port) {
 }
 
 int main(void) {
-	if (kt_green()) {
-		/* shmif's host half blocks in read(2) on inotify inside the kernel:
-		 * with every kernel thread on one host thread that stalls the whole
-		 * kernel (the limitation every fiber implementation shares). */
-		printf("SKIP: shmif blocks its host thread, which green threads cannot allow\n");
-		return 0;
-	}
 	unlink("shmif.bus");
 	pid_t child = fork();
 	CHECK(child >= 0, "fork");

@@ -66,6 +66,7 @@
 //! host thread for long: it stalls every green thread.
 
 mod arch;
+pub mod excursion;
 mod global;
 mod platform;
 mod rng;
@@ -75,6 +76,7 @@ mod thread;
 pub mod timer;
 mod waitq;
 
+pub use excursion::{Excursion, ExcursionPtr};
 pub use platform::{Platform, Stack};
 pub use rng::SplitMix64;
 pub use sched::{

@@ -95,4 +95,27 @@ pub trait Platform: 'static {
 
     /// Restore the state returned by [`irq_save`](Self::irq_save).
     fn irq_restore(&self, _flags: usize) {}
+
+    /// Whether [`excursion_start`](Self::excursion_start) can succeed: the
+    /// core asks before it switches a thread out for an excursion.
+    fn excursions(&self) -> bool {
+        false
+    }
+
+    /// Hand an [`excursion`](super::excursion) to a host thread that will
+    /// call [`excursion::run`](super::excursion::run) with it, then give it
+    /// back through [`poll_excursions`](Self::poll_excursions). `false`: no
+    /// such thread (the default; bare metal and Xen have one CPU and no
+    /// host threads), and the green thread stays where it is. Called on the
+    /// green host thread, inside the scheduler.
+    fn excursion_start(&self, _ex: super::ExcursionPtr) -> bool {
+        false
+    }
+
+    /// Hand every excursion whose thread has come back (see
+    /// [`excursion_start`](Self::excursion_start)) to `back`. Called with
+    /// [`poll_events`](Self::poll_events), so it must be as cheap when
+    /// nothing is pending; [`idle`](Self::idle) must return when an
+    /// excursion comes back.
+    fn poll_excursions(&self, _back: &mut dyn FnMut(super::ExcursionPtr)) {}
 }

@@ -56,6 +56,7 @@ use core::ptr;
 use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
 use super::arch;
+use super::excursion::ExcursionPtr;
 use super::global::GlobalCell;
 use super::platform::{Platform, Stack};
 use super::rng::SplitMix64;
@@ -235,6 +236,10 @@ struct Sched {
     since_poll: u32,
     stack_cache: Vec<Stack>,
     stats: Stats,
+    /// The excursion whose thread is switching into the trampoline.
+    excursion: Option<ExcursionPtr>,
+    /// The trampoline's stack (allocated at the first excursion).
+    trampoline: Option<Stack>,
 }
 
 static SCHED: GlobalCell<Sched> = GlobalCell::new();
@@ -342,6 +347,81 @@ impl Sched {
                 self.wake_tid(tid);
             }
         });
+        platform.poll_excursions(&mut |ex| self.excursion_back(ex));
+    }
+
+    /// An excursing thread is back from its helper: runnable again, with
+    /// the context the helper's switch saved.
+    fn excursion_back(&mut self, ex: ExcursionPtr) {
+        // SAFETY: the helper handed the record over after its switch out
+        // of the thread completed and does not touch it again; the thread
+        // itself frees it only after it is resumed below.
+        let (tid, sp) = unsafe { ((*ex.0).tid, *(*ex.0).sp.get()) };
+        let Some(slot) = self.lookup(tid) else {
+            fatal("rumpuser-green: an excursion came back for an unknown thread");
+        };
+        if self.threads[slot as usize].state != State::Blocked(BlockKind::Excursion) {
+            fatal("rumpuser-green: an excursion came back for a thread not on one");
+        }
+        self.threads[slot as usize].sp = sp;
+        self.make_runnable(slot, Wakeup::Notified);
+    }
+
+    /// `excursion::begin`: blocks the current thread and returns the
+    /// trampoline's fresh frame to switch to; `None` if the platform has no
+    /// helpers or the trampoline stack cannot be had.
+    fn excursion_prepare(&mut self, ex: ExcursionPtr) -> Option<usize> {
+        if self.rng.is_some() || !self.platform.excursions() {
+            return None;
+        }
+        if self.trampoline.is_none() {
+            self.trampoline = self.platform.alloc_stack(TRAMPOLINE_STACK);
+        }
+        let t = self.trampoline.as_ref()?;
+        // SAFETY: the trampoline stack is ours; no context is live on it
+        // (the previous trampoline switched away for good, and this thread
+        // is not running on it).
+        let to = unsafe { arch::init_frame(t.base, t.size, excursion_trampoline, 0) };
+        let slot = self.cur;
+        let t = &mut self.threads[slot as usize];
+        t.block_seq += 1;
+        t.state = State::Blocked(BlockKind::Excursion);
+        t.timed = false;
+        t.wakeup = Wakeup::Notified;
+        self.excursion = Some(ex);
+        Some(to)
+    }
+
+    /// The trampoline's work: hand the excursion out (its thread's context
+    /// is complete now) and choose the next thread; returns its context.
+    fn excursion_leave(&mut self) -> usize {
+        let Some(ex) = self.excursion.take() else {
+            fatal("rumpuser-green: excursion trampoline without an excursion");
+        };
+        let prev = self.cur;
+        // SAFETY: the record is the current thread's, not yet handed out.
+        unsafe { *(*ex.0).started.get() = true };
+        if !self.platform.excursion_start(ex) {
+            // No helper after all: the thread resumes here, on this host.
+            // SAFETY: as above; the platform did not keep it.
+            unsafe { *(*ex.0).started.get() = false };
+            // SAFETY: written by the thread's switch into the trampoline.
+            self.threads[prev as usize].sp = unsafe { *(*ex.0).sp.get() };
+            self.make_runnable(prev, Wakeup::Notified);
+        }
+        let next = self.pick_next();
+        self.threads[next as usize].state = State::Running;
+        self.cur = next;
+        let t = &self.threads[next as usize];
+        CUR_RAW.store(ThreadId::new(next, t.gen).as_raw(), Ordering::Relaxed);
+        CUR_LWP.store(t.curlwp, Ordering::Relaxed);
+        if next != prev {
+            self.stats.switches += 1;
+            if self.observed {
+                self.record(prev, next);
+            }
+        }
+        self.threads[next as usize].sp
     }
 
     fn pop_runnable(&mut self) -> Option<u32> {
@@ -635,6 +715,29 @@ extern "C" fn thread_start(_arg: usize) -> ! {
     exit()
 }
 
+/// Stack of the excursion trampoline: it runs the scheduler, including the
+/// platform's idle and event poll.
+const TRAMPOLINE_STACK: usize = 64 * 1024;
+
+/// Entered (on the trampoline stack) by a thread starting an excursion; see
+/// `excursion_leave`. Never resumed: its next use builds a fresh frame.
+extern "C" fn excursion_trampoline(_arg: usize) -> ! {
+    let Some(to) = SCHED.try_with(|s| s.excursion_leave()) else {
+        fatal("rumpuser-green: excursion trampoline without a scheduler");
+    };
+    let mut abandoned = 0usize;
+    // SAFETY: `to` is the saved context of the thread chosen to run (its
+    // own switch, or the helper's for a returned excursion); this context
+    // is abandoned, so the save slot is a local that is never read.
+    unsafe { arch::switch(&mut abandoned, to) };
+    fatal("rumpuser-green: excursion trampoline resumed")
+}
+
+/// `excursion::begin`'s scheduler part.
+pub(super) fn excursion_prepare(ex: ExcursionPtr) -> Option<usize> {
+    SCHED.try_with(|s| s.excursion_prepare(ex)).flatten()
+}
+
 /// Turn the calling context (the host thread's own stack) into the first
 /// green thread, named "main", and start the scheduler. Returns its id.
 ///
@@ -671,6 +774,8 @@ pub unsafe fn init(platform: &'static dyn Platform, config: Config) -> Result<Th
         since_poll: 0,
         stack_cache: Vec::new(),
         stats: Stats::default(),
+        excursion: None,
+        trampoline: None,
     };
     SCHED
         .install(sched)
@@ -705,6 +810,11 @@ pub fn shutdown() -> Result<(), ShutdownError> {
         while let Some(stack) = s.stack_cache.pop() {
             // SAFETY: cached stacks belong to exited threads, nothing runs
             // on them, and popping moves each out exactly once.
+            unsafe { s.platform.free_stack(stack) };
+        }
+        if let Some(stack) = s.trampoline.take() {
+            // SAFETY: every thread but the caller has exited, so no
+            // excursion is under way and nothing runs on the trampoline.
             unsafe { s.platform.free_stack(stack) };
         }
     }

@@ -117,6 +117,9 @@ pub(super) enum BlockKind {
     Queue,
     /// Waiting in [`join`](super::join) for a thread to exit.
     Join,
+    /// Running on a helper host thread ([`excursion`](super::excursion));
+    /// only the excursion's return makes it runnable.
+    Excursion,
 }
 
 /// Scheduler state of a slot.

@@ -20,6 +20,7 @@
 //! [`sched_core::Platform`]: crate::sched_core::Platform
 
 pub mod bio;
+pub mod excursion;
 
 use crate::sched_core::{self, Platform, Stack};
 use std::os::fd::RawFd;
@@ -134,6 +135,12 @@ impl Host {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(token);
+        self.kick();
+    }
+
+    /// Called from any host thread: make the green host thread's next
+    /// `poll_events` (and `idle`) look at what was queued for it.
+    pub fn kick(&self) {
         self.pending.store(true, Ordering::Release);
         let one: u64 = 1;
         // SAFETY: writing 8 bytes from a local to our eventfd.
@@ -340,6 +347,18 @@ impl Platform for Host {
         for t in tokens {
             wake(t);
         }
+    }
+
+    fn excursions(&self) -> bool {
+        excursion::available()
+    }
+
+    fn excursion_start(&self, ex: sched_core::ExcursionPtr) -> bool {
+        excursion::start(ex)
+    }
+
+    fn poll_excursions(&self, back: &mut dyn FnMut(sched_core::ExcursionPtr)) {
+        excursion::take_returned(back)
     }
 
     fn alloc_stack(&self, size: usize) -> Option<Stack> {

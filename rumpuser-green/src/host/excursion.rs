@@ -1,0 +1,128 @@
+//! Helper host threads for [excursions](crate::sched_core::excursion): a
+//! kernel thread that blocks in a host call between
+//! `rumpuser_component_unschedule` and `rumpuser_component_schedule` (the
+//! shmif network driver's `read(2)` of its inotify descriptor, a tap
+//! device's `poll`) runs that stretch on one of these threads, so every
+//! other green thread keeps running on the green host thread.
+//!
+//! Every excursion gets a helper of its own (an idle one, or a new thread),
+//! so one blocked forever never delays another. A helper keeps the record
+//! of the excursion it runs in a thread-local, which is how
+//! `rumpuser_component_schedule`, called on the helper, finds it.
+
+use crate::host::HOST;
+use crate::sched_core::{excursion, ExcursionPtr};
+use crossbeam_channel::{unbounded, Receiver, Sender};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+/// Helper threads' stacks: they only switch into the excursing thread's
+/// own stack and post the record back.
+const HELPER_STACK: usize = 128 * 1024;
+
+struct Pool {
+    tx: Sender<ExcursionPtr>,
+    rx: Receiver<ExcursionPtr>,
+    /// Helpers waiting on `rx` that no queued record has claimed yet.
+    idle: AtomicUsize,
+}
+
+static POOL: OnceLock<Pool> = OnceLock::new();
+static RETURNED: Mutex<Vec<ExcursionPtr>> = Mutex::new(Vec::new());
+static RETURNED_PENDING: AtomicBool = AtomicBool::new(false);
+/// Whether excursions are allowed (`RUMPUSER_GREEN_EXCURSIONS=0` turns
+/// them off; deterministic mode never uses them).
+static ENABLED: OnceLock<bool> = OnceLock::new();
+
+thread_local! {
+    /// The excursion this helper is running (null when idle).
+    static RUNNING: Cell<*mut excursion::Excursion> = const { Cell::new(std::ptr::null_mut()) };
+}
+
+fn pool() -> &'static Pool {
+    POOL.get_or_init(|| {
+        let (tx, rx) = unbounded();
+        Pool {
+            tx,
+            rx,
+            idle: AtomicUsize::new(0),
+        }
+    })
+}
+
+/// Whether kernel threads may go on excursions here.
+pub fn available() -> bool {
+    *ENABLED.get_or_init(|| {
+        !HOST.is_virtual()
+            && std::env::var("RUMPUSER_GREEN_EXCURSIONS").map_or(true, |v| !v.starts_with('0'))
+    })
+}
+
+/// `Platform::excursion_start`: an idle helper takes `ex`, or a new one.
+pub fn start(ex: ExcursionPtr) -> bool {
+    let p = pool();
+    let claimed = p
+        .idle
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+        .is_ok();
+    if !claimed {
+        let rx = p.rx.clone();
+        let spawned = std::thread::Builder::new()
+            .name("greenexcursion".into())
+            .stack_size(HELPER_STACK)
+            .spawn(move || helper(rx));
+        if spawned.is_err() {
+            return false;
+        }
+    }
+    // Every queued record has a helper of its own: one that was idle and
+    // is now counted out, or the one just started.
+    p.tx.send(ex).is_ok()
+}
+
+fn helper(rx: Receiver<ExcursionPtr>) {
+    loop {
+        let Ok(ex) = rx.recv() else { return };
+        RUNNING.with(|r| r.set(ex.0));
+        // SAFETY: the record came from `start`, exactly once, and goes back
+        // to the green host below without being touched again.
+        unsafe { excursion::run(ex) };
+        RUNNING.with(|r| r.set(std::ptr::null_mut()));
+        RETURNED.lock().unwrap_or_else(|e| e.into_inner()).push(ex);
+        RETURNED_PENDING.store(true, Ordering::Release);
+        // Idle again before the green host can hand out the next record.
+        pool().idle.fetch_add(1, Ordering::AcqRel);
+        HOST.kick();
+    }
+}
+
+/// `Platform::poll_excursions`.
+pub fn take_returned(back: &mut dyn FnMut(ExcursionPtr)) {
+    if !RETURNED_PENDING.swap(false, Ordering::AcqRel) {
+        return;
+    }
+    let returned = std::mem::take(&mut *RETURNED.lock().unwrap_or_else(|e| e.into_inner()));
+    for ex in returned {
+        back(ex);
+    }
+}
+
+/// `rumpuser_component_unschedule`, after the CPU is released: continue on
+/// a helper (or stay, if there is none).
+pub fn component_block_begin() {
+    if available() {
+        excursion::begin();
+    }
+}
+
+/// `rumpuser_component_schedule`, before the CPU is taken again: back to
+/// the green host thread if this is an excursion's helper.
+pub fn component_block_end() {
+    let ex = RUNNING.with(|r| r.get());
+    if !ex.is_null() {
+        // SAFETY: this helper runs `ex`, whose thread is the caller (only
+        // the excursing thread runs on a helper), and it ends once.
+        unsafe { excursion::end(ExcursionPtr(ex)) };
+    }
+}
