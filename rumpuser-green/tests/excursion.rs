@@ -130,6 +130,37 @@ fn a_thread_blocked_in_a_component_does_not_stop_the_others() {
     .unwrap();
     assert_eq!(t.join(), 0);
     assert_eq!(done.load(Ordering::SeqCst), n);
+
+    // Four threads making short excursions at once while this thread
+    // keeps yielding the CPU: returns arrive in any order and while the
+    // green host is busy, idle or inside the trampoline.
+    let counts: Arc<Vec<AtomicU32>> = Arc::new((0..4).map(|_| AtomicU32::new(0)).collect());
+    let per = 500u32;
+    let threads: Vec<_> = (0..4)
+        .map(|i| {
+            let (r, w) = pipe();
+            for _ in 0..per {
+                write_byte(w, b'0' + i as u8);
+            }
+            let c = counts.clone();
+            kthread::spawn(api, c"short4", true, move || {
+                for _ in 0..per {
+                    assert_eq!(component_read(api, r), b'0' + i as u8);
+                    c[i].fetch_add(1, Ordering::SeqCst);
+                }
+            })
+            .unwrap()
+            .unwrap()
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while counts.iter().any(|c| c.load(Ordering::SeqCst) < per) && Instant::now() < deadline {
+        sleep_ms(api, 0);
+    }
+    for t in threads {
+        assert_eq!(t.join(), 0);
+    }
+    assert!(counts.iter().all(|c| c.load(Ordering::SeqCst) == per));
     assert_eq!(m.violation_count(), 0, "model violations");
     m.leave();
 }

@@ -99,7 +99,8 @@ fn helper(rx: Receiver<ExcursionPtr>) {
 
 /// `Platform::poll_excursions`.
 pub fn take_returned(back: &mut dyn FnMut(ExcursionPtr)) {
-    if !RETURNED_PENDING.swap(false, Ordering::AcqRel) {
+    if !RETURNED_PENDING.load(Ordering::Relaxed) || !RETURNED_PENDING.swap(false, Ordering::AcqRel)
+    {
         return;
     }
     let returned = std::mem::take(&mut *RETURNED.lock().unwrap_or_else(|e| e.into_inner()));
