@@ -98,8 +98,9 @@ pub fn begin() -> bool {
 ///
 /// # Safety
 ///
-/// `ex` was handed to this helper by [`Platform::excursion_start`]
-/// (super::Platform::excursion_start) and not run before; after this returns
+/// `ex` was handed to this helper by
+/// [`Platform::excursion_start`](super::Platform::excursion_start) and not
+/// run before; after this returns
 /// the helper must pass it to the green host (through its
 /// [`Platform::poll_excursions`](super::Platform::poll_excursions)) and not
 /// touch it again.
