@@ -411,16 +411,11 @@ impl Sched {
         }
         let next = self.pick_next();
         self.threads[next as usize].state = State::Running;
-        self.cur = next;
-        let t = &self.threads[next as usize];
-        CUR_RAW.store(ThreadId::new(next, t.gen).as_raw(), Ordering::Relaxed);
-        CUR_LWP.store(t.curlwp, Ordering::Relaxed);
         if next != prev {
-            self.stats.switches += 1;
-            if self.observed {
-                self.record(prev, next);
-            }
+            self.make_current(prev, next);
         }
+        // Even for `prev` itself (back already, or no helper): this context
+        // is the trampoline's, so the thread's saved one is resumed.
         self.threads[next as usize].sp
     }
 
@@ -488,6 +483,15 @@ impl Sched {
         if next == prev {
             return None;
         }
+        self.make_current(prev, next);
+        let save = ptr::addr_of_mut!(self.threads[prev as usize].sp);
+        Some((save, self.threads[next as usize].sp))
+    }
+
+    /// The bookkeeping of a switch from `prev` to `next` (`!=`): the
+    /// current id and `curlwp` mirrors, stats and trace.
+    #[inline(always)]
+    fn make_current(&mut self, prev: u32, next: u32) {
         #[cfg(debug_assertions)]
         self.check_canary(prev);
         self.cur = next;
@@ -498,8 +502,6 @@ impl Sched {
         if self.observed {
             self.record(prev, next);
         }
-        let save = ptr::addr_of_mut!(self.threads[prev as usize].sp);
-        Some((save, self.threads[next as usize].sp))
     }
 
     #[cold]
