@@ -67,7 +67,14 @@ unsafe impl Send for ExcursionPtr {}
 /// `true` on the helper, or `false` on the green host thread when the
 /// platform has no helper (then nothing changed, and [`end`] must not be
 /// called).
-pub fn begin() -> bool {
+///
+/// # Safety
+///
+/// Called on the green host thread by a green thread. When it returns
+/// `true`, the thread runs on another host thread: until it calls [`end`]
+/// it must not call any function of this scheduler core (they are not
+/// thread-safe), nor rely on host thread-locals set before the call.
+pub unsafe fn begin() -> bool {
     let ex = alloc::boxed::Box::into_raw(alloc::boxed::Box::new(Excursion {
         tid: sched::current(),
         sp: UnsafeCell::new(0),

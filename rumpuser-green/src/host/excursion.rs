@@ -113,7 +113,13 @@ pub fn take_returned(back: &mut dyn FnMut(ExcursionPtr)) {
 /// a helper (or stay, if there is none).
 pub fn component_block_begin() {
     if available() {
-        excursion::begin();
+        // SAFETY: called on the green host thread (the hypervisor checked)
+        // by a kernel thread that has released its CPU; until
+        // `component_block_end` it runs only the component's host code
+        // (contract: an unscheduled component does not enter the kernel);
+        // a hypercall that needs the scheduler from there is refused by the
+        // host-thread check (`on_green_host`) before it touches the core.
+        unsafe { excursion::begin() };
     }
 }
 
