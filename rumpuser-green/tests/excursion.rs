@@ -118,6 +118,7 @@ fn a_thread_blocked_in_a_component_does_not_stop_the_others() {
     for _ in 0..n {
         write_byte(w, b'x');
     }
+    let polled_before = rumpuser_green::host::excursion::polled_returns();
     let done = Arc::new(AtomicU32::new(0));
     let d = done.clone();
     let t = kthread::spawn(api, c"short", true, move || {
@@ -130,6 +131,10 @@ fn a_thread_blocked_in_a_component_does_not_stop_the_others() {
     .unwrap();
     assert_eq!(t.join(), 0);
     assert_eq!(done.load(Ordering::SeqCst), n);
+    // Nothing else was runnable: the green host idled during each one, and
+    // polled for the return instead of sleeping (it is back in a few µs).
+    let polled = rumpuser_green::host::excursion::polled_returns() - polled_before;
+    assert!(polled > 0, "no return was caught by the idle poll");
 
     // Four threads making short excursions at once while this thread
     // keeps yielding the CPU: returns arrive in any order and while the
