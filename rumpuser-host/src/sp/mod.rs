@@ -508,7 +508,17 @@ impl<R: Runtime> SysProxy for Proxy<R> {
 
     fn fini(&self, arg: *mut c_void) {
         let g = R::globals();
-        let srv = lock(&g.server).take();
+        let srv = {
+            // The address goes with the server, under the same lock as in
+            // `start`: cleared later (after answering the client below), it
+            // could erase the address of a server started meanwhile.
+            let mut slot = lock(&g.server);
+            let srv = slot.take();
+            if srv.is_some() {
+                *lock(&g.tcp_addr) = None;
+            }
+            srv
+        };
         if let Some(p) = srv.as_ref().and_then(|s| s.unix_path.as_ref()) {
             sock::unlink(p);
         }
@@ -526,6 +536,5 @@ impl<R: Runtime> SysProxy for Proxy<R> {
             s.stopping.store(true, Ordering::Release);
             s.rt.wake_server();
         }
-        *lock(&g.tcp_addr) = None;
     }
 }
