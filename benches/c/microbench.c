@@ -44,6 +44,7 @@
 #include <unistd.h>
 
 #include <rump/rumpuser.h>
+#include <rump/rumpuser_component.h>
 
 #define REPS 5
 #define BATCH_MS 100
@@ -476,6 +477,23 @@ op_random(uint64_t n)
 	return now_ns() - t0;
 }
 
+/*
+ * What a driver's host half pays around a host call: the
+ * rumpuser_component_unschedule/_schedule pair with nothing in between.
+ * Green moves the caller to a helper host thread and back (an excursion),
+ * so that a call that blocks does not stop the kernel; the others release
+ * and retake the CPU.
+ */
+static uint64_t
+op_component(uint64_t n)
+{
+	uint64_t t0 = now_ns();
+
+	for (uint64_t i = 0; i < n; i++)
+		rumpuser_component_schedule(rumpuser_component_unschedule());
+	return now_ns() - t0;
+}
+
 /* -- block I/O: completions go on a ring under the library's mutex/cv -- */
 
 static const char *bio_path;
@@ -819,6 +837,7 @@ static const struct op {
 	{ "malloc_free_64", op_malloc64, ALWAYS },
 	{ "malloc_free_4k_aligned", op_malloc4k, ALWAYS },
 	{ "getrandom_32", op_random, ALWAYS },
+	{ "component_bracket", op_component, ALWAYS },
 	{ "bio_4k_read_qd1", op_bio1, ALWAYS },
 	{ "bio_4k_read_qd64", op_bio64, ALWAYS },
 	{ "bio_2thr_4k_read_qd64", op_bio64_2thr, PARALLEL },

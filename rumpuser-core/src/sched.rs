@@ -17,18 +17,43 @@
 use crate::abi::{Hyperup, Lwp};
 use core::ffi::{c_char, c_int, c_long, c_void};
 use core::ptr;
+use core::sync::atomic::{AtomicPtr, Ordering};
 
 /// The stored upcall table (a copy, like the reference's `rumpuser__hyp`).
 static HYPERUP: spin::Once<Hyperup> = spin::Once::new();
+
+type BackendUnschedule = unsafe extern "C" fn(c_int, *mut c_int, *mut c_void);
+type BackendSchedule = unsafe extern "C" fn(c_int, *mut c_void);
+
+/// `hyp_backend_unschedule` and `hyp_backend_schedule` (the two upcalls of
+/// every blocking hypercall) mirrored out of [`HYPERUP`] as plain function
+/// pointers that start as no-ops: one load and a call, like the reference's
+/// `rumpuser__hyp.hyp_backend_unschedule(...)`, instead of checking that
+/// the table is installed and the entry is there on every call. Loads are
+/// `Relaxed`: only the pointer itself is published (the kernel's code and
+/// data were ready before it called `rumpuser_init`, and its threads that
+/// make these calls are created after).
+static BACKEND_UNSCHEDULE: AtomicPtr<()> = AtomicPtr::new(no_unschedule as *mut ());
+static BACKEND_SCHEDULE: AtomicPtr<()> = AtomicPtr::new(no_schedule as *mut ());
+
+unsafe extern "C" fn no_unschedule(_: c_int, _: *mut c_int, _: *mut c_void) {}
+unsafe extern "C" fn no_schedule(_: c_int, _: *mut c_void) {}
 
 /// Stores the kernel's upcall table. Later calls keep the first table: the
 /// kernel calls `rumpuser_init` once, and a second table would leave
 /// threads already inside a hypercall pointing at the old one.
 pub fn install(table: &Hyperup) {
-    HYPERUP.call_once(|| *table);
+    let t = HYPERUP.call_once(|| *table);
+    if let Some(f) = t.hyp_backend_unschedule {
+        BACKEND_UNSCHEDULE.store(f as *mut (), Ordering::Release);
+    }
+    if let Some(f) = t.hyp_backend_schedule {
+        BACKEND_SCHEDULE.store(f as *mut (), Ordering::Release);
+    }
 }
 
 /// The upcall table, if `rumpuser_init` has run.
+#[inline]
 pub fn table() -> Option<&'static Hyperup> {
     HYPERUP.get()
 }
@@ -38,26 +63,32 @@ pub fn table() -> Option<&'static Hyperup> {
 /// back to [`reacquire_cpu`].
 // The pointer is an opaque token handed to the kernel, never dereferenced here.
 #[allow(clippy::not_unsafe_ptr_arg_deref)]
+#[inline]
 pub fn release_cpu(interlock: *mut c_void) -> c_int {
     let mut n: c_int = 0;
-    if let Some(f) = table().and_then(|t| t.hyp_backend_unschedule) {
-        // SAFETY: the kernel's upcall, called as the contract describes:
-        // from a thread inside a hypercall that holds a CPU, with a valid
-        // out-pointer to a local.
-        unsafe { f(0, &mut n, interlock) };
-    }
+    // SAFETY: the pointer is `no_unschedule` or the kernel's
+    // `hyp_backend_unschedule`, both of this type (see `install`).
+    let f: BackendUnschedule =
+        unsafe { core::mem::transmute(BACKEND_UNSCHEDULE.load(Ordering::Relaxed)) };
+    // SAFETY: the kernel's upcall, called as the contract describes: from a
+    // thread inside a hypercall that holds a CPU, with a valid out-pointer
+    // to a local.
+    unsafe { f(0, &mut n, interlock) };
     n
 }
 
 /// `hyp_backend_schedule(n, interlock)`: retake a CPU and `n` biglock holds.
 // The pointer is an opaque token handed to the kernel, never dereferenced here.
 #[allow(clippy::not_unsafe_ptr_arg_deref)]
+#[inline]
 pub fn reacquire_cpu(nlocks: c_int, interlock: *mut c_void) {
-    if let Some(f) = table().and_then(|t| t.hyp_backend_schedule) {
-        // SAFETY: balanced with the `release_cpu` of the same hypercall, on
-        // the same thread, passing back its count unchanged.
-        unsafe { f(nlocks, interlock) };
-    }
+    // SAFETY: the pointer is `no_schedule` or the kernel's
+    // `hyp_backend_schedule`, both of this type (see `install`).
+    let f: BackendSchedule =
+        unsafe { core::mem::transmute(BACKEND_SCHEDULE.load(Ordering::Relaxed)) };
+    // SAFETY: balanced with the `release_cpu` of the same hypercall, on the
+    // same thread, passing back its count unchanged.
+    unsafe { f(nlocks, interlock) };
 }
 
 /// Runs a blocking host operation with the virtual CPU released
