@@ -3,6 +3,7 @@
 
 use rumpuser_core::types::{MonoNanos, NANOS_PER_SEC};
 
+#[inline]
 fn now(clock: libc::clockid_t) -> libc::timespec {
     let mut ts = libc::timespec {
         tv_sec: 0,
@@ -14,6 +15,7 @@ fn now(clock: libc::clockid_t) -> libc::timespec {
 }
 
 /// Wall-clock `(sec, nsec)` since the epoch.
+#[inline]
 pub fn wall() -> (i64, i64) {
     let ts = now(libc::CLOCK_REALTIME);
     (ts.tv_sec, ts.tv_nsec)
