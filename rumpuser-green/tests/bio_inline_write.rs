@@ -5,31 +5,10 @@
 //! green threads run during the disk flush.
 
 use rumpuser_core::abi::*;
+use rumpuser_core::conformance::cases::bio::Done;
 use rumpuser_core::conformance::model;
 use std::ffi::c_void;
-use std::sync::atomic::{AtomicI32, AtomicU32, AtomicUsize, Ordering};
-
-#[derive(Default)]
-struct Done {
-    calls: AtomicU32,
-    bytes: AtomicUsize,
-    error: AtomicI32,
-    with_cpu: AtomicU32,
-}
-
-unsafe extern "C" fn biodone(arg: *mut c_void, bytes: usize, error: i32) {
-    // SAFETY: `arg` is a `Done` that outlives the request.
-    let d = unsafe { &*(arg as *const Done) };
-    if model::model()
-        .current()
-        .is_some_and(|l| l.holds_cpu.load(Ordering::Acquire))
-    {
-        d.with_cpu.fetch_add(1, Ordering::Relaxed);
-    }
-    d.bytes.store(bytes, Ordering::Relaxed);
-    d.error.store(error, Ordering::Relaxed);
-    d.calls.fetch_add(1, Ordering::Release);
-}
+use std::sync::atomic::Ordering;
 
 /// Whether the host takes `pwritev2(RWF_NOWAIT)` for a buffered write in
 /// the directory of `path`.
@@ -89,27 +68,11 @@ fn buffered_write_completes_inline_and_sync_write_does_not() {
     let releases = lwp.releases.load(Ordering::Relaxed);
     let d = Done::default();
     // SAFETY: buffer and completion record outlive the request.
-    unsafe {
-        (api.bio)(
-            fd,
-            RUMPUSER_BIO_WRITE,
-            w.as_mut_ptr().cast(),
-            w.len(),
-            4096,
-            Some(biodone),
-            &d as *const Done as *mut c_void,
-        )
-    };
+    unsafe { d.start(api, fd, RUMPUSER_BIO_WRITE, w.as_mut_ptr(), w.len(), 4096) };
     // Completed before `rumpuser_bio` returned, with the CPU, never released.
-    assert_eq!(d.calls.load(Ordering::Acquire), 1, "not completed inline");
-    assert_eq!(d.with_cpu.load(Ordering::Relaxed), 1);
-    assert_eq!(
-        (
-            d.bytes.load(Ordering::Relaxed),
-            d.error.load(Ordering::Relaxed)
-        ),
-        (65536, 0)
-    );
+    assert_eq!(d.calls(), 1, "not completed inline");
+    assert_eq!(d.without_cpu(), 0);
+    assert_eq!(d.result(), (65536, 0));
     assert_eq!(
         lwp.releases.load(Ordering::Relaxed),
         releases,
@@ -124,38 +87,27 @@ fn buffered_write_completes_inline_and_sync_write_does_not() {
     let s = Done::default();
     // SAFETY: as above.
     unsafe {
-        (api.bio)(
+        s.start(
+            api,
             fd,
             RUMPUSER_BIO_WRITE | RUMPUSER_BIO_SYNC,
-            w.as_mut_ptr().cast(),
+            w.as_mut_ptr(),
             4096,
             0,
-            Some(biodone),
-            &s as *const Done as *mut c_void,
         )
     };
-    assert_eq!(
-        s.calls.load(Ordering::Acquire),
-        0,
-        "a SYNC write completed inline"
-    );
+    assert_eq!(s.calls(), 0, "a SYNC write completed inline");
     assert!(lwp.releases.load(Ordering::Relaxed) > releases);
     for _ in 0..20_000 {
-        if s.calls.load(Ordering::Acquire) > 0 {
+        if s.calls() > 0 {
             break;
         }
         // SAFETY: plain hypercall; lets the biodone green thread run.
         unsafe { (api.clock_sleep)(RUMPUSER_CLOCK_RELWALL, 0, 1_000_000) };
     }
-    assert_eq!(s.calls.load(Ordering::Acquire), 1);
-    assert_eq!(s.with_cpu.load(Ordering::Relaxed), 1);
-    assert_eq!(
-        (
-            s.bytes.load(Ordering::Relaxed),
-            s.error.load(Ordering::Relaxed)
-        ),
-        (4096, 0)
-    );
+    assert_eq!(s.calls(), 1);
+    assert_eq!(s.without_cpu(), 0);
+    assert_eq!(s.result(), (4096, 0));
     // SAFETY: plain hypercall on our descriptor.
     unsafe { (api.close)(fd) };
     let _ = std::fs::remove_file(&path);

@@ -3,31 +3,9 @@
 //! `BIO_SYNC` write, which must wait for the disk, releases it.
 
 use rumpuser_core::abi::*;
+use rumpuser_core::conformance::cases::bio::Done;
 use rumpuser_core::conformance::model;
-use std::ffi::c_void;
-use std::sync::atomic::{AtomicI32, AtomicU32, AtomicUsize, Ordering};
-
-#[derive(Default)]
-struct Done {
-    calls: AtomicU32,
-    bytes: AtomicUsize,
-    error: AtomicI32,
-    with_cpu: AtomicU32,
-}
-
-unsafe extern "C" fn biodone(arg: *mut c_void, bytes: usize, error: i32) {
-    // SAFETY: `arg` is a `Done` that outlives the request.
-    let d = unsafe { &*(arg as *const Done) };
-    if model::model()
-        .current()
-        .is_some_and(|l| l.holds_cpu.load(Ordering::Acquire))
-    {
-        d.with_cpu.fetch_add(1, Ordering::Relaxed);
-    }
-    d.bytes.store(bytes, Ordering::Relaxed);
-    d.error.store(error, Ordering::Relaxed);
-    d.calls.fetch_add(1, Ordering::Release);
-}
+use std::sync::atomic::Ordering;
 
 #[test]
 fn cached_read_completes_without_releasing_the_cpu() {
@@ -81,33 +59,26 @@ fn cached_read_completes_without_releasing_the_cpu() {
     let mut buf = vec![0u8; 4096];
     // SAFETY: buffer and completion record outlive the request.
     unsafe {
-        (api.bio)(
+        d.start(
+            api,
             fd,
             RUMPUSER_BIO_READ,
-            buf.as_mut_ptr().cast(),
+            buf.as_mut_ptr(),
             buf.len(),
             8192,
-            Some(biodone),
-            &d as *const Done as *mut c_void,
         )
     };
     if !nowait {
         eprintln!("no RWF_NOWAIT on this host: the read takes the asynchronous path");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while d.calls.load(Ordering::Acquire) == 0 && std::time::Instant::now() < deadline {
+        while d.calls() == 0 && std::time::Instant::now() < deadline {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
     }
     // Completed before `rumpuser_bio` returned, with the CPU, never released.
-    assert_eq!(d.calls.load(Ordering::Acquire), 1, "not completed inline");
-    assert_eq!(d.with_cpu.load(Ordering::Relaxed), 1);
-    assert_eq!(
-        (
-            d.bytes.load(Ordering::Relaxed),
-            d.error.load(Ordering::Relaxed)
-        ),
-        (4096, 0)
-    );
+    assert_eq!(d.calls(), 1, "not completed inline");
+    assert_eq!(d.without_cpu(), 0);
+    assert_eq!(d.result(), (4096, 0));
     assert!(buf.iter().all(|&b| b == 0x6b));
     if nowait {
         assert_eq!(
@@ -121,28 +92,21 @@ fn cached_read_completes_without_releasing_the_cpu() {
     let w = Done::default();
     // SAFETY: as above.
     unsafe {
-        (api.bio)(
+        w.start(
+            api,
             fd,
             RUMPUSER_BIO_WRITE | RUMPUSER_BIO_SYNC,
-            buf.as_mut_ptr().cast(),
+            buf.as_mut_ptr(),
             buf.len(),
             0,
-            Some(biodone),
-            &w as *const Done as *mut c_void,
         )
     };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while w.calls.load(Ordering::Acquire) == 0 && std::time::Instant::now() < deadline {
+    while w.calls() == 0 && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
-    assert_eq!(w.calls.load(Ordering::Acquire), 1);
-    assert_eq!(
-        (
-            w.bytes.load(Ordering::Relaxed),
-            w.error.load(Ordering::Relaxed)
-        ),
-        (4096, 0)
-    );
+    assert_eq!(w.calls(), 1);
+    assert_eq!(w.result(), (4096, 0));
     assert!(lwp.releases.load(Ordering::Relaxed) > releases);
     // SAFETY: plain hypercall on our descriptor.
     unsafe { (api.close)(fd) };

@@ -4,31 +4,9 @@
 //! result consistent with what was injected.
 
 use rumpuser_core::abi::*;
+use rumpuser_core::conformance::cases::bio::Done;
 use rumpuser_core::conformance::model;
 use std::ffi::c_void;
-use std::sync::atomic::{AtomicI32, AtomicU32, AtomicUsize, Ordering};
-
-#[derive(Default)]
-struct Done {
-    calls: AtomicU32,
-    bytes: AtomicUsize,
-    error: AtomicI32,
-    no_cpu: AtomicU32,
-}
-
-unsafe extern "C" fn biodone(arg: *mut c_void, bytes: usize, error: i32) {
-    // SAFETY: `arg` is a `Done` the test keeps alive until all complete.
-    let d = unsafe { &*(arg as *const Done) };
-    if !model::model()
-        .current()
-        .is_some_and(|l| l.holds_cpu.load(Ordering::Acquire))
-    {
-        d.no_cpu.fetch_add(1, Ordering::Relaxed);
-    }
-    d.bytes.store(bytes, Ordering::Relaxed);
-    d.error.store(error, Ordering::Relaxed);
-    d.calls.fetch_add(1, Ordering::Release);
-}
 
 /// Runs the scenario; `backend` only labels messages.
 pub fn run(backend: &str) {
@@ -79,19 +57,18 @@ pub fn run(backend: &str) {
         };
         // SAFETY: buffer and completion record outlive the request (we wait below).
         unsafe {
-            (api.bio)(
+            dones[i].start(
+                api,
                 fd,
                 op,
-                bufs[i].as_mut_ptr().cast(),
+                bufs[i].as_mut_ptr(),
                 BS,
                 ((i % 64) * BS) as i64,
-                Some(biodone),
-                &dones[i] as *const Done as *mut c_void,
             )
         };
     }
     let t0 = std::time::Instant::now();
-    while dones.iter().any(|d| d.calls.load(Ordering::Acquire) == 0) {
+    while dones.iter().any(|d| d.calls() == 0) {
         assert!(
             t0.elapsed().as_secs() < 60,
             "{backend}: requests never completed"
@@ -104,20 +81,17 @@ pub fn run(backend: &str) {
     let (mut eio, mut enospc, mut short, mut full) = (0, 0, 0, 0);
     for (i, d) in dones.iter().enumerate() {
         assert_eq!(
-            d.calls.load(Ordering::Acquire),
+            d.calls(),
             1,
             "{backend}: request {i} completed {} times",
-            d.calls.load(Ordering::Acquire)
+            d.calls()
         );
         assert_eq!(
-            d.no_cpu.load(Ordering::Relaxed),
+            d.without_cpu(),
             0,
             "{backend}: request {i} completed without a CPU"
         );
-        let (b, e) = (
-            d.bytes.load(Ordering::Relaxed),
-            d.error.load(Ordering::Relaxed),
-        );
+        let (b, e) = d.result();
         match e {
             0 if b == BS => full += 1,
             0 if b == BS / 2 => short += 1,

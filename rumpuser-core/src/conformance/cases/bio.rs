@@ -3,7 +3,7 @@
 //! thousands of requests in flight.
 
 use super::super::model::model;
-use super::super::{CaseResult, Ctx};
+use super::super::{CaseResult, Ctx, KitApi};
 use super::file::{open, path};
 use crate::abi::*;
 use crate::Errno;
@@ -13,7 +13,10 @@ use alloc::vec::Vec;
 use core::ffi::{c_int, c_void};
 use core::sync::atomic::{AtomicI32, AtomicU32, AtomicUsize, Ordering};
 
-/// Completion record of one request.
+/// Completion record of one request: what its `biodone` reported, and
+/// whether the completing thread held a CPU and an lwp. Public so that a
+/// porter's own block I/O tests (and this workspace's) record completions
+/// the way the kit does.
 #[derive(Default)]
 pub struct Done {
     calls: AtomicU32,
@@ -23,7 +26,8 @@ pub struct Done {
 }
 
 unsafe extern "C" fn biodone(arg: *mut c_void, bytes: usize, error: c_int) {
-    // SAFETY: `arg` is a `Done` kept alive by the case until completion.
+    // SAFETY: `arg` is a `Done` kept alive by its owner until completion
+    // (the contract of `Done::start`).
     let d = unsafe { &*(arg as *const Done) };
     match model().current() {
         Some(l) if l.holds_cpu.load(Ordering::Acquire) => {}
@@ -36,37 +40,70 @@ unsafe extern "C" fn biodone(arg: *mut c_void, bytes: usize, error: c_int) {
     d.calls.fetch_add(1, Ordering::Release);
 }
 
+impl Done {
+    /// Starts `rumpuser_bio(fd, op, data, len, off)` with this record as
+    /// its completion.
+    ///
+    /// # Safety
+    ///
+    /// `data` is valid for `len` bytes, and both it and `self` stay alive
+    /// and in place until [`calls`](Self::calls) is nonzero.
+    pub unsafe fn start(
+        &self,
+        api: KitApi,
+        fd: c_int,
+        op: c_int,
+        data: *mut u8,
+        len: usize,
+        off: i64,
+    ) {
+        // SAFETY: the caller keeps `data` and `self` alive (see above).
+        unsafe {
+            (api.bio)(
+                fd,
+                op,
+                data.cast(),
+                len,
+                off,
+                Some(biodone),
+                self as *const Done as *mut c_void,
+            )
+        };
+    }
+
+    /// How many times `biodone` was called (the contract: exactly once).
+    pub fn calls(&self) -> u32 {
+        self.calls.load(Ordering::Acquire)
+    }
+
+    /// `(bytes, error)` of the last `biodone`.
+    pub fn result(&self) -> (usize, i32) {
+        (
+            self.bytes.load(Ordering::Relaxed),
+            self.error.load(Ordering::Relaxed),
+        )
+    }
+
+    /// How many `biodone` calls came from a thread without a CPU or lwp.
+    pub fn without_cpu(&self) -> u32 {
+        self.bad_context.load(Ordering::Relaxed)
+    }
+}
+
 fn bio(ctx: &Ctx, fd: c_int, op: c_int, buf: &mut [u8], off: i64, d: &Done) {
     // SAFETY: the buffer and `d` outlive the request (the case waits).
-    unsafe {
-        (ctx.api.bio)(
-            fd,
-            op,
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            off,
-            Some(biodone),
-            d as *const Done as *mut c_void,
-        )
-    };
+    unsafe { d.start(ctx.api, fd, op, buf.as_mut_ptr(), buf.len(), off) };
 }
 
 fn wait(ctx: &Ctx, d: &Done) -> Result<(usize, i32), alloc::string::String> {
     crate::ensure!(
-        ctx.wait_for(10_000, || d.calls.load(Ordering::Acquire) > 0),
+        ctx.wait_for(10_000, || d.calls() > 0),
         "biodone never called"
     );
     ctx.sleep_ns(1_000_000);
-    crate::ensure_eq!(d.calls.load(Ordering::Acquire), 1, "biodone calls");
-    crate::ensure_eq!(
-        d.bad_context.load(Ordering::Relaxed),
-        0,
-        "biodone called without a CPU or lwp"
-    );
-    Ok((
-        d.bytes.load(Ordering::Relaxed),
-        d.error.load(Ordering::Relaxed),
-    ))
+    crate::ensure_eq!(d.calls(), 1, "biodone calls");
+    crate::ensure_eq!(d.without_cpu(), 0, "biodone called without a CPU or lwp");
+    Ok(d.result())
 }
 
 /// A SYNC write, read back; a read past the end is short, not an error.
@@ -181,29 +218,14 @@ pub fn many_in_flight_exactly_once(ctx: &Ctx) -> CaseResult {
         let off = ((i * 37) % blocks * BS) as i64;
         bio(ctx, fd, RUMPUSER_BIO_READ, &mut bufs[i], off, &dones[i]);
     }
-    let all = || dones.iter().all(|d| d.calls.load(Ordering::Acquire) > 0);
+    let all = || dones.iter().all(|d| d.calls() > 0);
     crate::ensure!(ctx.wait_for(30_000, all), "not every request completed");
     ctx.sleep_ns(2_000_000);
     for i in 0..N {
         let d = &dones[i];
-        crate::ensure_eq!(
-            d.calls.load(Ordering::Acquire),
-            1,
-            "request {i} completions"
-        );
-        crate::ensure_eq!(
-            (
-                d.bytes.load(Ordering::Relaxed),
-                d.error.load(Ordering::Relaxed)
-            ),
-            (BS, 0),
-            "request {i} result"
-        );
-        crate::ensure_eq!(
-            d.bad_context.load(Ordering::Relaxed),
-            0,
-            "request {i} completed without a CPU"
-        );
+        crate::ensure_eq!(d.calls(), 1, "request {i} completions");
+        crate::ensure_eq!(d.result(), (BS, 0), "request {i} result");
+        crate::ensure_eq!(d.without_cpu(), 0, "request {i} completed without a CPU");
         let want = ((i * 37) % blocks) as u8;
         crate::ensure!(
             bufs[i].iter().all(|&b| b == want),
