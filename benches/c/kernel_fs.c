@@ -51,7 +51,6 @@ struct ufs_args {
 
 static int threads, reading;
 static volatile int failed;
-static pthread_barrier_t ready, go;
 
 
 
@@ -101,8 +100,7 @@ worker(void *arg)
 
 	if (!ok)
 		failed = 1;
-	pthread_barrier_wait(&ready);
-	pthread_barrier_wait(&go);
+	start_line();
 	if (ok && files(id, buf) != 0)
 		failed = 1;
 	if (ok)
@@ -115,7 +113,6 @@ worker(void *arg)
 static double
 phase(int read_back)
 {
-	pthread_t t[MAX_THREADS];
 	uint64_t t0;
 
 	reading = read_back;
@@ -139,19 +136,7 @@ phase(int read_back)
 		free(buf);
 		return (double)FILES * FILE_BYTES / 1048576.0 / ((double)t0 / 1e9);
 	}
-	pthread_barrier_init(&ready, NULL, (unsigned)threads + 1);
-	pthread_barrier_init(&go, NULL, (unsigned)threads + 1);
-	for (int i = 0; i < threads; i++)
-		if (pthread_create(&t[i], NULL, worker, (void *)(uintptr_t)i) != 0)
-			die("pthread_create");
-	pthread_barrier_wait(&ready);
-	t0 = now();
-	pthread_barrier_wait(&go);
-	for (int i = 0; i < threads; i++)
-		pthread_join(t[i], NULL);
-	t0 = now() - t0;
-	pthread_barrier_destroy(&ready);
-	pthread_barrier_destroy(&go);
+	t0 = run_together(threads, worker);
 	if (failed)
 		die(read_back ? "reading back" : "writing");
 	return (double)threads * FILES * FILE_BYTES / 1048576.0 / ((double)t0 / 1e9);

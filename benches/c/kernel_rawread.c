@@ -33,7 +33,6 @@
 #define BLOCK 4096
 #define MAX_THREADS 256
 
-static pthread_barrier_t ready, go;
 static int per_thread;
 static volatile int failed;
 
@@ -67,8 +66,7 @@ reader(void *arg)
 	/* Warm-up (every thread's first use), then the measured pass. */
 	if (!ok || read_blocks(fd, buf, per_thread / 4 + 1, &x) != 0)
 		failed = 1;
-	pthread_barrier_wait(&ready);
-	pthread_barrier_wait(&go);
+	start_line();
 	if (!failed && read_blocks(fd, buf, per_thread, &x) != 0)
 		failed = 1;
 	if (fd >= 0)
@@ -83,7 +81,6 @@ int
 main(int argc, char **argv)
 {
 	static char buf[BLOCK] __attribute__((aligned(BLOCK)));
-	static pthread_t t[MAX_THREADS];
 	uint64_t x = 88172645463325252ull, t0 = 0;
 	int fd, n, threads = 1;
 
@@ -100,17 +97,7 @@ main(int argc, char **argv)
 		per_thread = n / threads;
 		if (per_thread == 0)
 			per_thread = 1;
-		pthread_barrier_init(&ready, NULL, (unsigned)threads + 1);
-		pthread_barrier_init(&go, NULL, (unsigned)threads + 1);
-		for (int i = 0; i < threads; i++)
-			if (pthread_create(&t[i], NULL, reader, (void *)(uintptr_t)i) != 0)
-				die("pthread_create");
-		pthread_barrier_wait(&ready);
-		t0 = now();
-		pthread_barrier_wait(&go);
-		for (int i = 0; i < threads; i++)
-			pthread_join(t[i], NULL);
-		t0 = now() - t0;
+		t0 = run_together(threads, reader);
 		if (failed)
 			return 1;
 		printf("kernel_raw_read_4k_t%d %.1f\n", threads,
