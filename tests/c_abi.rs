@@ -10,6 +10,7 @@ use common::*;
 use rumpuser_core::abi::*;
 use rumpuser_core::export::EXPORTED_SYMBOLS;
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 use std::process::Command;
 
 const LIBS_PRIVATE: &[&str] = &["-lpthread", "-ldl", "-lm", "-lgcc_s"];
@@ -230,16 +231,23 @@ fn c_program_links_statically_with_and_without_whole_archive() {
     }
 }
 
+/// `cc` linking `prog` against the distribution's `librumpuser_<flavour>.so`
+/// (found at run time through an rpath).
+fn cc_dynamic(name: &str, prog: &str, flavour: &str) -> PathBuf {
+    let lib = dist().join("lib");
+    let l = format!("-L{}", lib.display());
+    let rpath = format!("-Wl,-rpath,{}", lib.display());
+    let lname = format!("-lrumpuser_{flavour}");
+    cc(name, prog, &[&l, &rpath, &lname])
+}
+
 #[test]
 fn c_program_links_dynamically_and_through_pkg_config_flags() {
     for f in flavours() {
-        let lib = dist().join("lib");
-        let l = format!("-L{}", lib.display());
-        let rpath = format!("-Wl,-rpath,{}", lib.display());
-        let name = format!("-lrumpuser_{f}");
-        let exe = cc(&format!("dynamic_{f}"), PROG, &[&l, &rpath, &name]);
+        let exe = cc_dynamic(&format!("dynamic_{f}"), PROG, &f);
         assert!(run(&exe, &[]).contains("ok"));
         // The .pc file's Libs line, expanded by hand (pkg-config may be absent).
+        let lib = dist().join("lib");
         let pc = std::fs::read_to_string(lib.join(format!("pkgconfig/rumpuser-{f}.pc"))).unwrap();
         assert!(
             pc.contains(&format!("Libs: -L${{libdir}} -lrumpuser_{f}")),
@@ -286,11 +294,7 @@ int main(void) {
 #[test]
 fn panic_message_reaches_a_piped_stdout() {
     for f in flavours() {
-        let lib = dist().join("lib");
-        let l = format!("-L{}", lib.display());
-        let rpath = format!("-Wl,-rpath,{}", lib.display());
-        let name = format!("-lrumpuser_{f}");
-        let exe = cc(&format!("panic_{f}"), PANIC_PROG, &[&l, &rpath, &name]);
+        let exe = cc_dynamic(&format!("panic_{f}"), PANIC_PROG, &f);
         let out = command(&exe).output().unwrap();
         use std::os::unix::process::ExitStatusExt;
         assert_eq!(
