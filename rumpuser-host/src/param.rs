@@ -32,6 +32,13 @@ fn host_cpus() -> u32 {
     }
 }
 
+/// Whether the environment switch `name` is set to a value starting with
+/// `0` (`RUMP_THREADS=0`, `RUMPUSER_GREEN_EXCURSIONS=0`, …): the knobs
+/// that turn a default behaviour off.
+pub fn switched_off(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| v.starts_with('0'))
+}
+
 /// Number of virtual CPUs to report.
 pub fn ncpu() -> u32 {
     match std::env::var("RUMP_NCPU") {

@@ -94,9 +94,7 @@ fn ensure_biodone_thread() {
 /// `RUMPUSER_GREEN_INLINE_WRITES=0`.
 pub fn inline_writes() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
-    *ON.get_or_init(|| {
-        std::env::var("RUMPUSER_GREEN_INLINE_WRITES").map_or(true, |v| !v.starts_with('0'))
-    })
+    *ON.get_or_init(|| !rumpuser_host::param::switched_off("RUMPUSER_GREEN_INLINE_WRITES"))
 }
 
 /// Starts a request (called on a green thread with its virtual CPU

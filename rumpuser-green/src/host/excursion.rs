@@ -77,8 +77,7 @@ fn pool() -> &'static Pool {
 /// Whether kernel threads may go on excursions here.
 pub fn available() -> bool {
     *ENABLED.get_or_init(|| {
-        !HOST.is_virtual()
-            && std::env::var("RUMPUSER_GREEN_EXCURSIONS").map_or(true, |v| !v.starts_with('0'))
+        !HOST.is_virtual() && !rumpuser_host::param::switched_off("RUMPUSER_GREEN_EXCURSIONS")
     })
 }
 

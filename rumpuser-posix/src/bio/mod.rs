@@ -35,7 +35,7 @@ static BACKEND: OnceLock<Backend> = OnceLock::new();
 /// Which back end serves requests (decided once).
 pub fn backend() -> Backend {
     *BACKEND.get_or_init(|| {
-        if std::env::var("RUMP_THREADS").is_ok_and(|v| v.starts_with('0')) {
+        if rumpuser_host::param::switched_off("RUMP_THREADS") {
             return Backend::Synchronous;
         }
         match std::env::var("RUMPUSER_BIO").as_deref() {
