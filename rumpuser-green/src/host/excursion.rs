@@ -49,8 +49,7 @@ static POOL: OnceLock<Pool> = OnceLock::new();
 static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
 /// When the latest excursion started (monotonic ns).
 static LAST_START: AtomicU64 = AtomicU64::new(0);
-/// Idle periods that ended because an excursion came back while polling
-/// (for tests).
+/// Idle periods an event ended during [`poll_for_return`].
 static POLLED_RETURNS: AtomicU64 = AtomicU64::new(0);
 static RETURNED: Mutex<Vec<ExcursionPtr>> = Mutex::new(Vec::new());
 static RETURNED_PENDING: AtomicBool = AtomicBool::new(false);
@@ -134,19 +133,36 @@ pub fn take_returned(back: &mut dyn FnMut(ExcursionPtr)) {
     }
 }
 
-/// Until when the idle green host thread should poll for an excursion's
-/// return instead of sleeping (`None`: no excursion is out).
-pub fn return_poll_until() -> Option<u64> {
-    (IN_FLIGHT.load(Ordering::Relaxed) != 0)
-        .then(|| LAST_START.load(Ordering::Relaxed) + RETURN_POLL_NS)
+/// `Platform::idle`, before it sleeps: while an excursion is out and
+/// started less than [`RETURN_POLL_NS`] ago, polls the host's `pending`
+/// flag (set by the helper's return, or any other event) instead of
+/// sleeping, up to `deadline`. Returns whether an event arrived.
+pub fn poll_for_return(deadline: Option<u64>, pending: &AtomicBool) -> bool {
+    if IN_FLIGHT.load(Ordering::Relaxed) == 0 {
+        return false;
+    }
+    let until = LAST_START.load(Ordering::Relaxed) + RETURN_POLL_NS;
+    let until = deadline.map_or(until, |d| d.min(until));
+    let spin_until = rumpuser_host::clock::monotonic() + RETURN_SPIN_NS;
+    loop {
+        if pending.load(Ordering::Acquire) {
+            POLLED_RETURNS.fetch_add(1, Ordering::Relaxed);
+            return true;
+        }
+        let now = rumpuser_host::clock::monotonic();
+        if now >= until {
+            return false;
+        }
+        if now < spin_until {
+            std::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
+        }
+    }
 }
 
-/// Counts an idle period that a returning excursion ended while polling.
-pub fn note_polled_return() {
-    POLLED_RETURNS.fetch_add(1, Ordering::Relaxed);
-}
-
-/// How many idle periods a returning excursion ended while polling.
+/// How many idle periods an event ended while [`poll_for_return`] polled
+/// (for tests).
 pub fn polled_returns() -> u64 {
     POLLED_RETURNS.load(Ordering::Relaxed)
 }

@@ -290,6 +290,10 @@ impl Platform for Host {
                 return;
             }
         }
+        // Before the sleep's timeout is computed, so the poll's time counts.
+        if excursion::poll_for_return(deadline, &self.pending) {
+            return;
+        }
         let ts;
         let timeout = match deadline {
             None => None,
@@ -302,29 +306,6 @@ impl Platform for Host {
                 Some(&ts)
             }
         };
-        if let Some(until) = excursion::return_poll_until() {
-            // A bracketed host call is usually back within microseconds:
-            // poll for it rather than sleep and make the helper wake us.
-            // Each poll offers the CPU (`sched_yield`), so that on a busy
-            // host the helper can run on this one.
-            let until = deadline.map_or(until, |d| d.min(until));
-            let spin_until = rumpuser_host::clock::monotonic() + excursion::RETURN_SPIN_NS;
-            loop {
-                if self.pending.load(Ordering::Acquire) {
-                    excursion::note_polled_return();
-                    return;
-                }
-                let now = rumpuser_host::clock::monotonic();
-                if now >= until {
-                    break;
-                }
-                if now < spin_until {
-                    std::hint::spin_loop();
-                } else {
-                    std::thread::yield_now();
-                }
-            }
-        }
         if watching {
             self.poll_watches_idle(timeout);
             return;
