@@ -20,8 +20,31 @@
 //! back after a remount (MiB/s, for each thread count up to 64).
 
 use crate::util::{output, require, root, sh, target, Result};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// One benchmark row: a program run on each library in turn.
+struct Case {
+    label: String,
+    exe: PathBuf,
+    args: Vec<String>,
+    /// MiB/s (higher is better) rather than ns.
+    higher_better: bool,
+    /// Whether the layer's own `librumpuser` runs it too.
+    reference: bool,
+}
+
+impl Case {
+    fn new(label: String, exe: &Path, args: Vec<String>, higher_better: bool) -> Self {
+        Self {
+            label,
+            exe: exe.to_path_buf(),
+            args,
+            higher_better,
+            reference: true,
+        }
+    }
+}
 
 /// Entry point.
 pub fn run(args: &[String]) -> Result<()> {
@@ -108,8 +131,7 @@ pub fn run(args: &[String]) -> Result<()> {
     // Into the page cache.
     let _ = std::fs::read(&file);
 
-    // (label, program, arguments, higher is better)
-    let mut cases: Vec<(String, PathBuf, Vec<String>, bool)> = threads
+    let mut cases: Vec<Case> = threads
         .iter()
         .map(|&t| {
             let label = if t == 1 {
@@ -118,7 +140,7 @@ pub fn run(args: &[String]) -> Result<()> {
                 format!("kernel_raw_read_4k_t{t}")
             };
             let args = vec![file.display().to_string(), "20000".into(), t.to_string()];
-            (label, rawread.clone(), args, false)
+            Case::new(label, &rawread, args, false)
         })
         .collect();
     // ext2 on a disk image: one output line per metric, both in MiB/s.
@@ -140,7 +162,7 @@ pub fn run(args: &[String]) -> Result<()> {
             let args = vec![img.clone(), t.min(64).to_string()];
             for what in ["write_fsync", "read"] {
                 let label = format!("kernel_ext2_{what}_t{}", t.min(64));
-                cases.push((label, fs.clone(), args.clone(), true));
+                cases.push(Case::new(label, &fs, args.clone(), true));
             }
         }
     } else {
@@ -149,37 +171,32 @@ pub fn run(args: &[String]) -> Result<()> {
     // TCP between two kernels over shmif, whose driver blocks in read(2):
     // green runs it on an excursion; rumpfiber would stall for good, so on
     // the green flavour only ours runs.
-    {
-        if klib.join("librumpnet_shmif.so").exists() {
-            let tcp = compile(
-                "kernel_tcp",
-                &[
-                    "-lrumpnet_shmif",
-                    "-lrumpnet_config",
-                    "-lrumpnet_netinet",
-                    "-lrumpnet_net",
-                    "-lrumpnet",
-                ],
-            )?;
-            let bus = work.join("tcp.bus").display().to_string();
-            cases.push((
-                "kernel_tcp_rt_64b".into(),
-                tcp.clone(),
-                vec![bus.clone(), "rt".into(), "1000".into()],
-                false,
-            ));
-            cases.push((
-                "kernel_tcp_stream".into(),
-                tcp,
-                vec![bus, "stream".into(), (64u32 << 20).to_string()],
-                true,
-            ));
-        } else {
-            eprintln!(
-                "bench-kernel: no librumpnet_shmif.so in {}: no TCP rows",
-                klib.display()
-            );
+    if klib.join("librumpnet_shmif.so").exists() {
+        let tcp = compile(
+            "kernel_tcp",
+            &[
+                "-lrumpnet_shmif",
+                "-lrumpnet_config",
+                "-lrumpnet_netinet",
+                "-lrumpnet_net",
+                "-lrumpnet",
+            ],
+        )?;
+        let bus = work.join("tcp.bus").display().to_string();
+        let rt = vec![bus.clone(), "rt".into(), "1000".into()];
+        let stream = vec![bus, "stream".into(), (64u32 << 20).to_string()];
+        for mut c in [
+            Case::new("kernel_tcp_rt_64b".into(), &tcp, rt, false),
+            Case::new("kernel_tcp_stream".into(), &tcp, stream, true),
+        ] {
+            c.reference = flavour == "posix";
+            cases.push(c);
         }
+    } else {
+        eprintln!(
+            "bench-kernel: no librumpnet_shmif.so in {}: no TCP rows",
+            klib.display()
+        );
     }
 
     let compat = crate::dist::dist_dir().join("compat").join(flavour);
@@ -192,12 +209,18 @@ pub fn run(args: &[String]) -> Result<()> {
         ),
     ];
     let mut rows = Vec::new();
-    for (label, exe, args, higher_better) in &cases {
-        let ours_only = flavour == "green" && label.starts_with("kernel_tcp");
+    for Case {
+        label,
+        exe,
+        args,
+        higher_better,
+        reference,
+    } in &cases
+    {
         let mut results: Vec<Vec<f64>> = vec![Vec::new(); subjects.len()];
         for round in 1..=rounds {
             for (i, (name, path)) in subjects.iter().enumerate() {
-                if ours_only && i == 0 {
+                if i == 0 && !reference {
                     continue;
                 }
                 let out = output(Command::new(exe).args(args).env("LD_LIBRARY_PATH", path))?;
@@ -216,17 +239,17 @@ pub fn run(args: &[String]) -> Result<()> {
         };
         let ours = median(&mut results[1]);
         let unit = if *higher_better { "MiB/s" } else { "ns" };
-        if ours_only {
+        if !reference {
             rows.push(format!(
                 "{label} (median of {rounds}): ours-{flavour} {ours:.0} {unit} (rumpfiber: not run, its shmif read would stop the kernel)"
             ));
             continue;
         }
         let reference = median(&mut results[0]);
-        let (unit, ratio) = if *higher_better {
-            ("MiB/s", ours / reference)
+        let ratio = if *higher_better {
+            ours / reference
         } else {
-            ("ns", reference / ours)
+            reference / ours
         };
         rows.push(format!(
             "{label} (median of {rounds}): netbsd {reference:.0} {unit}, ours-{flavour} {ours:.0} {unit}, {ratio:.2}x"
