@@ -144,7 +144,8 @@ pub unsafe fn try_nowait(
 
 /// `Hypervisor::bio_try_now` for POSIX hosts: completes `req` on the
 /// calling thread, which holds a virtual CPU, when the page cache serves
-/// all of it without blocking ([`try_nowait`]), or when the host reports
+/// all of it without blocking (a read copied out of the descriptor's
+/// mapping, [`crate::mapped`], else [`try_nowait`]), or when the host reports
 /// an error at once; hands it back otherwise (would block, a partial
 /// transfer: the asynchronous path redoes the whole request). With the
 /// fault injector on, every request takes the asynchronous path, where the
@@ -153,8 +154,17 @@ pub fn try_now(req: BioRequest) -> Result<(), BioRequest> {
     if faults().is_some() || req.len == 0 {
         return Err(req);
     }
-    // SAFETY: the kernel's buffer is valid for `len` bytes until
-    // completion and belongs to this request alone.
+    // A read first from the descriptor's mapping (no system call).
+    let from_mapping = req.op == BioOp::Read && {
+        // SAFETY: the kernel's buffer is valid for `len` bytes until
+        // completion and belongs to this request alone.
+        unsafe { crate::mapped::try_read(req.fd, req.data, req.len, req.off) }
+    };
+    if from_mapping {
+        req.done.complete_scheduled(Ok(req.len));
+        return Ok(());
+    }
+    // SAFETY: as above.
     match unsafe { try_nowait(req.fd, req.op, req.data, req.len, req.off) } {
         Some(Ok(n)) if n == req.len || n == 0 => {
             req.done.complete_scheduled(Ok(n));

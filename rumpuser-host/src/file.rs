@@ -24,11 +24,17 @@ pub fn open(name: &CStr, flags: OpenFlags) -> HyperResult<c_int> {
         oflags |= libc::O_EXCL;
     }
     // SAFETY: `name` is a valid C string; mode is passed for O_CREAT.
-    retry_int(|| unsafe { libc::open(name.as_ptr(), oflags, 0o644 as libc::c_uint) })
+    let fd = retry_int(|| unsafe { libc::open(name.as_ptr(), oflags, 0o644 as libc::c_uint) })?;
+    if flags.bio {
+        crate::mapped::adopt(fd);
+    }
+    Ok(fd)
 }
 
 /// Closes a host descriptor (components also close sockets with it).
 pub fn close(fd: c_int) -> HyperResult<()> {
+    // Before the number can be reused.
+    crate::mapped::release(fd);
     // SAFETY: closing a descriptor; Linux releases it even on EINTR, so no retry.
     if unsafe { libc::close(fd) } != 0 && crate::sys::host_errno() != libc::EINTR {
         return Err(last_error());

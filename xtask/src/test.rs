@@ -75,7 +75,7 @@ pub fn run_all(quick: bool) -> Result<()> {
 }
 
 /// `(package, test filter)` of every loom model suite.
-const LOOM_SUITES: &[(&str, &str)] = &[("rumpuser-posix", "loom")];
+const LOOM_SUITES: &[(&str, &str)] = &[("rumpuser-posix", "loom"), ("rumpuser-host", "loom")];
 
 /// Model checks under `--cfg loom`, in their own target directory so the
 /// normal build cache is not invalidated. Preemptions are bounded to keep
