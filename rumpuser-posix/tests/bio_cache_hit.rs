@@ -1,6 +1,8 @@
 //! A block read the page cache can serve completes inside `rumpuser_bio`
-//! with the caller's virtual CPU never released (`bio_try_now`), while a
-//! `BIO_SYNC` write, which must wait for the disk, releases it.
+//! with the caller's virtual CPU never released (`bio_try_now`): copied
+//! out of the descriptor's mapping when it was opened with BIO, else with
+//! `preadv2(RWF_NOWAIT)`; a `BIO_SYNC` write, which must wait for the disk,
+//! releases it.
 
 use rumpuser_core::abi::*;
 use rumpuser_core::conformance::cases::bio::Done;
@@ -54,32 +56,26 @@ fn cached_read_completes_without_releasing_the_cpu() {
         n == 512
     };
 
+    // Read from the descriptor's mapping (opened with BIO: no system call).
+    assert!(rumpuser_host::mapped::is_mapped(fd));
     let releases = lwp.releases.load(Ordering::Relaxed);
-    let d = Done::default();
     let mut buf = vec![0u8; 4096];
-    // SAFETY: buffer and completion record outlive the request.
-    unsafe {
-        d.start(
-            api,
-            fd,
-            RUMPUSER_BIO_READ,
-            buf.as_mut_ptr(),
-            buf.len(),
-            8192,
-        )
-    };
-    if !nowait {
-        eprintln!("no RWF_NOWAIT on this host: the read takes the asynchronous path");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while d.calls() == 0 && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
-    }
-    // Completed before `rumpuser_bio` returned, with the CPU, never released.
-    assert_eq!(d.calls(), 1, "not completed inline");
-    assert_eq!(d.without_cpu(), 0);
-    assert_eq!(d.result(), (4096, 0));
-    assert!(buf.iter().all(|&b| b == 0x6b));
+    cached_read(api, fd, &mut buf, true);
+    assert_eq!(rumpuser_host::mapped::served(fd), 1);
+    assert_eq!(
+        lwp.releases.load(Ordering::Relaxed),
+        releases,
+        "the CPU was released for a read out of the mapping"
+    );
+    // Without BIO nothing is mapped: `preadv2(RWF_NOWAIT)`.
+    let mut plain = -1;
+    // SAFETY: valid path and out-pointer.
+    let r = unsafe { (api.open)(cpath.as_ptr(), RUMPUSER_OPEN_RDONLY, &mut plain) };
+    assert_eq!(r, 0);
+    assert!(!rumpuser_host::mapped::is_mapped(plain));
+    // (`open` itself releases the CPU while it waits for the host.)
+    let releases = lwp.releases.load(Ordering::Relaxed);
+    cached_read(api, plain, &mut buf, nowait);
     if nowait {
         assert_eq!(
             lwp.releases.load(Ordering::Relaxed),
@@ -87,6 +83,8 @@ fn cached_read_completes_without_releasing_the_cpu() {
             "the CPU was released for a page-cache hit"
         );
     }
+    // SAFETY: plain hypercall on our descriptor.
+    unsafe { (api.close)(plain) };
 
     // A BIO_SYNC write must wait for the disk: the CPU is released.
     let w = Done::default();
@@ -112,4 +110,35 @@ fn cached_read_completes_without_releasing_the_cpu() {
     unsafe { (api.close)(fd) };
     let _ = std::fs::remove_file(&path);
     m.leave();
+}
+
+/// Reads 4 KiB at 8192 of `fd` and checks it completed inside
+/// `rumpuser_bio` with the CPU held (when `inline`; otherwise it may come
+/// from the completion thread).
+fn cached_read(api: rumpuser_core::conformance::KitApi, fd: i32, buf: &mut [u8], inline: bool) {
+    buf.fill(0);
+    let d = Done::default();
+    // SAFETY: buffer and completion record outlive the request.
+    unsafe {
+        d.start(
+            api,
+            fd,
+            RUMPUSER_BIO_READ,
+            buf.as_mut_ptr(),
+            buf.len(),
+            8192,
+        )
+    };
+    if !inline {
+        eprintln!("no RWF_NOWAIT on this host: the read takes the asynchronous path");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while d.calls() == 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+    // Completed before `rumpuser_bio` returned, with the CPU.
+    assert_eq!(d.calls(), 1, "not completed inline");
+    assert_eq!(d.without_cpu(), 0);
+    assert_eq!(d.result(), (4096, 0));
+    assert!(buf.iter().all(|&b| b == 0x6b));
 }
