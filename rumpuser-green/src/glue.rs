@@ -171,6 +171,7 @@ macro_rules! green_hypervisor_sched {
         fn mutex_new(&self, _flags: $crate::__core::types::MutexFlags) -> Self::Mutex {
             $crate::glue::Shared($crate::sched_core::GreenMutex::new())
         }
+        #[inline]
         fn mutex_try_lock(&self, m: &Self::Mutex) -> bool {
             $guard();
             m.0.try_lock()
@@ -179,6 +180,7 @@ macro_rules! green_hypervisor_sched {
             $guard();
             m.0.lock()
         }
+        #[inline]
         fn mutex_unlock(&self, m: &Self::Mutex) {
             $guard();
             m.0.unlock()
@@ -187,6 +189,7 @@ macro_rules! green_hypervisor_sched {
         fn rw_new(&self) -> Self::RwLock {
             $crate::glue::Shared($crate::sched_core::GreenRwLock::new())
         }
+        #[inline]
         fn rw_try_read(&self, rw: &Self::RwLock) -> bool {
             $guard();
             rw.0.try_read()
@@ -195,6 +198,7 @@ macro_rules! green_hypervisor_sched {
             $guard();
             rw.0.read()
         }
+        #[inline]
         fn rw_try_write(&self, rw: &Self::RwLock) -> bool {
             $guard();
             rw.0.try_write()
@@ -203,10 +207,12 @@ macro_rules! green_hypervisor_sched {
             $guard();
             rw.0.write()
         }
+        #[inline]
         fn rw_unlock_read(&self, rw: &Self::RwLock) {
             $guard();
             rw.0.unlock_read()
         }
+        #[inline]
         fn rw_unlock_write(&self, rw: &Self::RwLock) {
             $guard();
             rw.0.unlock_write()
@@ -238,10 +244,12 @@ macro_rules! green_hypervisor_sched {
             $guard();
             $crate::glue::cond_wait(&c.0, &m.0, deadline)
         }
+        #[inline]
         fn cond_signal(&self, c: &Self::Cond) {
             $guard();
             c.0.notify_one()
         }
+        #[inline]
         fn cond_broadcast(&self, c: &Self::Cond) {
             $guard();
             c.0.notify_all()

@@ -71,6 +71,7 @@ impl GreenMutex {
     }
 
     /// Take the mutex if it is free.
+    #[inline]
     pub fn try_lock(&self) -> bool {
         if self.owner.get() != NONE {
             return false;
@@ -110,6 +111,7 @@ impl GreenMutex {
 
     /// Release the mutex; the longest waiter (if any) becomes the owner
     /// and runnable. Releasing an unlocked mutex does nothing.
+    #[inline]
     pub fn unlock(&self) {
         if self.owner.get() == NONE {
             return;
