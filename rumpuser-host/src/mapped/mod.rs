@@ -19,7 +19,7 @@
 //!   rest period may wait for the disk with the CPU held (as every
 //!   rumpfiber read does); the others stay asynchronous.
 //! * **Fault with `SIGBUS`** (the file was truncated by someone else, or
-//!   the disk failed the page in): [`guard`] catches exactly that, puts a
+//!   the disk failed the page in): the `guard` module catches exactly that, puts a
 //!   zero page where the fault was so the copy can finish, and the read
 //!   falls back to the system call, which reports what really happened.
 //!   The mapping is not used again.
