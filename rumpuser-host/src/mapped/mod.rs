@@ -14,10 +14,12 @@
 //!
 //! * **Block on the disk** (a page not in the page cache: a major fault).
 //!   A copy that takes longer than [`SLOW_COPY`] asks the host whether the
-//!   thread took a major fault; if it did, the mapping rests for
-//!   [`REST`] and reads go the non-blocking way meanwhile. So one read per
-//!   rest period may wait for the disk with the CPU held (as every
-//!   rumpfiber read does); the others stay asynchronous.
+//!   thread took a major fault; if it did, the mapping rests and reads go
+//!   the non-blocking way meanwhile ([`rest`]: 1 ms at first, doubling to
+//!   ~1 s while copies keep waiting, as in a cold-cache workload; the
+//!   first touch of a never-read block of a fresh image is such a fault
+//!   too). So about one read per second may wait for the disk with the CPU
+//!   held (as every rumpfiber read does); the others stay asynchronous.
 //! * **Fault with `SIGBUS`** (the file was truncated by someone else, or
 //!   the disk failed the page in): the `guard` module catches exactly that, puts a
 //!   zero page where the fault was so the copy can finish, and the read
@@ -37,8 +39,10 @@
 mod guard;
 pub mod lease;
 mod os;
+pub mod rest;
 
 use lease::Lease;
+use rest::Rest;
 
 use core::ffi::c_int;
 use std::cell::Cell;
@@ -52,8 +56,6 @@ use rumpuser_core::types::MonoNanos;
 pub const MAX_FD: usize = 4096;
 /// A copy slower than this may have waited for the disk; the host is asked.
 pub const SLOW_COPY: MonoNanos = 10_000;
-/// How long a mapping rests after a copy waited for the disk.
-pub const REST: MonoNanos = 1_000_000_000;
 
 /// One descriptor's mapping. Slots are never freed, so a reader may touch
 /// a slot whatever its state; the [`Lease`] keeps the mapping in place
@@ -62,8 +64,9 @@ struct Slot {
     lease: Lease,
     base: AtomicPtr<u8>,
     len: AtomicUsize,
-    /// Monotonic time before which the mapping is not used (0: in use).
-    rest_until: AtomicU64,
+    /// After a copy waited for the disk, the mapping is not used for a
+    /// while.
+    rest: Rest,
     /// Reads served since [`adopt`].
     served: AtomicU64,
 }
@@ -74,7 +77,7 @@ impl Slot {
             lease: Lease::new(),
             base: AtomicPtr::new(core::ptr::null_mut()),
             len: AtomicUsize::new(0),
-            rest_until: AtomicU64::new(0),
+            rest: Rest::new(),
             served: AtomicU64::new(0),
         }
     }
@@ -113,7 +116,7 @@ pub fn adopt(fd: c_int) {
     }
     s.base.store(base, Ordering::Relaxed);
     s.len.store(len, Ordering::Relaxed);
-    s.rest_until.store(0, Ordering::Relaxed);
+    s.rest.reset();
     s.served.store(0, Ordering::Relaxed);
     s.lease.open();
 }
@@ -171,7 +174,7 @@ pub unsafe fn try_read(fd: c_int, data: *mut u8, len: usize, off: u64) -> bool {
         MAJOR_FAULTS.set(os::thread_major_faults());
     }
     let start = crate::clock::monotonic();
-    if start < s.rest_until.load(Ordering::Relaxed) {
+    if s.rest.resting(start) {
         return false;
     }
     let base = s.base.load(Ordering::Relaxed);
@@ -186,7 +189,7 @@ pub unsafe fn try_read(fd: c_int, data: *mut u8, len: usize, off: u64) -> bool {
     }
     let end_time = crate::clock::monotonic();
     if end_time.saturating_sub(start) > SLOW_COPY && took_major_fault() {
-        s.rest_until.fetch_max(end_time + REST, Ordering::Relaxed);
+        s.rest.waited(end_time);
     }
     s.served.fetch_add(1, Ordering::Relaxed);
     true
