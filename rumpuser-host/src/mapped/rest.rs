@@ -98,7 +98,7 @@ mod tests {
         assert_eq!(rests[1], 4 * REST_MIN);
         assert!(rests.windows(2).all(|w| w[1] >= w[0]), "{rests:?}");
         assert_eq!(*rests.last().unwrap(), REST_MAX);
-        assert!(REST_MAX >= 1_000_000_000 && REST_MAX < 2_000_000_000);
+        const { assert!(REST_MAX >= 1_000_000_000 && REST_MAX < 2_000_000_000) };
         // Three quiet seconds: three levels down.
         t += 3 * DECAY;
         assert_eq!(r.waited(t), REST_MAX >> 3);
