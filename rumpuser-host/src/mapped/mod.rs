@@ -32,7 +32,10 @@
 //! `RUMPUSER_BIO_MMAP=0` turns the mapping off. Descriptors at or above
 //! [`MAX_FD`], files larger than the address space allows, and descriptors
 //! the host refuses to map (write-only, special files) keep the system-call
-//! path. The mapping lives from `rumpuser_open` to `rumpuser_close`; a
+//! path. Pages copied from are mapped into the process: they are the
+//! host's page cache, but count in its RSS (as file pages, which the OOM
+//! killer's score includes) and cost page tables (1/512 of them). The
+//! mapping lives from `rumpuser_open` to `rumpuser_close`; a
 //! descriptor closed behind the library's back is found stale when its
 //! number is opened again through it.
 
