@@ -133,8 +133,15 @@ fn a_thread_blocked_in_a_component_does_not_stop_the_others() {
     assert_eq!(done.load(Ordering::SeqCst), n);
     // Nothing else was runnable: the green host idled during each one, and
     // polled for the return instead of sleeping (it is back in a few µs).
+    // (Not under an emulator, `RUMPUSER_TEST_RUNNER`: there a return can
+    // take longer than the whole 25 µs poll every time; seen once under
+    // qemu-aarch64.)
     let polled = rumpuser_green::host::excursion::polled_returns() - polled_before;
-    assert!(polled > 0, "no return was caught by the idle poll");
+    let emulated = std::env::var_os("RUMPUSER_TEST_RUNNER").is_some_and(|v| !v.is_empty());
+    assert!(
+        polled > 0 || emulated,
+        "no return was caught by the idle poll"
+    );
 
     // Four threads making short excursions at once while this thread
     // keeps yielding the CPU: returns arrive in any order and while the

@@ -144,6 +144,12 @@ pub fn is_mapped(fd: c_int) -> bool {
     slot(fd).is_some_and(|s| s.lease.is_open())
 }
 
+/// Rests `fd`'s mapping has taken since [`adopt`] (copies that waited for
+/// the disk).
+pub fn rests(fd: c_int) -> u64 {
+    slot(fd).map_or(0, |s| s.rest.count())
+}
+
 /// Reads `fd` has had served from its mapping since [`adopt`].
 pub fn served(fd: c_int) -> u64 {
     slot(fd).map_or(0, |s| s.served.load(Ordering::Relaxed))

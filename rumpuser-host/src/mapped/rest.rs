@@ -28,6 +28,7 @@ pub struct Rest {
     until: AtomicU64,
     level: AtomicU32,
     last_wait: AtomicU64,
+    count: AtomicU64,
 }
 
 impl Default for Rest {
@@ -43,6 +44,7 @@ impl Rest {
             until: AtomicU64::new(0),
             level: AtomicU32::new(0),
             last_wait: AtomicU64::new(0),
+            count: AtomicU64::new(0),
         }
     }
 
@@ -51,6 +53,12 @@ impl Rest {
         self.until.store(0, Ordering::Relaxed);
         self.level.store(0, Ordering::Relaxed);
         self.last_wait.store(0, Ordering::Relaxed);
+        self.count.store(0, Ordering::Relaxed);
+    }
+
+    /// Rests taken since the last [`Rest::reset`].
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
     }
 
     /// Whether the mapping rests at `now`.
@@ -61,6 +69,7 @@ impl Rest {
 
     /// A copy ending at `now` waited for the disk: rest. Returns the rest.
     pub fn waited(&self, now: MonoNanos) -> MonoNanos {
+        self.count.fetch_add(1, Ordering::Relaxed);
         let last = self.last_wait.swap(now, Ordering::Relaxed);
         let quiet = now.saturating_sub(last) / DECAY;
         let level = self
@@ -106,7 +115,9 @@ mod tests {
         t += 60 * DECAY;
         assert_eq!(r.waited(t), REST_MIN);
         // A new mapping starts over.
+        assert_eq!(r.count(), 17);
         r.reset();
+        assert_eq!(r.count(), 0);
         assert!(!r.resting(t));
         assert_eq!(r.waited(t + 1), REST_MIN);
     }
