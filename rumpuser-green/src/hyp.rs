@@ -221,11 +221,15 @@ impl Hypervisor for Green {
             return Err(req);
         }
         px::blockio::try_now(req).or_else(|req| {
-            if crate::host::bio::inline_writes() {
-                px::blockio::try_write_inline(req)
-            } else {
-                Err(req)
+            if !crate::host::bio::inline_writes() {
+                return Err(req);
             }
+            // A flush inline only when no other green thread would run
+            // while a worker did it.
+            if req.op == (BioOp::Write { sync: true }) && !sched_core::others_runnable() {
+                return px::blockio::try_sync_write_inline(req);
+            }
+            px::blockio::try_write_inline(req)
         })
     }
 

@@ -1,8 +1,9 @@
 //! On a host that refuses `RWF_NOWAIT` for buffered writes (ext4), a green
 //! write without `BIO_SYNC` completes inside `rumpuser_bio` with the
 //! caller's virtual CPU never released (a plain `pwrite`, as rumpfiber
-//! does), while a `BIO_SYNC` write goes to a host worker so that other
-//! green threads run during the disk flush.
+//! does). A `BIO_SYNC` write goes to a host worker when another green
+//! thread is ready to run, so that it runs during the disk flush, and is
+//! done inline (`pwrite` + `fdatasync`) when nobody would run meanwhile.
 
 use rumpuser_core::abi::*;
 use rumpuser_core::conformance::cases::bio::Done;
@@ -35,8 +36,12 @@ fn host_takes_nowait_writes(path: &std::path::Path) -> bool {
     !(n < 0 && matches!(e, Some(libc::EOPNOTSUPP) | Some(libc::EINVAL)))
 }
 
+extern "C" fn ready_thread(_: *mut c_void) -> *mut c_void {
+    std::ptr::null_mut()
+}
+
 #[test]
-fn buffered_write_completes_inline_and_sync_write_does_not() {
+fn buffered_write_inline_and_sync_write_inline_only_when_idle() {
     let api = &rumpuser_green::rumpuser_exports::API;
     // SAFETY: the model's static table; first init in this process.
     assert_eq!(unsafe { (api.init)(17, &model::HYPERUP) }, 0);
@@ -82,8 +87,24 @@ fn buffered_write_completes_inline_and_sync_write_does_not() {
     assert_eq!(on_disk.len(), 4096 + 65536);
     assert!(on_disk[4096..] == w[..], "written data differs");
 
-    // BIO_SYNC: to a host worker; the biodone green thread delivers it only
-    // once this thread lets the scheduler run.
+    // BIO_SYNC with another green thread ready: to a host worker; the
+    // biodone green thread delivers it only once this thread lets the
+    // scheduler run.
+    let mut cookie: *mut c_void = std::ptr::null_mut();
+    // SAFETY: a joinable green thread running `ready_thread`, which touches
+    // nothing; created, hence ready, until this thread yields.
+    let r = unsafe {
+        (api.thread_create)(
+            Some(ready_thread),
+            std::ptr::null_mut(),
+            c"ready".as_ptr(),
+            1,
+            0,
+            -1,
+            &mut cookie,
+        )
+    };
+    assert_eq!(r, 0);
     let s = Done::default();
     // SAFETY: as above.
     unsafe {
@@ -96,7 +117,11 @@ fn buffered_write_completes_inline_and_sync_write_does_not() {
             0,
         )
     };
-    assert_eq!(s.calls(), 0, "a SYNC write completed inline");
+    assert_eq!(
+        s.calls(),
+        0,
+        "a SYNC write completed inline while another thread was ready"
+    );
     assert!(lwp.releases.load(Ordering::Relaxed) > releases);
     for _ in 0..20_000 {
         if s.calls() > 0 {
@@ -108,6 +133,35 @@ fn buffered_write_completes_inline_and_sync_write_does_not() {
     assert_eq!(s.calls(), 1);
     assert_eq!(s.without_cpu(), 0);
     assert_eq!(s.result(), (4096, 0));
+    // SAFETY: the cookie of the joinable thread created above.
+    assert_eq!(unsafe { (api.thread_join)(cookie) }, 0);
+
+    // BIO_SYNC with nobody else ready: inline, the CPU never released.
+    let releases = lwp.releases.load(Ordering::Relaxed);
+    w[..4096].fill(0x5a);
+    let t = Done::default();
+    // SAFETY: as above.
+    unsafe {
+        t.start(
+            api,
+            fd,
+            RUMPUSER_BIO_WRITE | RUMPUSER_BIO_SYNC,
+            w.as_mut_ptr(),
+            4096,
+            8192,
+        )
+    };
+    assert_eq!(
+        t.calls(),
+        1,
+        "an idle scheduler's SYNC write was not inline"
+    );
+    assert_eq!(t.without_cpu(), 0);
+    assert_eq!(t.result(), (4096, 0));
+    assert_eq!(lwp.releases.load(Ordering::Relaxed), releases);
+    assert!(std::fs::read(&path).unwrap()[8192..12288]
+        .iter()
+        .all(|&b| b == 0x5a));
     // SAFETY: plain hypercall on our descriptor.
     unsafe { (api.close)(fd) };
     let _ = std::fs::remove_file(&path);

@@ -226,14 +226,33 @@ static INLINE_WRITES: InlineWriteGate = InlineWriteGate::new();
 /// following writes to the workers for [`INLINE_WRITE_BACKOFF`]. Hands the
 /// request back when it is not such a write, when the host does take
 /// `RWF_NOWAIT` writes (then [`try_now`] decides), while the path is closed,
-/// and with the fault injector on. `BIO_SYNC` writes always go back: they
-/// wait for the disk, and other green threads should run meanwhile.
+/// and with the fault injector on. `BIO_SYNC` writes go back too: they wait
+/// for the disk (see [`try_sync_write_inline`]).
 pub fn try_write_inline(req: BioRequest) -> Result<(), BioRequest> {
-    if req.op != (BioOp::Write { sync: false })
-        || NOWAIT_WRITES.load(Ordering::Relaxed)
-        || faults().is_some()
-        || req.len == 0
-    {
+    if req.op != (BioOp::Write { sync: false }) || NOWAIT_WRITES.load(Ordering::Relaxed) {
+        return Err(req);
+    }
+    write_inline_gated(req)
+}
+
+/// For a single-host-thread scheduler that has nothing else to run: a
+/// `BIO_SYNC` write (`pwrite` + `fdatasync`) on the calling thread, as
+/// rumpfiber does, instead of two host hand-offs around the flush while the
+/// scheduler idles anyway. Only what becomes ready during the flush (a
+/// timer, a host event) waits for it; the same gate as
+/// [`try_write_inline`] sends writes to the workers for
+/// [`INLINE_WRITE_BACKOFF`] after one takes over [`INLINE_WRITE_SLOW`] (a
+/// slow disk). Hands back anything else, and everything with the fault
+/// injector on.
+pub fn try_sync_write_inline(req: BioRequest) -> Result<(), BioRequest> {
+    if req.op != (BioOp::Write { sync: true }) {
+        return Err(req);
+    }
+    write_inline_gated(req)
+}
+
+fn write_inline_gated(req: BioRequest) -> Result<(), BioRequest> {
+    if faults().is_some() || req.len == 0 {
         return Err(req);
     }
     let start = crate::clock::monotonic();

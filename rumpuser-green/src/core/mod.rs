@@ -81,11 +81,11 @@ pub use platform::{Platform, Stack};
 pub use rng::SplitMix64;
 pub use sched::{
     bench_yield_pingpong, curlwp, current, current_for_report, errno, exit, fatal, init,
-    is_initialized, join, now_ns, park, set_curlwp, set_errno, set_switch_hook, set_thread_name,
-    set_tracing, set_user_data, shutdown, sleep_for, sleep_until, spawn, spawn_closure, spawn_fn,
-    stats, take_trace, thread_name, try_current, user_data, user_data_of, wake, yield_now, Config,
-    InitError, JoinError, ShutdownError, SpawnError, Stats, SwitchEvent, SwitchHook,
-    DEFAULT_STACK_SIZE, MIN_STACK_SIZE,
+    is_initialized, join, now_ns, others_runnable, park, set_curlwp, set_errno, set_switch_hook,
+    set_thread_name, set_tracing, set_user_data, shutdown, sleep_for, sleep_until, spawn,
+    spawn_closure, spawn_fn, stats, take_trace, thread_name, try_current, user_data, user_data_of,
+    wake, yield_now, Config, InitError, JoinError, ShutdownError, SpawnError, Stats, SwitchEvent,
+    SwitchHook, DEFAULT_STACK_SIZE, MIN_STACK_SIZE,
 };
 pub use sync::{GreenCondvar, GreenMutex, GreenRwLock, LockError};
 pub use thread::{ThreadId, ThreadName, Wakeup, NAME_MAX};

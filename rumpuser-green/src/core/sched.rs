@@ -1107,6 +1107,13 @@ pub fn set_thread_name(tid: ThreadId, name: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// Whether a thread other than the caller is ready to run now (`false`
+/// before [`init`]). A caller about to block its host thread briefly uses
+/// it to do so only when nobody would have run meanwhile.
+pub fn others_runnable() -> bool {
+    SCHED.try_with(|s| !s.runq.is_empty()).unwrap_or(false)
+}
+
 /// Counters (`None` before [`init`]).
 pub fn stats() -> Option<Stats> {
     SCHED.try_with(|s| Stats {
