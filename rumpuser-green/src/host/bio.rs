@@ -10,8 +10,11 @@
 //! kernel. Transfers the page cache can serve without blocking
 //! (`RWF_NOWAIT`) complete inline on the calling green thread, before its
 //! CPU is released (`bio_try_now`); so do buffered writes on hosts that
-//! refuse `RWF_NOWAIT` writes (ext4), with a plain `pwrite`, unless one
-//! was slow lately (`rumpuser_host::blockio::try_write_inline`). In
+//! refuse `RWF_NOWAIT` writes (ext4), with a plain `pwrite`, and `BIO_SYNC`
+//! writes when no other green thread is ready to run (`pwrite` +
+//! `fdatasync`: the scheduler would only idle through the flush), unless
+//! one was slow lately (`rumpuser_host::blockio::try_write_inline`,
+//! `try_sync_write_inline`). In
 //! deterministic mode transfers are synchronous, so a run depends only on
 //! its seed.
 
