@@ -14,8 +14,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-/// Descriptor numbers are process-wide: one test at a time, so that a
-/// number one test closes is not reopened by another under its readers.
+/// Descriptor numbers are process-wide: one test at a time (including the
+/// ones that spawn a child, which opens pipes), so that a number one test
+/// closes is not taken by another under its readers.
 static SERIAL: Mutex<()> = Mutex::new(());
 
 const CHILD: &str = "MAPPED_TEST_CHILD";
@@ -266,6 +267,8 @@ fn run_child(mode: &str, env: Option<(&str, &str)>) -> (std::process::ExitStatus
 
 #[test]
 fn other_sigbus_faults_still_reach_the_program() {
+    // Spawning opens pipes: descriptor numbers another test may be reusing.
+    let _s = serial();
     let (st, out) = run_child("default", None);
     assert!(out.contains("child: mapped true"), "{out}");
     assert!(out.contains("child: guarded read served false"), "{out}");
@@ -289,6 +292,7 @@ fn other_sigbus_faults_still_reach_the_program() {
 
 #[test]
 fn the_mapping_can_be_switched_off() {
+    let _s = serial();
     let (st, out) = run_child("off", Some(("RUMPUSER_BIO_MMAP", "0")));
     assert!(st.success(), "{out}");
     assert!(out.contains("child: mapped false"), "{out}");
