@@ -144,6 +144,75 @@ pub fn write_read_back(ctx: &Ctx) -> CaseResult {
     Ok(())
 }
 
+/// On an image that exists before it is opened (as a disk image does), a
+/// read sees at once what was written through the same descriptor, by
+/// `rumpuser_bio` (with and without `SYNC`) and by `rumpuser_iovwrite`: an
+/// implementation that serves reads from a cache or a mapping must keep
+/// it coherent.
+pub fn reads_see_writes_at_once(ctx: &Ctx) -> CaseResult {
+    const BS: usize = 4096;
+    let p = path(ctx, &alloc::format!("bio-image-{}", ctx.now()))?;
+    let fd = open(ctx, &p, RUMPUSER_OPEN_RDWR | RUMPUSER_OPEN_CREATE)
+        .map_err(|e| alloc::format!("create: {e}"))?;
+    let mut img: Vec<u8> = (0..16 * BS).map(|i| (i / BS) as u8).collect();
+    let v = [IoVec {
+        iov_base: img.as_mut_ptr().cast(),
+        iov_len: img.len(),
+    }];
+    let mut n = 0;
+    // SAFETY: iovec over a live buffer.
+    let r = unsafe { (ctx.api.iovwrite)(fd, v.as_ptr(), 1, 0, &mut n) };
+    crate::ensure_eq!((r, n), (0, img.len()), "image write");
+    // SAFETY: plain hypercall.
+    unsafe { (ctx.api.close)(fd) };
+    let fd = open(ctx, &p, RUMPUSER_OPEN_RDWR | RUMPUSER_OPEN_BIO)
+        .map_err(|e| alloc::format!("open: {e}"))?;
+    let read = |block: usize| -> Result<Vec<u8>, alloc::string::String> {
+        let mut b = vec![0xeeu8; BS];
+        let d = Done::default();
+        bio(ctx, fd, RUMPUSER_BIO_READ, &mut b, (block * BS) as i64, &d);
+        crate::ensure_eq!(wait(ctx, &d)?, (BS, 0), "read of block {block}");
+        Ok(b)
+    };
+    for block in [0, 7, 15] {
+        crate::ensure!(
+            read(block)?.iter().all(|&x| x == block as u8),
+            "block {block} of the image reads wrong"
+        );
+    }
+    for (block, op, fill) in [
+        (3, RUMPUSER_BIO_WRITE, 0xa3u8),
+        (5, RUMPUSER_BIO_WRITE | RUMPUSER_BIO_SYNC, 0xa5),
+    ] {
+        // Read first, so a cache or mapping holds the old contents.
+        crate::ensure!(read(block)?[0] == block as u8, "block {block} before");
+        let mut w = vec![fill; BS];
+        let d = Done::default();
+        bio(ctx, fd, op, &mut w, (block * BS) as i64, &d);
+        crate::ensure_eq!(wait(ctx, &d)?, (BS, 0), "write of block {block}");
+        crate::ensure!(
+            read(block)?.iter().all(|&x| x == fill),
+            "block {block} read back stale after a bio write (op {op:#x})"
+        );
+    }
+    crate::ensure!(read(9)?[0] == 9, "block 9 before");
+    let mut w = vec![0xa9u8; BS];
+    let v = [IoVec {
+        iov_base: w.as_mut_ptr().cast(),
+        iov_len: BS,
+    }];
+    // SAFETY: iovec over a live buffer.
+    let r = unsafe { (ctx.api.iovwrite)(fd, v.as_ptr(), 1, (9 * BS) as i64, &mut n) };
+    crate::ensure_eq!((r, n), (0, BS), "iovwrite of block 9");
+    crate::ensure!(
+        read(9)?.iter().all(|&x| x == 0xa9),
+        "block 9 read back stale after an iovwrite"
+    );
+    // SAFETY: plain hypercall.
+    unsafe { (ctx.api.close)(fd) };
+    Ok(())
+}
+
 /// Bad fds, bad ops and bad offsets complete with NetBSD errno values.
 pub fn errors_reach_biodone(ctx: &Ctx) -> CaseResult {
     if ctx.cfg.scratch_dir.is_none() {

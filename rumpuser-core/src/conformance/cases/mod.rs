@@ -103,6 +103,10 @@ pub const ALL: &[(&str, Case)] = &[
     ("file::getfileinfo", file::getfileinfo),
     ("file::syncfd_and_close", file::syncfd_and_close),
     ("bio::write_read_back", bio::write_read_back),
+    (
+        "bio::reads_see_writes_at_once",
+        bio::reads_see_writes_at_once,
+    ),
     ("bio::errors_reach_biodone", bio::errors_reach_biodone),
     (
         "bio::many_in_flight_exactly_once",
