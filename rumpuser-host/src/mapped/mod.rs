@@ -21,10 +21,10 @@
 //!   too). So about one read per second may wait for the disk with the CPU
 //!   held (as every rumpfiber read does); the others stay asynchronous.
 //! * **Fault with `SIGBUS`** (the file was truncated by someone else, or
-//!   the disk failed the page in): the `guard` module catches exactly that, puts a
-//!   zero page where the fault was so the copy can finish, and the read
-//!   falls back to the system call, which reports what really happened.
-//!   The mapping is not used again.
+//!   the disk failed the page in): the `guard` module catches exactly
+//!   that, puts a zero page where the fault was so the copy can finish,
+//!   and the read falls back to the system call, which reports what
+//!   really happened. The mapping is not used again.
 //! * **Be unmapped under the copy**: [`release`] (from `rumpuser_close`)
 //!   takes the mapping out of use and waits for copies in progress before
 //!   `munmap`.
@@ -35,9 +35,11 @@
 //! path. Pages copied from are mapped into the process: they are the
 //! host's page cache, but count in its RSS (as file pages, which the OOM
 //! killer's score includes) and cost page tables (1/512 of them). The
-//! mapping lives from `rumpuser_open` to `rumpuser_close`; a
-//! descriptor closed behind the library's back is found stale when its
-//! number is opened again through it.
+//! mapping lives from `rumpuser_open` to `rumpuser_close`, so a descriptor
+//! given to `rumpuser_bio` must be closed with `rumpuser_close` (the
+//! kernel's are): one closed behind the library's back keeps its mapping
+//! until its number is opened again through `rumpuser_open`, and a read of
+//! that number meanwhile would come from the old file.
 
 mod guard;
 pub mod lease;
