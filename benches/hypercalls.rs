@@ -14,7 +14,7 @@
 //! | `clock_gettime_absmono` | one `rumpuser_clock_gettime(ABSMONO)` |
 //! | `malloc_free_64` / `malloc_free_4k_aligned` | `rumpuser_malloc` + `rumpuser_free` |
 //! | `getrandom_32` | one `rumpuser_getrandom` of 32 bytes |
-//! | `bio_4k_read_qd1` / `bio_4k_read_qd64` | per 4 KiB random read of a page-cached 64 MiB file, completion counted in `biodone` |
+//! | `bio_4k_read_qd1` / `bio_4k_read_qd64` | per 4 KiB random read of a page-cached 64 MiB file, completion counted in `biodone`; ours also as `-nomap` (opened without `RUMPUSER_OPEN_BIO`: no mapping) |
 //! | `green_switch` | one context switch (green flavours; `clock_sleep(0)` ping-pong, and the scheduler core's `yield_now`) |
 //! | `sleep_1ms_lateness` | how late a 1 ms `clock_sleep` returns (actual - requested) |
 //!
@@ -618,36 +618,42 @@ impl Drop for BioQueue {
     }
 }
 
-/// Per-I/O time of 4 KiB random reads at queue depth `depth`.
+/// Per-I/O time of 4 KiB random reads at queue depth `depth`. Our
+/// libraries run twice: as the kernel opens a disk image
+/// (`RUMPUSER_OPEN_BIO`: reads are copied out of a mapping of the file)
+/// and, as `<name>-nomap`, without the flag (one `preadv2(RWF_NOWAIT)`
+/// per cached read), so the mapping's share shows in the same run.
 fn bio(c: &mut Criterion, libs: &'static Libs, depth: usize) {
     let path = bio_file();
     let cpath = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
     let mut g = c.benchmark_group(format!("bio_4k_read_qd{depth}"));
     for lib in &libs.libs {
-        g.bench_function(lib.name, |b| {
-            let mut fd: c_int = -1;
-            // SAFETY: a C string and an out-pointer to a local.
-            let e = unsafe {
-                (lib.api.open)(
-                    cpath.as_ptr(),
-                    RUMPUSER_OPEN_RDONLY | RUMPUSER_OPEN_BIO,
-                    &mut fd,
-                )
-            };
-            assert_eq!(e, 0, "{}: open failed: {e}", lib.name);
-            let q = BioQueue::new(lib);
-            let mut next = 0usize;
-            b.iter_custom(|iters| q.run(fd, iters, depth, &mut next));
-            assert_eq!(
-                q.errors.load(Ordering::Relaxed),
-                0,
-                "{}: bio errors",
-                lib.name
-            );
-            drop(q);
-            // SAFETY: our descriptor, nothing in flight.
-            unsafe { (lib.api.close)(fd) };
-        });
+        let mut modes = vec![(lib.name.to_string(), RUMPUSER_OPEN_BIO)];
+        if lib.name.starts_with("ours") {
+            modes.push((format!("{}-nomap", lib.name), 0));
+        }
+        for (name, bio_flag) in modes {
+            g.bench_function(name, |b| {
+                let mut fd: c_int = -1;
+                // SAFETY: a C string and an out-pointer to a local.
+                let e = unsafe {
+                    (lib.api.open)(cpath.as_ptr(), RUMPUSER_OPEN_RDONLY | bio_flag, &mut fd)
+                };
+                assert_eq!(e, 0, "{}: open failed: {e}", lib.name);
+                let q = BioQueue::new(lib);
+                let mut next = 0usize;
+                b.iter_custom(|iters| q.run(fd, iters, depth, &mut next));
+                assert_eq!(
+                    q.errors.load(Ordering::Relaxed),
+                    0,
+                    "{}: bio errors",
+                    lib.name
+                );
+                drop(q);
+                // SAFETY: our descriptor, nothing in flight.
+                unsafe { (lib.api.close)(fd) };
+            });
+        }
     }
     g.bench_function(BASELINE, |b| {
         // Synchronous pread on the calling thread: the floor of any queue.
