@@ -36,6 +36,7 @@ pub mod mapped {
     }
 }
 pub mod mem;
+pub mod pages;
 pub mod param;
 pub mod random;
 pub mod signal;

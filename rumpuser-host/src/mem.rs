@@ -1,5 +1,5 @@
 //! Memory (rumpuser_mem.c): aligned heap allocations from the C allocator
-//! and anonymous mappings whose alignment is honoured on every host (the
+//! (single 4 KiB pages from [`crate::pages`]) and anonymous mappings whose alignment is honoured on every host (the
 //! reference only aligns where `MAP_ALIGNED` exists).
 
 use core::ffi::c_void;
@@ -8,6 +8,9 @@ use rumpuser_core::{Errno, HyperResult};
 
 /// `len` bytes aligned to `align` (a power of two ≥ pointer size).
 pub fn malloc(len: usize, align: usize) -> HyperResult<NonNull<u8>> {
+    if len == crate::pages::PAGE && align <= crate::pages::PAGE && crate::pages::enabled() {
+        return crate::pages::alloc().ok_or(Errno::ENOMEM);
+    }
     // malloc(0) may return NULL; the kernel needs a unique pointer.
     let len = len.max(1);
     if align <= MALLOC_ALIGN {
@@ -33,8 +36,14 @@ const MALLOC_ALIGN: usize = 2 * core::mem::size_of::<usize>();
 /// Frees a [`malloc`] result.
 ///
 /// # Safety
-/// `ptr` came from [`malloc`] and is not used again.
-pub unsafe fn free(ptr: NonNull<u8>, _len: usize) {
+/// `ptr` came from [`malloc`] with this `len` (as the contract promises)
+/// and is not used again.
+pub unsafe fn free(ptr: NonNull<u8>, len: usize) {
+    // The length is the one asked for (contract 3.3): a page came from
+    // the pool.
+    if len == crate::pages::PAGE && crate::pages::enabled() {
+        return crate::pages::free(ptr);
+    }
     // SAFETY: caller's contract; malloc and posix_memalign memory is freed with free.
     unsafe { libc::free(ptr.as_ptr().cast()) };
 }
