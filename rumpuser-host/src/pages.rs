@@ -23,10 +23,12 @@ use std::sync::{Mutex, OnceLock};
 pub const PAGE: usize = 4096;
 /// Host mapping the pool carves pages from.
 const CHUNK: usize = 2 << 20;
-/// Pages a thread keeps for itself before handing a batch back.
-const LOCAL_MAX: usize = 256;
+/// Pages a thread keeps for itself before handing a batch back: small,
+/// because a posix kernel has a host thread per lwp and free pages on one
+/// thread's list are lost to the others (128 KiB per thread at most).
+const LOCAL_MAX: usize = 32;
 /// Pages moved between a thread's list and the shared one at a time.
-const BATCH: usize = 64;
+const BATCH: usize = 16;
 
 /// Pages no thread holds, and the rest of the chunk being carved.
 struct Shared {
