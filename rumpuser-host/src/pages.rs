@@ -88,6 +88,11 @@ fn take(into: &mut Vec<usize>, n: usize) {
     }
 }
 
+/// Maps a chunk with its pages already present and writable
+/// (`MAP_POPULATE`). Left to fault in on use, a page the kernel reads
+/// before it writes is first mapped to the shared zero page, and the write
+/// then replaces it with a TLB shootdown to every CPU running the process:
+/// with 64 writing lwps that was 10 % of the time, in IPIs.
 fn map_chunk() -> Option<usize> {
     // SAFETY: a fresh private anonymous mapping; nothing else refers to it.
     let p = unsafe {
@@ -95,7 +100,7 @@ fn map_chunk() -> Option<usize> {
             core::ptr::null_mut(),
             CHUNK,
             libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
             -1,
             0,
         )
