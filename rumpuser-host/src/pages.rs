@@ -5,7 +5,8 @@
 //! vm.c). glibc's `posix_memalign(4096, 4096)` takes 8 KiB of heap per
 //! page (a chunk header has to sit in front of each aligned page: 20 000
 //! pages made a 156 MiB arena for 78 MiB) and ~50 ns. Here a page costs
-//! 4 KiB and, usually, a pop from the calling thread's own list.
+//! 4 KiB and, usually, a pop from the calling thread's own list, and it is
+//! already present and writable (`map_chunk` says why).
 //!
 //! A page is recognised at `rumpuser_free` by its length, which the
 //! contract guarantees is the length asked for (3.3: "`len` is always
