@@ -30,6 +30,7 @@ pub const ALL: &[(&str, Case)] = &[
     ("param::errors", param::errors),
     ("mem::malloc_alignment", mem::malloc_alignment),
     ("mem::malloc_bad_alignment", mem::malloc_bad_alignment),
+    ("mem::pages_across_threads", mem::pages_across_threads),
     ("mem::anonmmap", mem::anonmmap),
     ("clock::gettime", clock::gettime),
     (
