@@ -4,7 +4,7 @@
 
 use super::super::model::model;
 use super::super::{CaseResult, Ctx, KitApi};
-use super::file::{open, path};
+use super::file::{iov, open, path};
 use crate::abi::*;
 use crate::Errno;
 use alloc::boxed::Box;
@@ -106,6 +106,26 @@ fn wait(ctx: &Ctx, d: &Done) -> Result<(usize, i32), alloc::string::String> {
     Ok(d.result())
 }
 
+/// Writes all of `b` at `off` with `rumpuser_iovwrite`.
+fn iovwrite_all(ctx: &Ctx, fd: c_int, b: &[u8], off: usize) -> CaseResult {
+    let v = [iov(b)];
+    let mut n = 0;
+    // SAFETY: one iovec over a live buffer the hypercall only reads.
+    let r = unsafe { (ctx.api.iovwrite)(fd, v.as_ptr(), 1, off as i64, &mut n) };
+    crate::ensure_eq!(
+        (r, n),
+        (0, b.len()),
+        "iovwrite of {} bytes at {off}",
+        b.len()
+    );
+    Ok(())
+}
+
+/// An image of `blocks` blocks of `BS` bytes, block `i` filled with `i`.
+fn block_image(blocks: usize, bs: usize) -> Vec<u8> {
+    (0..blocks * bs).map(|i| (i / bs) as u8).collect()
+}
+
 /// A SYNC write, read back; a read past the end is short, not an error.
 pub fn write_read_back(ctx: &Ctx) -> CaseResult {
     let p = path(ctx, &alloc::format!("bio-{}", ctx.now()))?;
@@ -154,15 +174,7 @@ pub fn reads_see_writes_at_once(ctx: &Ctx) -> CaseResult {
     let p = path(ctx, &alloc::format!("bio-image-{}", ctx.now()))?;
     let fd = open(ctx, &p, RUMPUSER_OPEN_RDWR | RUMPUSER_OPEN_CREATE)
         .map_err(|e| alloc::format!("create: {e}"))?;
-    let mut img: Vec<u8> = (0..16 * BS).map(|i| (i / BS) as u8).collect();
-    let v = [IoVec {
-        iov_base: img.as_mut_ptr().cast(),
-        iov_len: img.len(),
-    }];
-    let mut n = 0;
-    // SAFETY: iovec over a live buffer.
-    let r = unsafe { (ctx.api.iovwrite)(fd, v.as_ptr(), 1, 0, &mut n) };
-    crate::ensure_eq!((r, n), (0, img.len()), "image write");
+    iovwrite_all(ctx, fd, &block_image(16, BS), 0)?;
     // SAFETY: plain hypercall.
     unsafe { (ctx.api.close)(fd) };
     let fd = open(ctx, &p, RUMPUSER_OPEN_RDWR | RUMPUSER_OPEN_BIO)
@@ -196,14 +208,7 @@ pub fn reads_see_writes_at_once(ctx: &Ctx) -> CaseResult {
         );
     }
     crate::ensure!(read(9)?[0] == 9, "block 9 before");
-    let mut w = vec![0xa9u8; BS];
-    let v = [IoVec {
-        iov_base: w.as_mut_ptr().cast(),
-        iov_len: BS,
-    }];
-    // SAFETY: iovec over a live buffer.
-    let r = unsafe { (ctx.api.iovwrite)(fd, v.as_ptr(), 1, (9 * BS) as i64, &mut n) };
-    crate::ensure_eq!((r, n), (0, BS), "iovwrite of block 9");
+    iovwrite_all(ctx, fd, &[0xa9u8; BS], 9 * BS)?;
     crate::ensure!(
         read(9)?.iter().all(|&x| x == 0xa9),
         "block 9 read back stale after an iovwrite"
@@ -269,18 +274,7 @@ pub fn many_in_flight_exactly_once(ctx: &Ctx) -> CaseResult {
     )
     .map_err(|e| alloc::format!("open: {e}"))?;
     let blocks = 256usize;
-    let mut img = vec![0u8; blocks * BS];
-    for (i, b) in img.chunks_mut(BS).enumerate() {
-        b.fill(i as u8);
-    }
-    let v = [IoVec {
-        iov_base: img.as_mut_ptr().cast(),
-        iov_len: img.len(),
-    }];
-    let mut n = 0;
-    // SAFETY: iovec over a live buffer.
-    let r = unsafe { (ctx.api.iovwrite)(fd, v.as_ptr(), 1, 0, &mut n) };
-    crate::ensure_eq!((r, n), (0, img.len()), "image write");
+    iovwrite_all(ctx, fd, &block_image(blocks, BS), 0)?;
     let dones: Box<[Done]> = (0..N).map(|_| Done::default()).collect();
     let mut bufs: Vec<Vec<u8>> = (0..N).map(|_| vec![0xeeu8; BS]).collect();
     for i in 0..N {

@@ -85,7 +85,9 @@ pub fn open_errors(ctx: &Ctx) -> CaseResult {
     Ok(())
 }
 
-fn iov(b: &[u8]) -> IoVec {
+/// One iovec over `b` (for `iovread` as well: the hypercall writes
+/// through the pointer).
+pub(super) fn iov(b: &[u8]) -> IoVec {
     IoVec {
         iov_base: b.as_ptr() as *mut _,
         iov_len: b.len(),
