@@ -42,20 +42,24 @@ pub fn close(fd: c_int) -> HyperResult<()> {
     Ok(())
 }
 
+/// The size of the block device open on `fd` (`BLKGETSIZE64`).
+pub(crate) fn block_device_size(fd: c_int) -> HyperResult<u64> {
+    // BLKGETSIZE64 = _IOR(0x12, 114, size_t)
+    const BLKGETSIZE64: libc::c_ulong = 0x8008_1272;
+    let mut size: u64 = 0;
+    // SAFETY: the ioctl writes one u64 into `size`.
+    if unsafe { libc::ioctl(fd, BLKGETSIZE64 as _, &mut size as *mut u64) } == 0 {
+        Ok(size)
+    } else {
+        Err(last_error())
+    }
+}
+
 fn device_size(name: &CStr, block: bool) -> HyperResult<u64> {
     // SAFETY: valid C string.
     let fd = retry_int(|| unsafe { libc::open(name.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) })?;
-    let mut size: u64 = 0;
     let r = if block {
-        // BLKGETSIZE64 = _IOR(0x12, 114, size_t)
-        const BLKGETSIZE64: libc::c_ulong = 0x8008_1272;
-        // SAFETY: the ioctl writes one u64 into `size`.
-        let r = unsafe { libc::ioctl(fd, BLKGETSIZE64, &mut size as *mut u64) };
-        if r == 0 {
-            Ok(size)
-        } else {
-            Err(last_error())
-        }
+        block_device_size(fd)
     } else {
         // SAFETY: plain lseek on our own descriptor.
         let off = unsafe { libc::lseek(fd, 0, libc::SEEK_END) };

@@ -17,17 +17,7 @@ pub fn mappable_size(fd: c_int) -> Option<usize> {
     };
     let size: u64 = match st.st_mode & libc::S_IFMT {
         libc::S_IFREG => u64::try_from(st.st_size).ok()?,
-        #[cfg(target_os = "linux")]
-        libc::S_IFBLK => {
-            // BLKGETSIZE64 = _IOR(0x12, 114, size_t)
-            const BLKGETSIZE64: libc::c_ulong = 0x8008_1272;
-            let mut size: u64 = 0;
-            // SAFETY: the ioctl writes one u64 into `size`.
-            if unsafe { libc::ioctl(fd, BLKGETSIZE64 as _, &mut size as *mut u64) } != 0 {
-                return None;
-            }
-            size
-        }
+        libc::S_IFBLK => crate::file::block_device_size(fd).ok()?,
         _ => return None,
     };
     // Half the address space at most: a mapping must leave room for the rest.
