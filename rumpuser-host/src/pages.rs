@@ -136,8 +136,7 @@ pub fn free(page: NonNull<u8>) {
         l.0.push(page);
         if l.0.len() > LOCAL_MAX {
             let at = l.0.len() - BATCH;
-            let batch: Vec<usize> = l.0.drain(at..).collect();
-            shared().free.extend(batch);
+            shared().free.extend(l.0.drain(at..));
         }
     });
     if kept.is_err() {
