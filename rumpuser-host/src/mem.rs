@@ -1,6 +1,7 @@
 //! Memory (rumpuser_mem.c): aligned heap allocations from the C allocator
-//! (single 4 KiB pages from [`crate::pages`]) and anonymous mappings whose alignment is honoured on every host (the
-//! reference only aligns where `MAP_ALIGNED` exists).
+//! (single 4 KiB pages from [`crate::pages`]) and anonymous mappings whose
+//! alignment is honoured on every host (the reference only aligns where
+//! `MAP_ALIGNED` exists).
 
 use core::ffi::c_void;
 use core::ptr::{self, NonNull};
@@ -40,7 +41,9 @@ const MALLOC_ALIGN: usize = 2 * core::mem::size_of::<usize>();
 /// and is not used again.
 pub unsafe fn free(ptr: NonNull<u8>, len: usize) {
     // The length is the one asked for (contract 3.3): a page came from
-    // the pool.
+    // the pool. (A 4 KiB block asked for with a larger alignment came from
+    // the C allocator; it joins the pool here, which keeps it: held by one
+    // owner at a time either way.)
     if len == crate::pages::PAGE && crate::pages::enabled() {
         return crate::pages::free(ptr);
     }
