@@ -114,7 +114,11 @@ pub fn exit_status(v: u32) -> ! {
         } else {
             abi::SHUTDOWN_CRASH
         };
-        hypercall::shutdown(reason);
+        // Returns only on failure; the toolstack would then wait on a
+        // domain that never says it is done, so say why here.
+        let rc = hypercall::shutdown(reason);
+        xprintln!("rumpuser-xen: SCHEDOP_shutdown({reason}) failed: {rc}; halting");
+        console::flush();
     }
     cpu::halt_forever()
 }
