@@ -725,7 +725,7 @@ fn run_domu(xen: &Path, image: &Path, spec: &DomuSpec<'_>, label: &str) -> Resul
     // hence `-smap`. With dom0 on both CPUs, its userland failed in
     // impossible ways (segfaults, heap corruption, ld.so not finding a
     // library that is there) and the guest triple-faulted at a Xen
-    // address in 6 of 30 boots; with `dom0_max_vcpus=1`, in none of 30:
+    // address in 6 of 30 boots; with `dom0_max_vcpus=1`, in none of 66:
     // something in dom0's cross-CPU TLB maintenance under emulation.
     let mut args = qemu::base_args("max,-smap", "1G");
     args.extend(["-smp".to_string(), "2".to_string(), "-initrd".to_string()]);
