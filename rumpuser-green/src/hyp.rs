@@ -226,10 +226,7 @@ impl Hypervisor for Green {
             }
             // A flush inline only when no other green thread would run
             // while a worker did it.
-            if req.op == (BioOp::Write { sync: true }) && !sched_core::others_runnable() {
-                return px::blockio::try_sync_write_inline(req);
-            }
-            px::blockio::try_write_inline(req)
+            px::blockio::try_write_inline(req, !sched_core::others_runnable())
         })
     }
 

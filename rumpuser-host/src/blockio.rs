@@ -216,43 +216,30 @@ impl InlineWriteGate {
 
 static INLINE_WRITES: InlineWriteGate = InlineWriteGate::new();
 
-/// For a single-host-thread scheduler (green threads) on a host that
-/// refuses `RWF_NOWAIT` for buffered writes (ext4): completes a write
-/// without `BIO_SYNC` on the calling thread, which holds a virtual CPU, with
-/// a plain `pwrite` into the host's page cache, as rumpfiber does for every
-/// request. Handing such a write to a host worker costs two thread hand-offs
-/// for what is usually a memory copy. A write that blocks stops every green
-/// thread, so one that takes longer than [`INLINE_WRITE_SLOW`] sends the
-/// following writes to the workers for [`INLINE_WRITE_BACKOFF`]. Hands the
-/// request back when it is not such a write, when the host does take
-/// `RWF_NOWAIT` writes (then [`try_now`] decides), while the path is closed,
-/// and with the fault injector on. `BIO_SYNC` writes go back too: they wait
-/// for the disk (see [`try_sync_write_inline`]).
-pub fn try_write_inline(req: BioRequest) -> Result<(), BioRequest> {
-    if req.op != (BioOp::Write { sync: false }) || NOWAIT_WRITES.load(Ordering::Relaxed) {
-        return Err(req);
-    }
-    write_inline_gated(req)
-}
-
-/// For a single-host-thread scheduler that has nothing else to run: a
-/// `BIO_SYNC` write (`pwrite` + `fdatasync`) on the calling thread, as
-/// rumpfiber does, instead of two host hand-offs around the flush while the
-/// scheduler idles anyway. Only what becomes ready during the flush (a
-/// timer, a host event) waits for it; the same gate as
-/// [`try_write_inline`] sends writes to the workers for
-/// [`INLINE_WRITE_BACKOFF`] after one takes over [`INLINE_WRITE_SLOW`] (a
-/// slow disk). Hands back anything else, and everything with the fault
-/// injector on.
-pub fn try_sync_write_inline(req: BioRequest) -> Result<(), BioRequest> {
-    if req.op != (BioOp::Write { sync: true }) {
-        return Err(req);
-    }
-    write_inline_gated(req)
-}
-
-fn write_inline_gated(req: BioRequest) -> Result<(), BioRequest> {
-    if faults().is_some() || req.len == 0 {
+/// For a single-host-thread scheduler (green threads): completes a write
+/// on the calling thread, which holds a virtual CPU, as rumpfiber does for
+/// every request, instead of two host thread hand-offs around it:
+///
+/// * a write without `BIO_SYNC` on a host that refuses `RWF_NOWAIT` for
+///   buffered writes (ext4; elsewhere [`try_now`] decides): a plain
+///   `pwrite`, usually a copy into the host's page cache;
+/// * a `BIO_SYNC` write (`pwrite` + `fdatasync`) only when the caller's
+///   scheduler is `idle`, nothing else ready to run: it would idle through
+///   the flush anyway, and only what becomes ready meanwhile (a timer, a
+///   host event) waits for it.
+///
+/// A write that blocks stops every green thread, so one that takes longer
+/// than [`INLINE_WRITE_SLOW`] sends the following writes to the workers for
+/// [`INLINE_WRITE_BACKOFF`]. Hands back reads, writes not allowed above,
+/// empty requests, and everything while the path is closed or the fault
+/// injector is on.
+pub fn try_write_inline(req: BioRequest, idle: bool) -> Result<(), BioRequest> {
+    let allowed = match req.op {
+        BioOp::Write { sync: false } => !NOWAIT_WRITES.load(Ordering::Relaxed),
+        BioOp::Write { sync: true } => idle,
+        BioOp::Read => false,
+    };
+    if !allowed || faults().is_some() || req.len == 0 {
         return Err(req);
     }
     let start = crate::clock::monotonic();

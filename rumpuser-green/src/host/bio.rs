@@ -13,8 +13,7 @@
 //! refuse `RWF_NOWAIT` writes (ext4), with a plain `pwrite`, and `BIO_SYNC`
 //! writes when no other green thread is ready to run (`pwrite` +
 //! `fdatasync`: the scheduler would only idle through the flush), unless
-//! one was slow lately (`rumpuser_host::blockio::try_write_inline`,
-//! `try_sync_write_inline`). In
+//! one was slow lately (`rumpuser_host::blockio::try_write_inline`). In
 //! deterministic mode transfers are synchronous, so a run depends only on
 //! its seed.
 
