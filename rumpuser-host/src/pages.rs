@@ -129,7 +129,11 @@ pub fn alloc() -> Option<NonNull<u8>> {
 }
 
 /// Gives back a page from [`alloc`].
-pub fn free(page: NonNull<u8>) {
+///
+/// # Safety
+/// `page` is a whole 4 KiB page, 4 KiB-aligned, that its caller owns and
+/// does not use again: the pool hands it out as such.
+pub unsafe fn free(page: NonNull<u8>) {
     let page = page.as_ptr() as usize;
     let kept = LOCAL.try_with(|l| {
         let mut l = l.borrow_mut();
@@ -164,17 +168,20 @@ mod tests {
             unsafe { p.as_ptr().write_bytes(0xa5, PAGE) };
         }
         for p in pages {
-            free(p);
+            // SAFETY: ours, from alloc, not used again.
+            unsafe { free(p) };
         }
         // Freed pages come back before new ones are carved.
         let again = alloc().unwrap();
         assert!(addrs.contains(&(again.as_ptr() as usize)));
-        free(again);
+        // SAFETY: as above.
+        unsafe { free(again) };
         // Pages freed on a thread that then exits go to the shared list.
         let t: Vec<usize> = std::thread::spawn(|| {
             let v: Vec<_> = (0..LOCAL_MAX / 2).map(|_| alloc().unwrap()).collect();
             let a = v.iter().map(|p| p.as_ptr() as usize).collect();
-            v.into_iter().for_each(free);
+            // SAFETY: as above.
+            v.into_iter().for_each(|p| unsafe { free(p) });
             a
         })
         .join()
@@ -204,14 +211,16 @@ mod tests {
                             // SAFETY: reading our own page.
                             let b = unsafe { p.as_ptr().add(PAGE - 1).read() };
                             assert_eq!(b, t as u8, "another thread wrote into our page");
-                            free(p);
+                            // SAFETY: ours, from alloc, not used again.
+                            unsafe { free(p) };
                         }
                     }
                     for p in &held {
                         // SAFETY: reading our own pages.
                         assert_eq!(unsafe { p.as_ptr().read() }, t as u8);
                     }
-                    held.into_iter().for_each(free);
+                    // SAFETY: as above.
+                    held.into_iter().for_each(|p| unsafe { free(p) });
                 })
             })
             .collect();
