@@ -633,22 +633,17 @@ fn bio(c: &mut Criterion, libs: &'static Libs, depth: usize) {
             modes.push((format!("{}-nomap", lib.name), 0));
         }
         for (name, bio_flag) in modes {
-            g.bench_function(name, |b| {
+            g.bench_function(&name, |b| {
                 let mut fd: c_int = -1;
                 // SAFETY: a C string and an out-pointer to a local.
                 let e = unsafe {
                     (lib.api.open)(cpath.as_ptr(), RUMPUSER_OPEN_RDONLY | bio_flag, &mut fd)
                 };
-                assert_eq!(e, 0, "{}: open failed: {e}", lib.name);
+                assert_eq!(e, 0, "{name}: open failed: {e}");
                 let q = BioQueue::new(lib);
                 let mut next = 0usize;
                 b.iter_custom(|iters| q.run(fd, iters, depth, &mut next));
-                assert_eq!(
-                    q.errors.load(Ordering::Relaxed),
-                    0,
-                    "{}: bio errors",
-                    lib.name
-                );
+                assert_eq!(q.errors.load(Ordering::Relaxed), 0, "{name}: bio errors");
                 drop(q);
                 // SAFETY: our descriptor, nothing in flight.
                 unsafe { (lib.api.close)(fd) };
