@@ -81,7 +81,7 @@ pub fn pages_across_threads(ctx: &Ctx) -> CaseResult {
         mine.push(p);
     }
     // The other thread frees half of ours and allocates its own meanwhile.
-    let theirs: Arc<Vec<AtomicUsize>> = Arc::new((0..N).map(|_| AtomicUsize::new(0)).collect());
+    let theirs: Arc<Vec<AtomicUsize>> = Arc::new((0..N / 2).map(|_| AtomicUsize::new(0)).collect());
     let given: Vec<usize> = mine.split_off(N / 2);
     let (api, out) = (ctx.api, theirs.clone());
     let t = spawn(api, c"kit-pages", true, move || {
@@ -107,10 +107,10 @@ pub fn pages_across_threads(ctx: &Ctx) -> CaseResult {
     crate::ensure_eq!(t.join(), 0, "join");
     let theirs: Vec<usize> = theirs.iter().map(|a| a.load(Ordering::Acquire)).collect();
     crate::ensure!(
-        theirs[..N / 2].iter().all(|&p| p != 0),
+        theirs.iter().all(|&p| p != 0),
         "the other thread's allocations failed"
     );
-    let mut all: Vec<usize> = mine.iter().chain(&theirs[..N / 2]).copied().collect();
+    let mut all: Vec<usize> = mine.iter().chain(&theirs).copied().collect();
     all.sort_unstable();
     crate::ensure!(
         all.windows(2).all(|w| w[1] - w[0] >= PAGE),
@@ -121,7 +121,7 @@ pub fn pages_across_threads(ctx: &Ctx) -> CaseResult {
         "a page of ours was overwritten"
     );
     crate::ensure!(
-        theirs[..N / 2].iter().all(|&p| intact(p, 0x22)),
+        theirs.iter().all(|&p| intact(p, 0x22)),
         "a page of the other thread's was overwritten"
     );
     for p in all {
