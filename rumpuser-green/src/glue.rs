@@ -15,16 +15,17 @@
 //! }
 //! ```
 //!
-//! `guard` is a `fn()` called first in every method that touches the
-//! scheduler (the POSIX flavour aborts there if a foreign host thread
-//! calls in; single-CPU platforms pass [`no_guard`]); `stack_size` is the
-//! stack size of kernel threads in bytes.
+//! `guard` is a function called first in every method that touches the
+//! scheduler, whose result is kept until the method returns (the POSIX
+//! flavour takes the token there, see `host::token`; single-CPU platforms
+//! pass [`no_guard`]); `stack_size` is the stack size of kernel threads in
+//! bytes.
 //!
 //! The wrappers [`Shared`] and [`Joinable`] make the (deliberately
 //! `!Sync`) green primitives usable as the trait's `Send + Sync` types.
-//! That is sound only because a green platform runs every green thread
-//! on one host thread, which the platform guarantees (a check in `guard`,
-//! or there is only one CPU).
+//! That is sound only because one host thread at a time runs green code,
+//! which the platform guarantees (the token taken in `guard`, or there is
+//! only one CPU).
 
 use crate::sched_core::{self, GreenCondvar, ThreadId};
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -34,9 +35,10 @@ use rumpuser_core::{Errno, HyperResult, SendPtr};
 
 /// A green object used through the C ABI (see the module docs).
 pub struct Shared<T>(pub T);
-// SAFETY: every green platform runs all green threads on one host thread
-// (checked by its `guard` or guaranteed by having one CPU), so the object
-// is never touched by two host threads.
+// SAFETY: on every green platform one host thread at a time runs green
+// code (the holder of the token taken by its `guard`, or the one CPU), and
+// a token hand-off orders one holder's accesses before the next one's, so
+// the object is never touched by two host threads at once.
 unsafe impl<T> Sync for Shared<T> {}
 // SAFETY: as above; moving an object between green threads is what it is for.
 unsafe impl<T> Send for Shared<T> {}
@@ -44,9 +46,14 @@ unsafe impl<T> Send for Shared<T> {}
 /// Join handle of a joinable kernel thread: its green thread id.
 pub struct Joinable(pub ThreadId);
 
-/// A `guard` for platforms that cannot be entered from a foreign host thread.
+/// A `guard` for platforms with one host thread (bare metal, Xen).
 #[inline(always)]
-pub fn no_guard() {}
+pub fn no_guard() -> NoGuard {
+    NoGuard
+}
+
+/// What [`no_guard`] returns: nothing to undo.
+pub struct NoGuard;
 
 /// `rumpuser_thread_create` on a green thread: copies the (possibly
 /// stack-allocated) name, spawns, maps errors (`ENOMEM`, `EAGAIN`).
@@ -137,7 +144,7 @@ macro_rules! green_hypervisor_sched {
         type Thread = $crate::glue::Joinable;
 
         fn sleep_until(&self, deadline: $crate::__core::types::MonoNanos) {
-            $guard();
+            let _entered = $guard();
             $crate::sched_core::sleep_until(deadline)
         }
 
@@ -147,15 +154,15 @@ macro_rules! green_hypervisor_sched {
             arg: $crate::__core::SendPtr,
             spec: $crate::__core::types::ThreadSpec<'_>,
         ) -> $crate::__core::HyperResult<Option<$crate::glue::Joinable>> {
-            $guard();
+            let _entered = $guard();
             $crate::glue::thread_create(entry, arg, spec, $stack)
         }
         fn thread_exit(&self) -> ! {
-            $guard();
+            let _entered = $guard();
             $crate::sched_core::exit()
         }
         fn thread_join(&self, t: $crate::glue::Joinable) -> $crate::__core::HyperResult<()> {
-            $guard();
+            let _entered = $guard();
             $crate::glue::thread_join(t)
         }
 
@@ -164,7 +171,7 @@ macro_rules! green_hypervisor_sched {
             $crate::glue::curlwp()
         }
         fn set_curlwp(&self, l: *mut $crate::__core::abi::Lwp) {
-            $guard();
+            let _entered = $guard();
             $crate::glue::set_curlwp(l)
         }
 
@@ -173,16 +180,16 @@ macro_rules! green_hypervisor_sched {
         }
         #[inline]
         fn mutex_try_lock(&self, m: &Self::Mutex) -> bool {
-            $guard();
+            let _entered = $guard();
             m.0.try_lock()
         }
         fn mutex_lock(&self, m: &Self::Mutex) {
-            $guard();
+            let _entered = $guard();
             m.0.lock()
         }
         #[inline]
         fn mutex_unlock(&self, m: &Self::Mutex) {
-            $guard();
+            let _entered = $guard();
             m.0.unlock()
         }
 
@@ -191,38 +198,38 @@ macro_rules! green_hypervisor_sched {
         }
         #[inline]
         fn rw_try_read(&self, rw: &Self::RwLock) -> bool {
-            $guard();
+            let _entered = $guard();
             rw.0.try_read()
         }
         fn rw_read(&self, rw: &Self::RwLock) {
-            $guard();
+            let _entered = $guard();
             rw.0.read()
         }
         #[inline]
         fn rw_try_write(&self, rw: &Self::RwLock) -> bool {
-            $guard();
+            let _entered = $guard();
             rw.0.try_write()
         }
         fn rw_write(&self, rw: &Self::RwLock) {
-            $guard();
+            let _entered = $guard();
             rw.0.write()
         }
         #[inline]
         fn rw_unlock_read(&self, rw: &Self::RwLock) {
-            $guard();
+            let _entered = $guard();
             rw.0.unlock_read()
         }
         #[inline]
         fn rw_unlock_write(&self, rw: &Self::RwLock) {
-            $guard();
+            let _entered = $guard();
             rw.0.unlock_write()
         }
         fn rw_downgrade(&self, rw: &Self::RwLock) {
-            $guard();
+            let _entered = $guard();
             rw.0.downgrade()
         }
         fn rw_try_upgrade(&self, rw: &Self::RwLock) -> bool {
-            $guard();
+            let _entered = $guard();
             rw.0.try_upgrade()
         }
         fn rw_is_write_locked(&self, rw: &Self::RwLock) -> bool {
@@ -241,17 +248,17 @@ macro_rules! green_hypervisor_sched {
             m: &Self::Mutex,
             deadline: Option<$crate::__core::types::MonoNanos>,
         ) -> $crate::__core::types::WaitOutcome {
-            $guard();
+            let _entered = $guard();
             $crate::glue::cond_wait(&c.0, &m.0, deadline)
         }
         #[inline]
         fn cond_signal(&self, c: &Self::Cond) {
-            $guard();
+            let _entered = $guard();
             c.0.notify_one()
         }
         #[inline]
         fn cond_broadcast(&self, c: &Self::Cond) {
-            $guard();
+            let _entered = $guard();
             c.0.notify_all()
         }
     };

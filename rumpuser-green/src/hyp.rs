@@ -31,55 +31,14 @@ pub struct Green;
 /// The instance exported through the C ABI.
 pub static GREEN: Green = Green;
 
-/// [`host_thread_id`] of the host thread that called `rumpuser_init`.
-static HOST_THREAD: AtomicUsize = AtomicUsize::new(0);
-
-/// An identifier of the calling host thread: its thread pointer (the TLS
-/// ABI's x86_64 `%fs:0`, which holds the TCB's own address, or AArch64's
-/// `tpidr_el0`), unique among live threads. One instruction, where
-/// `pthread_self` is a call through the PLT (it was 29 % of an
-/// uncontended mutex enter+exit, which checks the host thread).
-#[inline(always)]
-fn host_thread_id() -> usize {
-    #[cfg(target_arch = "x86_64")]
-    {
-        let tp: usize;
-        // SAFETY: reads the first word of the thread control block, which
-        // the x86_64 TLS ABI requires to be the thread pointer itself.
-        unsafe {
-            core::arch::asm!("mov {}, fs:0", out(reg) tp, options(nostack, readonly, preserves_flags))
-        };
-        tp
-    }
-    #[cfg(target_arch = "aarch64")]
-    {
-        let tp: usize;
-        // SAFETY: reads the thread pointer register (no memory access).
-        unsafe {
-            core::arch::asm!("mrs {}, tpidr_el0", out(reg) tp, options(nomem, nostack, preserves_flags))
-        };
-        tp
-    }
-    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-    {
-        // SAFETY: pthread_self has no preconditions.
-        unsafe { libc::pthread_self() as usize }
-    }
-}
 /// Stack size of kernel threads (`RUMPUSER_GREEN_STACK`, default 256 KiB).
 static STACK_SIZE: AtomicUsize = AtomicUsize::new(256 * 1024);
 
-/// Aborts with an explanation if called from a foreign host thread.
-#[inline]
-pub(crate) fn on_green_host() {
-    let me = host_thread_id();
-    let host = HOST_THREAD.load(Ordering::Relaxed);
-    if host != me {
-        rumpuser_core::diag::fatal(format_args!(
-            "rumpuser-green: hypercall from host thread {me:#x}, but every kernel thread must run on \
-             the host thread that called rumpuser_init ({host:#x}); enter the kernel only from that thread"
-        ));
-    }
+/// The guard of every hypercall that touches the green world: takes the
+/// token for the calling host thread (see [`crate::host::token`]).
+#[inline(always)]
+pub(crate) fn on_green_host() -> crate::host::token::Entered {
+    crate::host::token::enter()
 }
 
 fn env_u64(name: &str) -> Option<u64> {
@@ -115,10 +74,21 @@ impl Hypervisor for Green {
         };
         let trace = std::env::var_os("RUMPUSER_GREEN_TRACE").is_some();
         cfg.trace = trace;
-        HOST_THREAD.store(host_thread_id(), Ordering::Relaxed);
-        // SAFETY: this host thread becomes the green host thread; every
-        // later hypercall is checked to come from it.
+        // Other host threads take part (and the runner keeps the kernel
+        // going while the application is outside it), except in
+        // deterministic mode, whose schedule must depend on the seed only.
+        let hosts = seed.is_none() && !px::param::switched_off("RUMPUSER_GREEN_HOSTS");
+        cfg.hosts = hosts;
+        // SAFETY: this host thread becomes the primary host; from now on
+        // every hypercall that touches the green world takes the token
+        // (`on_green_host`), so one host thread at a time uses the
+        // scheduler.
         unsafe { sched_core::init(&HOST, cfg) }.map_err(|_| Errno::EBUSY)?;
+        if hosts {
+            crate::host::token::start().map_err(|_| Errno::EAGAIN)?;
+        } else {
+            crate::host::token::start_single();
+        }
         if trace {
             extern "C" fn dump() {
                 let t = sched_core::take_trace();
@@ -199,12 +169,12 @@ impl Hypervisor for Green {
     }
 
     fn bio(&self, req: BioRequest) {
-        on_green_host();
+        let _entered = on_green_host();
         crate::host::bio::submit(req)
     }
 
     fn component_block_begin(&self) {
-        on_green_host();
+        let _entered = on_green_host();
         crate::host::excursion::component_block_begin()
     }
 
@@ -214,7 +184,7 @@ impl Hypervisor for Green {
     }
 
     fn bio_try_now(&self, req: BioRequest) -> Result<(), BioRequest> {
-        on_green_host();
+        let _entered = on_green_host();
         // Deterministic mode keeps every request on the path it always took
         // (the virtual clock's synchronous transfer).
         if HOST.is_virtual() {
@@ -261,12 +231,9 @@ impl Hypervisor for Green {
     }
 
     fn set_errno(&self, error: c_int) {
-        // The application reads the host errno right after the call, before
-        // any switch; the green slot keeps it per thread as well.
+        // The application reads its host thread's errno right after the
+        // call (an application thread is bound to its host thread).
         px::sys::set_errno(error);
-        if sched_core::is_initialized() {
-            sched_core::set_errno(error);
-        }
     }
 
     fn kill(&self, pid: i64, sig: c_int) -> HyperResult<()> {

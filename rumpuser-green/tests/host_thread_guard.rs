@@ -1,7 +1,8 @@
-//! Every hypercall must come from the host thread that called
-//! `rumpuser_init`: one from another host thread ends the process with a
-//! message naming both threads (not silent corruption of the scheduler).
-//! The check runs in a child process, since it aborts.
+//! With other host threads switched off (`RUMPUSER_GREEN_HOSTS=0`, as in
+//! deterministic mode), every hypercall that touches the green world must
+//! come from the host thread that called `rumpuser_init`: one from another
+//! host thread ends the process with a message (not silent corruption of
+//! the scheduler). The check runs in a child process, since it aborts.
 
 use rumpuser_core::abi::RUMPUSER_MTX_KMUTEX;
 use rumpuser_core::conformance::model::HYPERUP;
@@ -44,6 +45,7 @@ fn hypercall_from_another_host_thread_is_fatal() {
     let out = cmd
         .args(["--exact", "guard_child", "--nocapture", "--test-threads=1"])
         .env(CHILD, "1")
+        .env("RUMPUSER_GREEN_HOSTS", "0")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -58,7 +60,9 @@ fn hypercall_from_another_host_thread_is_fatal() {
     );
     assert!(!stdout.contains("foreign thread got in"), "{stdout}");
     assert!(
-        stderr.contains("hypercall from host thread") && stderr.contains("called rumpuser_init"),
+        stderr.contains("hypercall from host thread")
+            && stderr.contains("called rumpuser_init")
+            && stderr.contains("RUMPUSER_GREEN_HOSTS=0"),
         "no guard message:\n{stderr}"
     );
 }

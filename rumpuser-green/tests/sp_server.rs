@@ -2,13 +2,12 @@
 //! own protocol client and a model kernel: the same scenario as the posix
 //! flavour's (`tests/sp_support/`).
 //!
-//! Every hypercall must come from the host thread that called
-//! `rumpuser_init`, and green threads only run while that thread is
-//! inside the scheduler. So the test thread boots the model kernel and
-//! then idles in the green scheduler (running the scenario's kernel jobs,
-//! such as `rumpuser_sp_init`, in between), while the scenario and its
-//! clients run on other host threads, which only speak the protocol over
-//! sockets.
+//! The test thread boots the model kernel and then sleeps in the green
+//! scheduler (running the scenario's kernel jobs, such as
+//! `rumpuser_sp_init`, in between), while the scenario and its clients run
+//! on other host threads, which only speak the protocol over sockets. Its
+//! direct calls of the scheduler core take the token first, as every
+//! hypercall of the library does.
 
 #[path = "../../tests/sp_support/mod.rs"]
 mod sp_support;
@@ -25,6 +24,12 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 type Job = Box<dyn FnOnce() + Send>;
+
+/// `sched_core::sleep_for` with the token held, as a hypercall would.
+fn sleep_ns(ns: u64) {
+    let _entered = rumpuser_green::host::token::enter();
+    sched_core::sleep_for(ns)
+}
 
 /// Jobs for the green host thread.
 static JOBS: Mutex<VecDeque<Job>> = Mutex::new(VecDeque::new());
@@ -52,7 +57,7 @@ fn sysproxy_server_green() {
         let job = JOBS.lock().unwrap().pop_front();
         match job {
             Some(job) => job(),
-            None => sched_core::sleep_for(1_000_000),
+            None => sleep_ns(1_000_000),
         }
     }
     if let Err(e) = client.join() {
@@ -100,10 +105,10 @@ fn idle_server_sleeps() {
         c.close();
     });
     while ready_rx.try_recv().is_err() {
-        sched_core::sleep_for(1_000_000);
+        sleep_ns(1_000_000);
     }
     let before = cpu_us();
-    sched_core::sleep_for(500_000_000);
+    sleep_ns(500_000_000);
     let used = cpu_us() - before;
     println!("CPU time over 500 ms idle with a connected client: {used} us");
     assert!(
@@ -112,11 +117,11 @@ fn idle_server_sleeps() {
     );
     go_tx.send(()).unwrap();
     while !client.is_finished() {
-        sched_core::sleep_for(1_000_000);
+        sleep_ns(1_000_000);
     }
     client.join().unwrap();
     // SAFETY: NULL cookie = local halt.
     unsafe { (API.sp_fini)(core::ptr::null_mut()) };
-    sched_core::sleep_for(Duration::from_millis(10).as_nanos() as u64);
+    sleep_ns(Duration::from_millis(10).as_nanos() as u64);
     assert!(!path.exists());
 }

@@ -68,6 +68,7 @@
 mod arch;
 pub mod excursion;
 mod global;
+pub mod hosts;
 mod platform;
 mod rng;
 mod sched;

@@ -118,4 +118,11 @@ pub trait Platform: 'static {
     /// nothing is pending; [`idle`](Self::idle) must return when an
     /// excursion comes back.
     fn poll_excursions(&self, _back: &mut dyn FnMut(super::ExcursionPtr)) {}
+
+    /// Hand every [`HostEvent`](super::hosts::HostEvent) since the last
+    /// call to `ev` (host threads asking for the token, host threads gone).
+    /// Called with [`poll_events`](Self::poll_events), so it must be as
+    /// cheap when nothing is pending; [`idle`](Self::idle) must return
+    /// when a host asks for the token. The default has none.
+    fn poll_hosts(&self, _ev: &mut dyn FnMut(super::hosts::HostEvent)) {}
 }

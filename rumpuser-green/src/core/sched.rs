@@ -53,11 +53,12 @@ use alloc::vec::Vec;
 use core::ffi::c_void;
 use core::fmt;
 use core::ptr;
-use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use super::arch;
 use super::excursion::ExcursionPtr;
 use super::global::GlobalCell;
+use super::hosts::{self, HostCell};
 use super::platform::{Platform, Stack};
 use super::rng::SplitMix64;
 use super::thread::{BlockKind, Entry, State, Thread, ThreadId, ThreadName, Wakeup, NIL};
@@ -87,6 +88,11 @@ pub struct Config {
     pub stack_cache: usize,
     /// Start with switch tracing on (see [`take_trace`]).
     pub trace: bool,
+    /// Other host threads take part through the platform's
+    /// [`HostOps`](super::hosts::HostOps): the calling thread of [`init`]
+    /// becomes the primary host, its first thread bound to it
+    /// ([`hosts`](super::hosts)).
+    pub hosts: bool,
 }
 
 impl Default for Config {
@@ -97,6 +103,7 @@ impl Default for Config {
             poll_interval: 64,
             stack_cache: 16,
             trace: false,
+            hosts: false,
         }
     }
 }
@@ -205,9 +212,27 @@ pub struct Stats {
     pub cached_stacks: usize,
 }
 
-/// `(where to store the current stack pointer, stack pointer to resume)`,
-/// or `None` when the current thread keeps running.
-type Switch = Option<(*mut usize, usize)>;
+/// What a scheduling decision leaves to do once the scheduler's borrow has
+/// ended.
+enum Switch {
+    /// The current thread keeps running.
+    Stay,
+    /// A register switch on this host: store the current stack pointer at
+    /// `save`, resume `to`. `home` is the current thread's host (null for
+    /// a free thread): a bound thread checks, once resumed, whether it was
+    /// resumed only as its host's parking spot.
+    Local {
+        save: *mut usize,
+        to: usize,
+        home: *const HostCell,
+    },
+    /// The current thread is `from`'s bound thread and the next one is
+    /// bound to `to`: hand the token over and wait for it in place.
+    Remote {
+        from: &'static HostCell,
+        to: &'static HostCell,
+    },
+}
 
 /// Timer key: `(slot, block_seq)`.
 type TimerKey = (u32, u64);
@@ -236,6 +261,10 @@ struct Sched {
     since_poll: u32,
     stack_cache: Vec<Stack>,
     stats: Stats,
+    /// The host holding the token (whose running thread is `cur`).
+    here: &'static HostCell,
+    /// `here`'s bound thread (`NIL`: none).
+    here_bound: u32,
     /// The excursion whose thread is switching into the trampoline.
     excursion: Option<ExcursionPtr>,
     /// The trampoline's stack (allocated at the first excursion).
@@ -244,15 +273,14 @@ struct Sched {
 
 static SCHED: GlobalCell<Sched> = GlobalCell::new();
 
-/// The running thread's raw id (`u64::MAX` without a scheduler) and its
-/// `curlwp`, mirrored out of [`Sched`] whenever they change (a switch,
-/// [`init`], [`set_curlwp`], [`shutdown`]): lock owner tags and `curlwp`
-/// are the hottest reads of a kernel, and the mirror makes each a single
-/// load instead of a borrow of the cell and two dependent loads. Same
-/// single-host-thread discipline as the cell (atomics, `Relaxed`, only
-/// because a static must be `Sync`).
+/// The running thread's raw id (`u64::MAX` without a scheduler), mirrored
+/// out of [`Sched`] whenever it changes (a switch, [`init`],
+/// [`shutdown`]): lock owner tags are among the hottest reads of a kernel,
+/// and the mirror makes each a single load instead of a borrow of the cell
+/// and two dependent loads. Read and written by the token holder only
+/// (atomic, `Relaxed`, because a static must be `Sync`). Its `curlwp` is
+/// mirrored per host, in [`HostCell`].
 static CUR_RAW: AtomicU64 = AtomicU64::new(u64::MAX);
-static CUR_LWP: AtomicPtr<c_void> = AtomicPtr::new(ptr::null_mut());
 
 fn timer_live(threads: &[Box<Thread>], key: &TimerKey) -> bool {
     let t = &threads[key.0 as usize];
@@ -296,6 +324,11 @@ impl Sched {
     fn make_runnable(&mut self, slot: u32, why: Wakeup) {
         let t = &mut self.threads[slot as usize];
         debug_assert!(matches!(t.state, State::Blocked(_)));
+        if !t.home.is_null() && !ptr::eq(t.home, self.here) {
+            // Another host waits for the token to run it: this host hands
+            // the token over when its hypercall returns, if not before.
+            self.here.slow.store(true, Ordering::Relaxed);
+        }
         let had_timer = t.timed;
         t.timed = false;
         t.state = State::Runnable;
@@ -332,7 +365,7 @@ impl Sched {
         };
         match self.threads[slot as usize].state {
             State::Blocked(BlockKind::Park) => self.make_runnable(slot, Wakeup::Notified),
-            State::Running | State::Runnable | State::Blocked(_) => {
+            State::Running | State::Runnable | State::Blocked(_) | State::Away => {
                 self.threads[slot as usize].permit = true;
             }
             State::Free | State::Dead | State::Zombie => return false,
@@ -348,6 +381,61 @@ impl Sched {
             }
         });
         platform.poll_excursions(&mut |ex| self.excursion_back(ex));
+        self.poll_hosts();
+    }
+
+    /// Host threads that asked for the token (their bound threads become
+    /// runnable) or left for good (their slots are released).
+    fn poll_hosts(&mut self) {
+        let platform = self.platform;
+        platform.poll_hosts(&mut |ev| match ev {
+            hosts::HostEvent::Arrive(h) => self.admit(h),
+            hosts::HostEvent::Depart(h) => self.depart(h),
+        });
+    }
+
+    /// The bound thread of `h`, created (away) if it has none yet.
+    fn bound_of(&mut self, h: &'static HostCell) -> u32 {
+        let b = h.bound.load(Ordering::Relaxed);
+        if b != NIL {
+            return b;
+        }
+        let Some(slot) = self.alloc_slot() else {
+            fatal("rumpuser-green: no thread slot for a host thread");
+        };
+        let t = &mut self.threads[slot as usize];
+        t.state = State::Away;
+        t.home = h;
+        t.name = ThreadName::new("host");
+        self.live += 1;
+        h.bound.store(slot, Ordering::Relaxed);
+        slot
+    }
+
+    /// `h` asks for the token: its bound thread becomes runnable (if it is
+    /// away; one waiting for the token already is runnable or current).
+    fn admit(&mut self, h: &'static HostCell) {
+        let b = self.bound_of(h);
+        let t = &mut self.threads[b as usize];
+        if t.state == State::Away {
+            t.state = State::Runnable;
+            t.wakeup = Wakeup::Notified;
+            self.runq.push_back(b);
+        }
+    }
+
+    /// `h`'s host thread is gone: release its bound thread.
+    fn depart(&mut self, h: &'static HostCell) {
+        let b = h.bound.load(Ordering::Relaxed);
+        if b == NIL {
+            return;
+        }
+        if self.threads[b as usize].state != State::Away {
+            fatal("rumpuser-green: a host thread left while its green thread was not away");
+        }
+        h.bound.store(NIL, Ordering::Relaxed);
+        self.release_slot(b);
+        self.live -= 1;
     }
 
     /// An excursing thread is back from its helper: runnable again, with
@@ -410,13 +498,19 @@ impl Sched {
             self.make_runnable(prev, Wakeup::Notified);
         }
         let next = self.pick_next();
-        self.threads[next as usize].state = State::Running;
-        if next != prev {
-            self.make_current(prev, next);
+        match self.switch_to(next) {
+            // Even for `prev` itself (back already, or no helper): this
+            // context is the trampoline's, so the thread's saved one is
+            // resumed.
+            Switch::Stay => self.threads[next as usize].sp,
+            // The trampoline's own context is abandoned; only where to go
+            // matters (for a thread of another host: this host's bound
+            // thread, which hands the token on).
+            Switch::Local { to, .. } => to,
+            Switch::Remote { .. } => {
+                fatal("rumpuser-green: the excursion trampoline ran as a bound thread")
+            }
         }
-        // Even for `prev` itself (back already, or no helper): this context
-        // is the trampoline's, so the thread's saved one is resumed.
-        self.threads[next as usize].sp
     }
 
     fn pop_runnable(&mut self) -> Option<u32> {
@@ -481,15 +575,73 @@ impl Sched {
         let prev = self.cur;
         self.threads[next as usize].state = State::Running;
         if next == prev {
-            return None;
+            return Switch::Stay;
+        }
+        let home = self.threads[next as usize].home;
+        if !home.is_null() && !ptr::eq(home, self.here) {
+            return self.switch_remote(prev, next, home);
         }
         self.make_current(prev, next);
         let save = ptr::addr_of_mut!(self.threads[prev as usize].sp);
-        Some((save, self.threads[next as usize].sp))
+        Switch::Local {
+            save,
+            to: self.threads[next as usize].sp,
+            home: self.threads[prev as usize].home,
+        }
     }
 
-    /// The bookkeeping of a switch from `prev` to `next` (`!=`): the
-    /// current id and `curlwp` mirrors, stats and trace.
+    /// `next` is bound to another host (`home`): make it current there, and
+    /// leave this host by the parking rule of the [`hosts`] module doc.
+    #[cold]
+    #[inline(never)]
+    fn switch_remote(&mut self, prev: u32, next: u32, home: *const HostCell) -> Switch {
+        // SAFETY: a thread's home is a host cell the platform keeps alive
+        // until the thread's slot is released (`depart`), and this thread
+        // is live.
+        let to: &'static HostCell = unsafe { &*home };
+        let from = self.here;
+        self.make_remote(prev, next, to);
+        if prev == self.threads_bound_of(from) {
+            return Switch::Remote { from, to };
+        }
+        // A free thread (or the trampoline): its context is saved by a switch
+        // to the host's bound thread, blocked inside a hypercall, which then
+        // hands the token on (`after_local_resume`).
+        let bound = self.threads_bound_of(from);
+        from.handoff.store(home as *mut HostCell, Ordering::Relaxed);
+        Switch::Local {
+            save: ptr::addr_of_mut!(self.threads[prev as usize].sp),
+            to: self.threads[bound as usize].sp,
+            home: ptr::null(),
+        }
+    }
+
+    fn threads_bound_of(&self, h: &HostCell) -> u32 {
+        h.bound.load(Ordering::Relaxed)
+    }
+
+    /// The bookkeeping of making `next`, bound to host `to`, current there:
+    /// the token is about to move to `to`, which is waiting, so its mirrors
+    /// are set here.
+    fn make_remote(&mut self, prev: u32, next: u32, to: &'static HostCell) {
+        #[cfg(debug_assertions)]
+        self.check_canary(prev);
+        self.cur = next;
+        self.here = to;
+        self.here_bound = next;
+        let t = &self.threads[next as usize];
+        CUR_RAW.store(ThreadId::new(next, t.gen).as_raw(), Ordering::Relaxed);
+        to.cur_lwp.store(t.curlwp, Ordering::Relaxed);
+        to.bound_running.store(true, Ordering::Relaxed);
+        self.stats.switches += 1;
+        if self.observed {
+            self.record(prev, next);
+        }
+    }
+
+    /// The bookkeeping of a switch from `prev` to `next` (`!=`) on the
+    /// holder's host: the current id and the host's mirrors, stats and
+    /// trace.
     #[inline(always)]
     fn make_current(&mut self, prev: u32, next: u32) {
         #[cfg(debug_assertions)]
@@ -497,7 +649,10 @@ impl Sched {
         self.cur = next;
         let t = &self.threads[next as usize];
         CUR_RAW.store(ThreadId::new(next, t.gen).as_raw(), Ordering::Relaxed);
-        CUR_LWP.store(t.curlwp, Ordering::Relaxed);
+        self.here.cur_lwp.store(t.curlwp, Ordering::Relaxed);
+        self.here
+            .bound_running
+            .store(next == self.here_bound, Ordering::Relaxed);
         self.stats.switches += 1;
         if self.observed {
             self.record(prev, next);
@@ -671,6 +826,9 @@ impl Sched {
 
     fn exit_current(&mut self) -> Switch {
         let slot = self.cur;
+        if !self.threads[slot as usize].home.is_null() && slot != self.init_slot {
+            fatal("rumpuser-green: a host thread's own green thread called thread exit");
+        }
         let t = &mut self.threads[slot as usize];
         t.state = State::Dead;
         t.entry = None;
@@ -690,19 +848,61 @@ impl Sched {
 /// Perform a switch computed by the scheduler and, once this thread is
 /// resumed, return its wake-up reason.
 fn run_switch(sw: Switch) -> Wakeup {
-    if let Some((save, to)) = sw {
-        // SAFETY: `save` points at the `sp` field of the current thread's
-        // boxed TCB, which stays allocated while the scheduler exists (TCBs
-        // are only reset, never freed, before `shutdown`, which requires
-        // every other thread to have exited). `to` is the saved stack
-        // pointer of a runnable thread: produced by `arch::switch` when it
-        // was suspended or by `arch::init_frame` at spawn, on a stack that
-        // is freed only after that thread exits.
-        unsafe { arch::switch(save, to) };
+    if !perform(sw) {
+        fatal("rumpuser-green: the runner's thread blocked outside its loop");
     }
     SCHED
         .try_with(|s| s.threads[s.cur as usize].wakeup)
         .unwrap_or(Wakeup::Notified)
+}
+
+/// Perform a switch; `true` once this thread runs again with the token,
+/// `false` when this is the runner's bound thread and it handed the token
+/// on (it must not touch the scheduler then).
+fn perform(sw: Switch) -> bool {
+    match sw {
+        Switch::Stay => true,
+        Switch::Local { save, to, home } => {
+            // SAFETY: `save` points at the `sp` field of the current
+            // thread's boxed TCB, which stays allocated while the scheduler
+            // exists (TCBs are only reset, never freed, before `shutdown`,
+            // which requires every other thread to have exited). `to` is
+            // the saved stack pointer of a thread that may run on this
+            // host: produced by `arch::switch` when it was suspended or by
+            // `arch::init_frame` at spawn, on a stack that is freed only
+            // after that thread exits.
+            unsafe { arch::switch(save, to) };
+            home.is_null() || after_local_resume(home)
+        }
+        Switch::Remote { from, to } => hand_on(from, to),
+    }
+}
+
+/// A bound thread resumed by a register switch: if a free thread of its
+/// host switched to it only to park the host, hand the token on now (the
+/// free thread's context is saved) and wait for it. `false`: the runner
+/// left.
+fn after_local_resume(home: *const HostCell) -> bool {
+    // SAFETY: the thread's own host cell, alive while the thread is.
+    let h: &'static HostCell = unsafe { &*home };
+    let to = h.handoff.swap(ptr::null_mut(), Ordering::Relaxed);
+    if to.is_null() {
+        return true;
+    }
+    // SAFETY: set by `switch_remote` from a live thread's home.
+    hand_on(h, unsafe { &*to })
+}
+
+/// Give the token from `from` to `to` (whose bound thread the scheduler
+/// made current) and wait until it comes back, or, for the runner, leave.
+fn hand_on(from: &'static HostCell, to: &'static HostCell) -> bool {
+    let ops = hosts::ops();
+    ops.give(from, to);
+    if from.runner.load(Ordering::Relaxed) {
+        return false;
+    }
+    ops.wait(from);
+    true
 }
 
 /// First code run by every spawned thread (via the arch trampoline).
@@ -758,6 +958,16 @@ pub unsafe fn init(platform: &'static dyn Platform, config: Config) -> Result<Th
     let mut main = Box::new(Thread::new(1));
     main.state = State::Running;
     main.name = ThreadName::new("main");
+    let primary = &hosts::PRIMARY;
+    primary.reset();
+    if cfg.hosts {
+        main.home = primary;
+        primary.bound.store(0, Ordering::Relaxed);
+        primary.bound_running.store(true, Ordering::Relaxed);
+    }
+    // The primary holds the token, with nothing pending.
+    primary.slow.store(false, Ordering::Relaxed);
+    let here_bound = if cfg.hosts { 0 } else { NIL };
     let sched = Sched {
         platform,
         rng: cfg.seed.map(SplitMix64::new),
@@ -776,15 +986,17 @@ pub unsafe fn init(platform: &'static dyn Platform, config: Config) -> Result<Th
         since_poll: 0,
         stack_cache: Vec::new(),
         stats: Stats::default(),
+        here: primary,
+        here_bound,
         excursion: None,
         trampoline: None,
     };
     SCHED
         .install(sched)
         .map_err(|_| InitError::AlreadyInitialized)?;
+    hosts::set_primary_here();
     let main = ThreadId::new(0, 1);
     CUR_RAW.store(main.as_raw(), Ordering::Relaxed);
-    CUR_LWP.store(ptr::null_mut(), Ordering::Relaxed);
     Ok(main)
 }
 
@@ -807,7 +1019,7 @@ pub fn shutdown() -> Result<(), ShutdownError> {
         .ok_or(ShutdownError::NotInitialized)??;
     if let Some(mut s) = SCHED.take() {
         CUR_RAW.store(u64::MAX, Ordering::Relaxed);
-        CUR_LWP.store(ptr::null_mut(), Ordering::Relaxed);
+        hosts::PRIMARY.reset();
         s.reap_dead();
         while let Some(stack) = s.stack_cache.pop() {
             // SAFETY: cached stacks belong to exited threads, nothing runs
@@ -908,9 +1120,18 @@ pub fn yield_now() {
         let next = s.pick_next();
         s.switch_to(next)
     });
-    if let Some(Some((save, to))) = sw {
-        // SAFETY: as in `run_switch`.
-        unsafe { arch::switch_tail(save, to) };
+    match sw {
+        Some(Switch::Local { save, to, home }) if home.is_null() => {
+            // SAFETY: as in `perform`.
+            unsafe { arch::switch_tail(save, to) };
+        }
+        Some(sw) => {
+            let resumed = perform(sw);
+            if !resumed {
+                fatal("rumpuser-green: the runner's thread yielded outside its loop");
+            }
+        }
+        None => {}
     }
 }
 
@@ -1035,17 +1256,19 @@ pub fn join(tid: ThreadId) -> Result<(), JoinError> {
     }
 }
 
-/// The current thread's `curlwp` slot (null before [`init`]).
+/// The `curlwp` slot of the green thread running on the calling host
+/// thread (null before [`init`]). Needs no token: each host mirrors its
+/// running thread's slot.
 #[inline]
 pub fn curlwp() -> *mut c_void {
-    CUR_LWP.load(Ordering::Relaxed)
+    hosts::curlwp()
 }
 
-/// Set the current thread's `curlwp` slot.
+/// Set the current thread's `curlwp` slot (token holder only).
 pub fn set_curlwp(l: *mut c_void) {
     SCHED.try_with(|s| {
         s.cur_thread().curlwp = l;
-        CUR_LWP.store(l, Ordering::Relaxed);
+        s.here.cur_lwp.store(l, Ordering::Relaxed);
     });
 }
 
@@ -1171,6 +1394,89 @@ pub fn bench_yield_pingpong(iters: u64) -> Result<u64, SpawnError> {
     let elapsed = now_ns().saturating_sub(t0);
     let _ = join(partner);
     Ok(elapsed)
+}
+
+/// Token holder, just after a steal from `from`, whose host thread is
+/// outside the green world: `from`'s bound thread becomes away and `to`'s
+/// (created if need be) the running one.
+pub fn take_over(from: &'static HostCell, to: &'static HostCell) {
+    let done = SCHED.try_with(|s| {
+        let fb = from.bound.load(Ordering::Relaxed);
+        if fb != NIL && s.cur == fb {
+            s.threads[fb as usize].state = State::Away;
+        }
+        let tb = s.bound_of(to);
+        if s.threads[tb as usize].state == State::Runnable {
+            s.runq.retain(|&x| x != tb);
+        }
+        let prev = s.cur;
+        s.threads[tb as usize].state = State::Running;
+        s.make_remote(prev, tb, to);
+    });
+    if done.is_none() {
+        fatal("rumpuser-green: take_over without a scheduler");
+    }
+}
+
+/// Token holder `me`, whose bound thread is leaving the green world: if a
+/// thread bound to another host is runnable, make it current and return
+/// that host, to which the caller gives the token (`me`'s thread becomes
+/// away). `None`: `me` keeps the token while away.
+pub fn yield_token(me: &'static HostCell) -> Option<&'static HostCell> {
+    SCHED
+        .try_with(|s| {
+            if !ptr::eq(s.here, me) {
+                fatal("rumpuser-green: yield_token by a host that does not hold the token");
+            }
+            s.poll_hosts();
+            let pos = s.runq.iter().position(|&x| {
+                let h = s.threads[x as usize].home;
+                !h.is_null() && !ptr::eq(h, me)
+            })?;
+            let next = s.runq.remove(pos)?;
+            let prev = s.cur;
+            s.threads[prev as usize].state = State::Away;
+            // SAFETY: a live thread's home (see `switch_remote`).
+            let to: &'static HostCell = unsafe { &*s.threads[next as usize].home };
+            s.threads[next as usize].state = State::Running;
+            s.make_remote(prev, next, to);
+            Some(to)
+        })
+        .flatten()
+}
+
+/// The runner, holding the token: run green threads until the token is
+/// handed to another host, then return (without the token).
+pub fn serve() {
+    loop {
+        let sw = SCHED.try_with(|s| {
+            let slot = s.cur;
+            let t = &mut s.threads[slot as usize];
+            t.block_seq += 1;
+            t.state = State::Blocked(BlockKind::Host);
+            t.timed = false;
+            let next = s.pick_next();
+            s.switch_to(next)
+        });
+        match sw {
+            None => fatal("rumpuser-green: serve without a scheduler"),
+            Some(sw) => {
+                if !perform(sw) {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Token holder: `h` asks for the token (see [`HostEvent`](hosts::HostEvent)).
+pub fn admit(h: &'static HostCell) {
+    SCHED.try_with(|s| s.admit(h));
+}
+
+/// Token holder: `h`'s host thread has gone (see [`HostEvent`](hosts::HostEvent)).
+pub fn depart(h: &'static HostCell) {
+    SCHED.try_with(|s| s.depart(h));
 }
 
 /// Report a fatal error on the platform console and halt (panics if the

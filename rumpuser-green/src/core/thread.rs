@@ -5,6 +5,7 @@ use core::ffi::c_void;
 use core::fmt;
 use core::ptr;
 
+use super::hosts::HostCell;
 use super::platform::Stack;
 use super::waitq::WaitQueue;
 
@@ -120,6 +121,10 @@ pub(super) enum BlockKind {
     /// Running on a helper host thread ([`excursion`](super::excursion));
     /// only the excursion's return makes it runnable.
     Excursion,
+    /// The runner's bound thread while it runs the scheduler for its host:
+    /// never made runnable, only resumed to hand the token on
+    /// ([`hosts`](super::hosts)).
+    Host,
 }
 
 /// Scheduler state of a slot.
@@ -138,6 +143,9 @@ pub(super) enum State {
     Dead,
     /// Exited joinable thread waiting for `join` (stack already freed).
     Zombie,
+    /// A bound thread whose host thread runs outside the green world while
+    /// another host holds the token ([`hosts`](super::hosts)).
+    Away,
 }
 
 /// A thread's entry point.
@@ -174,6 +182,9 @@ pub(super) struct Thread {
     pub(super) errno: i32,
     pub(super) user: usize,
     pub(super) name: ThreadName,
+    /// The host whose native stack this thread runs on (null: a free thread
+    /// with a stack of its own, run by whichever host holds the token).
+    pub(super) home: *const HostCell,
 }
 
 impl Thread {
@@ -197,6 +208,7 @@ impl Thread {
             errno: 0,
             user: 0,
             name: ThreadName::new(""),
+            home: ptr::null(),
         }
     }
 

@@ -105,6 +105,7 @@ pub fn start(ex: ExcursionPtr) -> bool {
 }
 
 fn helper(rx: Receiver<ExcursionPtr>) {
+    crate::host::token::mark_helper();
     loop {
         let Ok(ex) = rx.recv() else { return };
         RUNNING.with(|r| r.set(ex.0));
@@ -170,13 +171,19 @@ pub fn polled_returns() -> u64 {
 /// `rumpuser_component_unschedule`, after the CPU is released: continue on
 /// a helper (or stay, if there is none).
 pub fn component_block_begin() {
+    if crate::host::token::bound_caller() {
+        // The application's own thread: it blocks on its own host thread;
+        // the runner keeps the green world going meanwhile.
+        crate::host::token::step_out();
+        return;
+    }
     if available() {
-        // SAFETY: called on the green host thread (the hypervisor checked)
-        // by a kernel thread that has released its CPU; until
+        // SAFETY: called by a kernel thread, holding the token (the
+        // hypervisor took it), that has released its CPU; until
         // `component_block_end` it runs only the component's host code
         // (contract: an unscheduled component does not enter the kernel);
-        // a hypercall that needs the scheduler from there is refused by the
-        // host-thread check (`on_green_host`) before it touches the core.
+        // a hypercall that needs the scheduler from there is refused on
+        // the helper (`token::mark_helper`) before it touches the core.
         unsafe { excursion::begin() };
     }
 }

@@ -21,6 +21,7 @@
 
 pub mod bio;
 pub mod excursion;
+pub mod token;
 
 use crate::sched_core::{self, Platform, Stack};
 use std::os::fd::RawFd;
@@ -363,6 +364,10 @@ impl Platform for Host {
 
     fn poll_excursions(&self, back: &mut dyn FnMut(sched_core::ExcursionPtr)) {
         excursion::take_returned(back)
+    }
+
+    fn poll_hosts(&self, ev: &mut dyn FnMut(sched_core::hosts::HostEvent)) {
+        token::poll(ev)
     }
 
     fn alloc_stack(&self, size: usize) -> Option<Stack> {

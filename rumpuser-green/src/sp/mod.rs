@@ -249,7 +249,7 @@ impl SysProxy for GreenSysProxy {
         osrelease: &CStr,
         machine: &CStr,
     ) -> Result<(), Errno> {
-        on_green_host();
+        let _entered = on_green_host();
         if !sched_core::is_initialized() {
             diag::log(format_args!(
                 "sysproxy: rumpuser_sp_init before rumpuser_init"
@@ -265,7 +265,7 @@ impl SysProxy for GreenSysProxy {
         raddr: *const c_void,
         laddr: &mut [u8],
     ) -> Result<(), Errno> {
-        on_green_host();
+        let _entered = on_green_host();
         INNER.copyin(arg, raddr, laddr)
     }
 
@@ -275,27 +275,27 @@ impl SysProxy for GreenSysProxy {
         raddr: *const c_void,
         laddr: &mut [u8],
     ) -> Result<usize, Errno> {
-        on_green_host();
+        let _entered = on_green_host();
         INNER.copyinstr(arg, raddr, laddr)
     }
 
     fn copyout(&self, arg: *mut c_void, laddr: &[u8], raddr: *mut c_void) -> Result<(), Errno> {
-        on_green_host();
+        let _entered = on_green_host();
         INNER.copyout(arg, laddr, raddr)
     }
 
     fn anonmmap(&self, arg: *mut c_void, len: usize) -> Result<*mut c_void, Errno> {
-        on_green_host();
+        let _entered = on_green_host();
         INNER.anonmmap(arg, len)
     }
 
     fn raise(&self, arg: *mut c_void, signo: c_int) -> Result<(), Errno> {
-        on_green_host();
+        let _entered = on_green_host();
         INNER.raise(arg, signo)
     }
 
     fn fini(&self, arg: *mut c_void) {
-        on_green_host();
+        let _entered = on_green_host();
         INNER.fini(arg)
     }
 }

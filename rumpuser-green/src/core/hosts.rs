@@ -1,0 +1,246 @@
+//! Host threads of a green world.
+//!
+//! A platform with one CPU and no host threads (bare metal, Xen) runs every
+//! green thread on the one thread that called [`init`](super::init), and
+//! nothing here costs it more than a static. A POSIX host may let several
+//! host threads take part (`Config::hosts`): the thread that called
+//! `init` (the *primary*), a thread of the library's own (the *runner*,
+//! which keeps the green world going while the application's threads are
+//! outside it), and any other host thread that makes a hypercall.
+//!
+//! # The model
+//!
+//! * Exactly one host thread at a time runs green code: the holder of the
+//!   *token*. Who holds it, and how it moves, is the platform's protocol
+//!   (see the POSIX host's `token` module); the scheduler only needs to know
+//!   which host holds it now ([`HostCell`] `here`) and how to hand it on.
+//! * A green thread is either *free* (a kernel thread with a stack of its
+//!   own, run by whichever host holds the token) or *bound* to a host (that
+//!   host thread's own execution, on its native stack, which only it can
+//!   run). Every host has exactly one bound thread.
+//! * Switching to a free thread, or to the holder's own bound thread, is a
+//!   register switch as always. Switching to another host's bound thread
+//!   hands the token to that host and parks this one. The switch that
+//!   saves the outgoing context completes first: a free thread switches to
+//!   its host's bound thread (blocked inside a hypercall, so its context is
+//!   saved), which then hands the token on and waits (a *parking spot*);
+//!   a bound thread waits in place.
+//! * A bound thread whose host thread is running outside the green world
+//!   (application code, or kernel code between two hypercalls) while
+//!   another host holds the token is *away*; it rejoins by asking for the
+//!   token ([`admit`]).
+//!
+//! The per-host mirrors in [`HostCell`] (the curlwp of the green thread
+//! running on that host, whether that is the bound thread) are written
+//! only by the host itself, or by the scheduler while that host waits for
+//! the token, so `curlwp` is one load without the token.
+
+use core::ffi::c_void;
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+
+use super::thread::NIL;
+
+/// One host thread taking part in the green world. The scheduler's fields
+/// are private; the public atomics belong to the platform's token protocol.
+#[derive(Debug)]
+pub struct HostCell {
+    /// Nesting depth of the bound thread in green hypercalls (0 = outside
+    /// the green world). Written by this host thread only.
+    pub depth: AtomicU32,
+    /// Outermost entries so far (so an observer can tell "away the whole
+    /// time" from "away at both looks"). Written by this host thread only.
+    pub entries: AtomicU64,
+    /// This host must take the slow path at its next entry or exit: it
+    /// does not hold the token, or someone is waiting for it. Set by
+    /// anyone; cleared only by the host itself.
+    pub slow: AtomicBool,
+    /// The token was handed to this host (set by the giver, consumed by the
+    /// host when it wakes).
+    pub given: AtomicBool,
+    /// The platform's own word (e.g. how to wake this host thread).
+    pub platform: AtomicUsize,
+    /// The runner: after handing the token on it returns to its loop
+    /// instead of waiting for the token to come back.
+    pub runner: AtomicBool,
+    /// Whether the green thread executing on this host is its bound thread.
+    pub(super) bound_running: AtomicBool,
+    /// `curlwp` of the green thread executing on this host.
+    pub(super) cur_lwp: AtomicPtr<c_void>,
+    /// Slot of the bound thread (`NIL` until admitted). Token holder only.
+    pub(super) bound: AtomicU32,
+    /// A free thread of this host switched to the bound thread's context
+    /// to hand the token to this host: the bound thread does so and waits.
+    pub(super) handoff: AtomicPtr<HostCell>,
+}
+
+impl HostCell {
+    /// A host that has not taken part yet.
+    pub const fn new() -> Self {
+        Self {
+            depth: AtomicU32::new(0),
+            entries: AtomicU64::new(0),
+            slow: AtomicBool::new(true),
+            given: AtomicBool::new(false),
+            platform: AtomicUsize::new(0),
+            runner: AtomicBool::new(false),
+            bound_running: AtomicBool::new(false),
+            cur_lwp: AtomicPtr::new(core::ptr::null_mut()),
+            bound: AtomicU32::new(NIL),
+            handoff: AtomicPtr::new(core::ptr::null_mut()),
+        }
+    }
+
+    /// Whether the green thread executing on this host now is its bound
+    /// thread (the only one whose hypercalls move the token).
+    #[inline(always)]
+    pub fn bound_running(&self) -> bool {
+        self.bound_running.load(Ordering::Relaxed)
+    }
+
+    /// `curlwp` of the green thread executing on this host.
+    #[inline(always)]
+    pub fn curlwp(&self) -> *mut c_void {
+        self.cur_lwp.load(Ordering::Relaxed)
+    }
+
+    /// Mark this host's own execution as what runs on it: a new host
+    /// thread's cell, before its first hypercall (the platform's call).
+    pub fn set_bound_running(&self) {
+        self.bound_running.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the host has a bound thread in the scheduler.
+    pub fn admitted(&self) -> bool {
+        self.bound.load(Ordering::Relaxed) != NIL
+    }
+
+    /// Make a retired host reusable for another host thread (the platform
+    /// calls it after [`depart`] returned the cell).
+    pub fn reset(&self) {
+        self.depth.store(0, Ordering::Relaxed);
+        self.slow.store(true, Ordering::Relaxed);
+        self.given.store(false, Ordering::Relaxed);
+        self.bound_running.store(false, Ordering::Relaxed);
+        self.cur_lwp.store(core::ptr::null_mut(), Ordering::Relaxed);
+        self.bound.store(NIL, Ordering::Relaxed);
+        self.handoff.store(core::ptr::null_mut(), Ordering::Relaxed);
+    }
+}
+
+impl Default for HostCell {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The thread that called [`init`](super::init). Its cell is also the only
+/// one on platforms without host threads.
+pub static PRIMARY: HostCell = HostCell::new();
+
+/// The moves of the token the scheduler makes, implemented by a platform
+/// that lets several host threads take part (see the module doc).
+pub trait HostOps: Sync {
+    /// The calling host thread's cell, when it is not the primary (`None`:
+    /// this thread may not take part; the caller reports it).
+    fn this_host(&self) -> Option<&'static HostCell>;
+    /// Hand the token from `from` (which holds it and is about to wait or,
+    /// for the runner, to leave) to `to`, and wake `to`. The scheduler has
+    /// already made `to`'s bound thread the current thread.
+    fn give(&self, from: &'static HostCell, to: &'static HostCell);
+    /// Block the calling host thread (`me`) until the token is given to it.
+    fn wait(&self, me: &'static HostCell);
+}
+
+struct NoOps;
+impl HostOps for NoOps {
+    fn this_host(&self) -> Option<&'static HostCell> {
+        None
+    }
+    fn give(&self, _: &'static HostCell, _: &'static HostCell) {
+        super::fatal("rumpuser-green: a token hand-off without host threads");
+    }
+    fn wait(&self, _: &'static HostCell) {
+        super::fatal("rumpuser-green: a token wait without host threads");
+    }
+}
+
+/// The platform's [`HostOps`] (none until [`set_ops`]).
+static OPS: spin::Once<&'static dyn HostOps> = spin::Once::new();
+/// The primary's thread pointer (0: none set).
+static PRIMARY_TP: AtomicUsize = AtomicUsize::new(0);
+
+/// Install the platform's token moves (once; later calls are ignored).
+pub fn set_ops(ops: &'static dyn HostOps) {
+    OPS.call_once(|| ops);
+}
+
+pub(super) fn ops() -> &'static dyn HostOps {
+    OPS.get().copied().unwrap_or(&NoOps)
+}
+
+/// The calling host thread's thread pointer (see `arch`), as
+/// [`this_host`] compares it.
+#[cfg(feature = "hosts")]
+#[inline(always)]
+pub fn thread_pointer() -> usize {
+    super::arch::thread_pointer()
+}
+
+/// Record the calling host thread as the primary (its thread pointer).
+pub(super) fn set_primary_here() {
+    #[cfg(feature = "hosts")]
+    PRIMARY_TP.store(super::arch::thread_pointer(), Ordering::Relaxed);
+}
+
+/// The primary's host thread has ended: from now on no thread is the
+/// primary (a new thread may get the same thread pointer), and the
+/// platform reports its departure like any other host's.
+pub fn retire_primary() {
+    PRIMARY_TP.store(usize::MAX, Ordering::Relaxed);
+}
+
+/// The calling host thread's cell: the primary's, else the platform's
+/// answer (`None`: a host thread that may not take part). Without the
+/// `hosts` feature there is only the primary.
+#[inline(always)]
+pub fn this_host() -> Option<&'static HostCell> {
+    #[cfg(feature = "hosts")]
+    if super::arch::thread_pointer() != PRIMARY_TP.load(Ordering::Relaxed) {
+        return other_host();
+    }
+    Some(&PRIMARY)
+}
+
+#[cfg(feature = "hosts")]
+#[cold]
+#[inline(never)]
+fn other_host() -> Option<&'static HostCell> {
+    if PRIMARY_TP.load(Ordering::Relaxed) == 0 {
+        // Before `init`: the calling thread will be the primary.
+        return Some(&PRIMARY);
+    }
+    ops().this_host()
+}
+
+/// `curlwp` of the green thread running on the calling host thread (null
+/// on a host thread that has none).
+#[inline(always)]
+pub fn curlwp() -> *mut c_void {
+    match this_host() {
+        Some(h) => h.curlwp(),
+        None => core::ptr::null_mut(),
+    }
+}
+
+/// What a platform reports from [`Platform::poll_hosts`](super::Platform::poll_hosts).
+#[derive(Clone, Copy, Debug)]
+pub enum HostEvent {
+    /// The host asks for the token: its bound thread becomes runnable
+    /// (created on the host's first arrival).
+    Arrive(&'static HostCell),
+    /// The host thread has ended: its bound thread (away) is released;
+    /// afterwards the cell may be [`reset`](HostCell::reset) and reused.
+    Depart(&'static HostCell),
+}
+
+pub use super::sched::{admit, depart, serve, take_over, yield_token};

@@ -1,0 +1,265 @@
+//! Host threads other than the one that called `rumpuser_init` enter the
+//! green kernel, and the green world keeps running while every host thread
+//! is outside it (the runner takes the token).
+//!
+//! Every test here runs on a thread of the test harness, so they are host
+//! threads of one green world at once; the first to call `rumpuser_init`
+//! is the primary, and it ends when its test does (which retires it).
+//! The model kernel (the conformance kit's) provides virtual CPUs and lwps
+//! exactly as the real kernel builds them.
+
+use rumpuser_core::abi::{RUMPUSER_CLOCK_RELWALL, RUMPUSER_MTX_KMUTEX, RUMPUSER_MTX_SPIN};
+use rumpuser_core::api::Api;
+use rumpuser_core::conformance::{kthread, model};
+use std::ffi::c_void;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Once};
+use std::time::{Duration, Instant};
+
+fn api() -> &'static Api {
+    &rumpuser_green::rumpuser_exports::API
+}
+
+/// Initialise once (one virtual CPU, as green always has) and return the model.
+fn setup() -> &'static model::Model {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        // SAFETY: a valid upcall table that lives for the whole process.
+        let rc = unsafe { (api().init)(rumpuser_core::abi::RUMPUSER_VERSION, &model::HYPERUP) };
+        assert_eq!(rc, 0);
+        model::install(api(), 1);
+    });
+    model::model()
+}
+
+/// A hypervisor mutex shared between threads.
+#[derive(Clone, Copy)]
+struct Obj(*mut c_void);
+// SAFETY: hypervisor lock objects are made to be shared between threads.
+unsafe impl Send for Obj {}
+// SAFETY: as above.
+unsafe impl Sync for Obj {}
+
+impl Obj {
+    /// The object as the C ABI takes it (a method, so that closures
+    /// capture the whole `Obj`, which is `Send`).
+    fn get<T>(&self) -> *mut T {
+        self.0.cast()
+    }
+}
+
+fn mutex(flags: i32) -> Obj {
+    let mut m = std::ptr::null_mut();
+    // SAFETY: valid out-pointer.
+    unsafe { (api().mutex_init)(&mut m, flags) };
+    Obj(m.cast())
+}
+
+fn cv() -> Obj {
+    let mut c = std::ptr::null_mut();
+    // SAFETY: valid out-pointer.
+    unsafe { (api().cv_init)(&mut c) };
+    Obj(c.cast())
+}
+
+/// `rumpuser_clock_sleep` for `ms` (the caller holds a CPU).
+fn sleep_ms(ms: u64) {
+    // SAFETY: plain hypercall.
+    unsafe { (api().clock_sleep)(RUMPUSER_CLOCK_RELWALL, 0, (ms * 1_000_000) as _) };
+}
+
+/// Kernel entry and exit around `f` for the calling host thread (a
+/// temporary lwp and a CPU, as `rump_schedule` gives).
+fn in_kernel<R>(f: impl FnOnce() -> R) -> R {
+    let m = model::model();
+    m.enter();
+    let r = f();
+    m.leave();
+    r
+}
+
+#[test]
+fn host_threads_share_a_kernel_mutex() {
+    setup();
+    const THREADS: usize = 4;
+    const ROUNDS: u64 = 2000;
+    let m = mutex(RUMPUSER_MTX_KMUTEX);
+    // Read and written non-atomically (load + store) under the mutex: a
+    // lost update shows mutual exclusion failing across host threads.
+    let count = Arc::new(AtomicU64::new(0));
+    let hs: Vec<_> = (0..THREADS)
+        .map(|_| {
+            let count = Arc::clone(&count);
+            std::thread::spawn(move || {
+                for i in 0..ROUNDS {
+                    in_kernel(|| {
+                        // SAFETY: a KMUTEX made above; entered and left by
+                        // this thread while it holds a CPU.
+                        unsafe { (api().mutex_enter)(m.get()) };
+                        let v = count.load(Ordering::Relaxed);
+                        if i % 64 == 0 {
+                            // Give the others a chance to find it taken.
+                            std::thread::yield_now();
+                        }
+                        count.store(v + 1, Ordering::Relaxed);
+                        // SAFETY: held by this thread.
+                        unsafe { (api().mutex_exit)(m.get()) };
+                    });
+                }
+            })
+        })
+        .collect();
+    for h in hs {
+        h.join().unwrap();
+    }
+    assert_eq!(count.load(Ordering::Relaxed), THREADS as u64 * ROUNDS);
+}
+
+#[test]
+fn green_threads_run_while_every_host_thread_is_outside() {
+    let m = setup();
+    let ticks = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let t = {
+        let (ticks, stop) = (Arc::clone(&ticks), Arc::clone(&stop));
+        in_kernel(|| {
+            kthread::spawn(api(), c"ticker", true, move || {
+                while !stop.load(Ordering::Relaxed) {
+                    sleep_ms(1);
+                    ticks.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+            .expect("thread_create")
+            .expect("joinable")
+        })
+    };
+    // Outside the kernel (a host sleep, as rump_server's sem_wait): the
+    // ticker must keep going.
+    let before = ticks.load(Ordering::Relaxed);
+    std::thread::sleep(Duration::from_millis(200));
+    let during = ticks.load(Ordering::Relaxed) - before;
+    assert!(
+        during >= 20,
+        "only {during} ticks of 1 ms in 200 ms outside the kernel"
+    );
+    stop.store(true, Ordering::Relaxed);
+    let r = in_kernel(|| t.join());
+    assert_eq!(r, 0);
+    assert_eq!(m.violations_since(0), Vec::<String>::new());
+}
+
+#[test]
+fn cv_ping_pong_between_a_host_thread_and_a_green_thread() {
+    setup();
+    const ROUNDS: u64 = 500;
+    let mx = mutex(RUMPUSER_MTX_KMUTEX);
+    let c = cv();
+    // 0: the host thread's turn, 1: the green thread's.
+    let turn = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(AtomicU64::new(0));
+    let green = {
+        let (turn, done) = (Arc::clone(&turn), Arc::clone(&done));
+        in_kernel(|| {
+            kthread::spawn(api(), c"pong", true, move || {
+                for _ in 0..ROUNDS {
+                    // SAFETY: the KMUTEX and cv made above; this thread
+                    // holds a CPU and the mutex around the waits.
+                    unsafe {
+                        (api().mutex_enter)(mx.get());
+                        while turn.load(Ordering::Relaxed) != 1 {
+                            (api().cv_wait)(c.get(), mx.get());
+                        }
+                        turn.store(0, Ordering::Relaxed);
+                        done.fetch_add(1, Ordering::Relaxed);
+                        (api().cv_broadcast)(c.get());
+                        (api().mutex_exit)(mx.get());
+                    }
+                }
+            })
+            .expect("thread_create")
+            .expect("joinable")
+        })
+    };
+    let host = std::thread::spawn(move || {
+        for _ in 0..ROUNDS {
+            in_kernel(|| {
+                // SAFETY: as above, for this host thread.
+                unsafe {
+                    (api().mutex_enter)(mx.get());
+                    while turn.load(Ordering::Relaxed) != 0 {
+                        (api().cv_wait)(c.get(), mx.get());
+                    }
+                    turn.store(1, Ordering::Relaxed);
+                    (api().cv_broadcast)(c.get());
+                    (api().mutex_exit)(mx.get());
+                }
+            });
+        }
+    });
+    host.join().unwrap();
+    assert_eq!(in_kernel(|| green.join()), 0);
+    assert_eq!(done.load(Ordering::Relaxed), ROUNDS);
+}
+
+#[test]
+fn many_short_lived_host_threads_each_see_their_own_curlwp() {
+    setup();
+    let spin = mutex(RUMPUSER_MTX_SPIN);
+    let seen_wrong = Arc::new(AtomicU64::new(0));
+    for wave in 0..25 {
+        let hs: Vec<_> = (0..8)
+            .map(|_| {
+                let seen_wrong = Arc::clone(&seen_wrong);
+                std::thread::spawn(move || {
+                    in_kernel(|| {
+                        let me = model::model().current().map(|l| l as *const _);
+                        for _ in 0..20 {
+                            // SAFETY: a SPIN mutex made above, taken
+                            // without releasing the CPU.
+                            unsafe {
+                                (api().mutex_enter_nowrap)(spin.get());
+                                (api().mutex_exit)(spin.get());
+                            }
+                            sleep_ms(0);
+                            let now = model::model().current().map(|l| l as *const _);
+                            if now != me || now.is_none() {
+                                seen_wrong.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    })
+                })
+            })
+            .collect();
+        for h in hs {
+            h.join().unwrap();
+        }
+        assert_eq!(seen_wrong.load(Ordering::Relaxed), 0, "wave {wave}");
+    }
+}
+
+#[test]
+fn a_host_thread_waits_with_a_timeout_while_the_others_are_outside() {
+    setup();
+    let mx = mutex(RUMPUSER_MTX_KMUTEX);
+    let c = cv();
+    let h = std::thread::spawn(move || {
+        in_kernel(|| {
+            let t0 = Instant::now();
+            // SAFETY: the KMUTEX and cv made above; held around the wait.
+            let r = unsafe {
+                (api().mutex_enter)(mx.get());
+                let r = (api().cv_timedwait)(c.get(), mx.get(), 0, 30_000_000);
+                (api().mutex_exit)(mx.get());
+                r
+            };
+            (r, t0.elapsed())
+        })
+    });
+    let (r, waited) = h.join().unwrap();
+    assert_ne!(r, 0, "nobody signalled, so the wait must time out");
+    assert!(
+        waited >= Duration::from_millis(30),
+        "returned early: {waited:?}"
+    );
+    assert!(waited < Duration::from_secs(5), "took {waited:?}");
+}
