@@ -178,65 +178,182 @@ fn indent(s: &str) -> String {
 
 /// The kernel layer's own test programs (buildrump.sh's `tests/`, built in
 /// its object directory `brtests/`), run unchanged against our drop-in
-/// `librumpuser.so.0` through `LD_LIBRARY_PATH`. `RUMP_KERNEL_TESTS` names
-/// the `brtests` directory; `RUMP_KERNEL_TESTS_SRC` the source `tests/`
-/// directory (needed for the file-system image of `fstest_img`).
+/// `librumpuser.so.0` through `LD_LIBRARY_PATH`, in testrump.sh's order and
+/// with its commands: `RUMP_KERNEL_TESTS` names the `brtests` directory;
+/// `RUMP_KERNEL_TESTS_SRC` the source `tests/` directory (for the image of
+/// `fstest_img`). The servers (`rump_server` from the layer's `bin/`, the
+/// routed test's router) run on our library too, and are stopped at the
+/// end as testrump.sh stops them.
 fn own_tests(dir: &Path, compat: &Path, k: &Path, flavour: &str) -> Result<(u32, u32, u32)> {
     let ld = format!("{}:{}", compat.display(), k.join("lib").display());
     let src = std::env::var_os("RUMP_KERNEL_TESTS_SRC").map(PathBuf::from);
     let img = src
         .map(|s| s.join("fstest_img").display().to_string())
         .unwrap_or_default();
-    // (directory, program, arguments) in testrump.sh's order; the
-    // sysproxy tests (simpleclient, routed) need rump_server.
-    let steps: Vec<(&str, &str, Vec<String>)> = vec![
-        ("init", "init", vec![]),
-        ("fstest", "fstest", vec![]),
-        ("fstest_img", "fstest2", vec![img]),
-        ("nettest_simple", "nettest_simple", vec!["server".into()]),
-        ("nettest_simple", "nettest_simple", vec!["client".into()]),
-        ("nettest_simple6", "nettest_simple6", vec!["server6".into()]),
-        ("nettest_simple6", "nettest_simple6", vec!["client6".into()]),
-        ("dynamic", "dynamic", vec![]),
+    let server = k.join("bin/rump_server").display().to_string();
+    let client = dir.join("simpleclient/simpleclient").display().to_string();
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<String>>();
+    // One test: its directory, the files it needs, and its commands (program,
+    // arguments, extra environment) run in that directory in order.
+    type Step = (Vec<String>, Vec<(&'static str, &'static str)>);
+    let tests: Vec<(&str, Vec<String>, Vec<Step>)> = vec![
+        ("init", s(&["init"]), vec![(s(&["./init"]), vec![])]),
+        ("fstest", s(&["fstest"]), vec![(s(&["./fstest"]), vec![])]),
+        (
+            "fstest_img",
+            vec!["fstest2".into(), img.clone()],
+            vec![(vec!["./fstest2".into(), img.clone()], vec![])],
+        ),
+        (
+            "simpleclient",
+            vec!["simpleclient".into(), server.clone()],
+            vec![
+                (vec![server.clone(), "unix://mysocket".into()], vec![]),
+                (
+                    s(&["./simpleclient"]),
+                    vec![("RUMP_SERVER", "unix://mysocket")],
+                ),
+            ],
+        ),
+        (
+            "nettest_simple",
+            s(&["nettest_simple"]),
+            vec![
+                (s(&["./nettest_simple", "server"]), vec![]),
+                (s(&["./nettest_simple", "client"]), vec![]),
+            ],
+        ),
+        (
+            "nettest_simple6",
+            s(&["nettest_simple6"]),
+            vec![
+                (s(&["./nettest_simple6", "server6"]), vec![]),
+                (s(&["./nettest_simple6", "client6"]), vec![]),
+            ],
+        ),
+        (
+            "nettest_routed",
+            vec!["nettest_routed".into(), client.clone()],
+            vec![
+                (s(&["./nettest_routed", "server"]), vec![]),
+                (
+                    s(&["./nettest_routed", "router", "unix://routerctrl"]),
+                    vec![],
+                ),
+                (s(&["./nettest_routed", "client"]), vec![]),
+                (
+                    vec![client.clone()],
+                    vec![("RUMP_SERVER", "unix://routerctrl")],
+                ),
+            ],
+        ),
+        (
+            "nettest_routed6",
+            vec!["nettest_routed6".into(), client.clone()],
+            vec![
+                (s(&["./nettest_routed6", "server6"]), vec![]),
+                (
+                    s(&["./nettest_routed6", "router6", "unix://routerctrl"]),
+                    vec![],
+                ),
+                (s(&["./nettest_routed6", "client6"]), vec![]),
+                (
+                    vec![client.clone()],
+                    vec![("RUMP_SERVER", "unix://routerctrl")],
+                ),
+            ],
+        ),
+        (
+            "dynamic",
+            s(&["dynamic"]),
+            vec![(s(&["./dynamic"]), vec![])],
+        ),
     ];
     let (mut p, mut f, mut sk) = (0, 0, 0);
-    for (d, prog, args) in steps {
+    for (d, needs, steps) in tests {
         let wd = dir.join(d);
-        if !wd.join(prog).is_file() || args.iter().any(|a| a.is_empty()) {
-            eprintln!("kernel-test {flavour} own/{d}/{prog}: skipped (not built or no source dir)");
+        let missing = needs.iter().find(|n| {
+            n.is_empty()
+                || !(Path::new(n.as_str()).is_absolute() && Path::new(n.as_str()).exists())
+                    && !wd.join(n.as_str()).exists()
+        });
+        if let Some(m) = missing {
+            let what = if m.is_empty() {
+                "RUMP_KERNEL_TESTS_SRC (the image)"
+            } else {
+                m.as_str()
+            };
+            eprintln!("kernel-test {flavour} own/{d}: skipped ({what} not built or not given)");
             sk += 1;
             continue;
         }
-        if args.first().is_some_and(|a| a.starts_with("server")) {
-            let _ = std::fs::remove_file(wd.join("busmem"));
+        for stale in ["busmem", "busmem1", "busmem2", "mysocket", "routerctrl"] {
+            let _ = std::fs::remove_file(wd.join(stale));
         }
-        let st = Command::new("timeout")
-            .arg("60")
-            .arg(wd.join(prog))
-            .args(&args)
-            .current_dir(&wd)
-            .env("LD_LIBRARY_PATH", &ld)
-            .output()
-            .map_err(|e| e.to_string())?;
-        let label = format!("kernel-test {flavour} own/{d}/{prog} {}", args.join(" "));
-        match st.status.code() {
-            Some(0) => {
+        let label = format!("kernel-test {flavour} own/{d}");
+        let mut outcome = Ok(());
+        for (argv, env) in &steps {
+            let st = Command::new("timeout")
+                .arg("60")
+                .args(argv)
+                .current_dir(&wd)
+                .env("LD_LIBRARY_PATH", &ld)
+                .envs(env.iter().copied())
+                .output()
+                .map_err(|e| e.to_string())?;
+            match st.status.code() {
+                Some(0) => {}
+                Some(37) if d == "dynamic" => outcome = Err(None),
+                _ => {
+                    outcome = Err(Some(format!(
+                        "{} ({})\n{}",
+                        argv.join(" "),
+                        st.status,
+                        indent(&String::from_utf8_lossy(&st.stderr))
+                    )));
+                }
+            }
+            if outcome.is_err() {
+                break;
+            }
+        }
+        stop_servers(&wd);
+        match outcome {
+            Ok(()) => {
                 eprintln!("{label}: ok");
                 p += 1;
             }
-            Some(37) if prog == "dynamic" => {
+            Err(None) => {
                 eprintln!("{label}: skipped (component load failed, as testrump.sh treats it)");
                 sk += 1;
             }
-            _ => {
-                eprintln!(
-                    "{label}: FAILED ({})\n{}",
-                    st.status,
-                    indent(&String::from_utf8_lossy(&st.stderr))
-                );
+            Err(Some(e)) => {
+                eprintln!("{label}: FAILED: {e}");
                 f += 1;
             }
         }
     }
     Ok((p, f, sk))
+}
+
+/// Ends the daemons a test left running in `wd` (testrump.sh's final
+/// `pkill`): every process whose working directory is `wd`, or whose
+/// command line names one of the tests' server sockets.
+fn stop_servers(wd: &Path) {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for e in procs.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let cwd = std::fs::read_link(e.path().join("cwd")).is_ok_and(|c| c == wd);
+        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let cmd = String::from_utf8_lossy(&cmd);
+        if cwd || cmd.contains("unix://mysocket") || cmd.contains("unix://routerctrl") {
+            let _ = Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+    }
 }
