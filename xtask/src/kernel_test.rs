@@ -272,11 +272,17 @@ fn own_tests(dir: &Path, compat: &Path, k: &Path, flavour: &str) -> Result<(u32,
     let (mut p, mut f, mut sk) = (0, 0, 0);
     for (d, needs, steps) in tests {
         let wd = dir.join(d);
-        let missing = needs.iter().find(|n| {
-            n.is_empty()
-                || !(Path::new(n.as_str()).is_absolute() && Path::new(n.as_str()).exists())
-                    && !wd.join(n.as_str()).exists()
-        });
+        // A need is a file of the test's directory, or an absolute path.
+        let present = |n: &str| {
+            let p = Path::new(n);
+            !n.is_empty()
+                && if p.is_absolute() {
+                    p.exists()
+                } else {
+                    wd.join(p).exists()
+                }
+        };
+        let missing = needs.iter().find(|n| !present(n));
         if let Some(m) = missing {
             let what = if m.is_empty() {
                 "RUMP_KERNEL_TESTS_SRC (the image)"
