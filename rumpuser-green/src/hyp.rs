@@ -79,6 +79,9 @@ impl Hypervisor for Green {
         // deterministic mode, whose schedule must depend on the seed only.
         let hosts = seed.is_none() && !px::param::switched_off("RUMPUSER_GREEN_HOSTS");
         cfg.hosts = hosts;
+        // Taking part needs membarrier(2) (Linux 4.14).
+        let hosts = hosts && crate::host::token::supported();
+        cfg.hosts = hosts;
         // SAFETY: this host thread becomes the primary host; from now on
         // every hypercall that touches the green world takes the token
         // (`on_green_host`), so one host thread at a time uses the
@@ -174,8 +177,8 @@ impl Hypervisor for Green {
     }
 
     fn component_block_begin(&self) {
-        let _entered = on_green_host();
-        crate::host::excursion::component_block_begin()
+        let entered = on_green_host();
+        crate::host::excursion::component_block_begin(entered.outermost())
     }
 
     fn component_block_end(&self) {

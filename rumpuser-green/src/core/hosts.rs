@@ -44,12 +44,12 @@ use super::thread::NIL;
 /// are private; the public atomics belong to the platform's token protocol.
 #[derive(Debug)]
 pub struct HostCell {
-    /// Nesting depth of the bound thread in green hypercalls (0 = outside
-    /// the green world). Written by this host thread only.
-    pub depth: AtomicU32,
-    /// Outermost entries so far (so an observer can tell "away the whole
-    /// time" from "away at both looks"). Written by this host thread only.
-    pub entries: AtomicU64,
+    /// Odd while this host's bound thread is inside a green hypercall (or,
+    /// for the runner, while it runs the scheduler); raised by one at
+    /// every entry and every exit, so an observer can tell "outside the
+    /// whole time" from "outside at both looks". Written by this host
+    /// thread only. A host on which nobody may enter keeps it odd.
+    pub seq: AtomicU64,
     /// This host must take the slow path at its next entry or exit: it
     /// does not hold the token, or someone is waiting for it. Set by
     /// anyone; cleared only by the host itself.
@@ -62,51 +62,30 @@ pub struct HostCell {
     /// The runner: after handing the token on it returns to its loop
     /// instead of waiting for the token to come back.
     pub runner: AtomicBool,
-    /// Whether the green thread executing on this host is its bound thread.
-    pub(super) bound_running: AtomicBool,
     /// `curlwp` of the green thread executing on this host.
     pub(super) cur_lwp: AtomicPtr<c_void>,
     /// Slot of the bound thread (`NIL` until admitted). Token holder only.
     pub(super) bound: AtomicU32,
-    /// A free thread of this host switched to the bound thread's context
-    /// to hand the token to this host: the bound thread does so and waits.
-    pub(super) handoff: AtomicPtr<HostCell>,
 }
 
 impl HostCell {
     /// A host that has not taken part yet.
     pub const fn new() -> Self {
         Self {
-            depth: AtomicU32::new(0),
-            entries: AtomicU64::new(0),
+            seq: AtomicU64::new(0),
             slow: AtomicBool::new(true),
             given: AtomicBool::new(false),
             platform: AtomicUsize::new(0),
             runner: AtomicBool::new(false),
-            bound_running: AtomicBool::new(false),
             cur_lwp: AtomicPtr::new(core::ptr::null_mut()),
             bound: AtomicU32::new(NIL),
-            handoff: AtomicPtr::new(core::ptr::null_mut()),
         }
-    }
-
-    /// Whether the green thread executing on this host now is its bound
-    /// thread (the only one whose hypercalls move the token).
-    #[inline(always)]
-    pub fn bound_running(&self) -> bool {
-        self.bound_running.load(Ordering::Relaxed)
     }
 
     /// `curlwp` of the green thread executing on this host.
     #[inline(always)]
     pub fn curlwp(&self) -> *mut c_void {
         self.cur_lwp.load(Ordering::Relaxed)
-    }
-
-    /// Mark this host's own execution as what runs on it: a new host
-    /// thread's cell, before its first hypercall (the platform's call).
-    pub fn set_bound_running(&self) {
-        self.bound_running.store(true, Ordering::Relaxed);
     }
 
     /// Whether the host has a bound thread in the scheduler.
@@ -117,13 +96,11 @@ impl HostCell {
     /// Make a retired host reusable for another host thread (the platform
     /// calls it after [`depart`] returned the cell).
     pub fn reset(&self) {
-        self.depth.store(0, Ordering::Relaxed);
+        self.seq.store(0, Ordering::Relaxed);
         self.slow.store(true, Ordering::Relaxed);
         self.given.store(false, Ordering::Relaxed);
-        self.bound_running.store(false, Ordering::Relaxed);
         self.cur_lwp.store(core::ptr::null_mut(), Ordering::Relaxed);
         self.bound.store(NIL, Ordering::Relaxed);
-        self.handoff.store(core::ptr::null_mut(), Ordering::Relaxed);
     }
 }
 

@@ -53,7 +53,7 @@ use alloc::vec::Vec;
 use core::ffi::c_void;
 use core::fmt;
 use core::ptr;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
 use super::arch;
 use super::excursion::ExcursionPtr;
@@ -213,25 +213,36 @@ pub struct Stats {
 }
 
 /// What a scheduling decision leaves to do once the scheduler's borrow has
-/// ended.
-enum Switch {
-    /// The current thread keeps running.
-    Stay,
-    /// A register switch on this host: store the current stack pointer at
-    /// `save`, resume `to`. `home` is the current thread's host (null for
-    /// a free thread): a bound thread checks, once resumed, whether it was
-    /// resumed only as its host's parking spot.
-    Local {
-        save: *mut usize,
-        to: usize,
-        home: *const HostCell,
-    },
-    /// The current thread is `from`'s bound thread and the next one is
-    /// bound to `to`: hand the token over and wait for it in place.
-    Remote {
-        from: &'static HostCell,
-        to: &'static HostCell,
-    },
+/// ended, in two words (so it comes back in registers on the switch path):
+///
+/// * `save` non-null: a register switch on this host: store the current
+///   stack pointer at `save`, resume the context `to`;
+/// * `save` null, `to` non-zero: the current thread is its host's bound
+///   thread and the next one is bound to the host `to` (a `HostCell`
+///   address): hand the token over and wait for it in place;
+/// * both null: the current thread keeps running.
+#[derive(Clone, Copy)]
+struct Switch {
+    save: *mut usize,
+    to: usize,
+}
+
+impl Switch {
+    const STAY: Switch = Switch {
+        save: ptr::null_mut(),
+        to: 0,
+    };
+
+    fn local(save: *mut usize, to: usize) -> Switch {
+        Switch { save, to }
+    }
+
+    fn remote(to: &'static HostCell) -> Switch {
+        Switch {
+            save: ptr::null_mut(),
+            to: to as *const HostCell as usize,
+        }
+    }
 }
 
 /// Timer key: `(slot, block_seq)`.
@@ -498,18 +509,18 @@ impl Sched {
             self.make_runnable(prev, Wakeup::Notified);
         }
         let next = self.pick_next();
-        match self.switch_to(next) {
-            // Even for `prev` itself (back already, or no helper): this
-            // context is the trampoline's, so the thread's saved one is
-            // resumed.
-            Switch::Stay => self.threads[next as usize].sp,
+        let sw = self.switch_to(next);
+        if !sw.save.is_null() {
             // The trampoline's own context is abandoned; only where to go
             // matters (for a thread of another host: this host's bound
             // thread, which hands the token on).
-            Switch::Local { to, .. } => to,
-            Switch::Remote { .. } => {
-                fatal("rumpuser-green: the excursion trampoline ran as a bound thread")
-            }
+            sw.to
+        } else if sw.to == 0 {
+            // `prev` itself (back already, or no helper): this context is
+            // the trampoline's, so the thread's saved one is resumed.
+            self.threads[next as usize].sp
+        } else {
+            fatal("rumpuser-green: the excursion trampoline ran as a bound thread")
         }
     }
 
@@ -573,21 +584,25 @@ impl Sched {
     #[inline(always)]
     fn switch_to(&mut self, next: u32) -> Switch {
         let prev = self.cur;
-        self.threads[next as usize].state = State::Running;
+        let t = &mut *self.threads[next as usize];
+        t.state = State::Running;
         if next == prev {
-            return Switch::Stay;
+            return Switch::STAY;
         }
-        let home = self.threads[next as usize].home;
+        let (home, to, gen, lwp) = (t.home, t.sp, t.gen, t.curlwp);
         if !home.is_null() && !ptr::eq(home, self.here) {
             return self.switch_remote(prev, next, home);
         }
-        self.make_current(prev, next);
-        let save = ptr::addr_of_mut!(self.threads[prev as usize].sp);
-        Switch::Local {
-            save,
-            to: self.threads[next as usize].sp,
-            home: self.threads[prev as usize].home,
+        #[cfg(debug_assertions)]
+        self.check_canary(prev);
+        self.cur = next;
+        CUR_RAW.store(ThreadId::new(next, gen).as_raw(), Ordering::Relaxed);
+        self.here.cur_lwp.store(lwp, Ordering::Relaxed);
+        self.stats.switches += 1;
+        if self.observed {
+            self.record(prev, next);
         }
+        Switch::local(ptr::addr_of_mut!(self.threads[prev as usize].sp), to)
     }
 
     /// `next` is bound to another host (`home`): make it current there, and
@@ -602,18 +617,17 @@ impl Sched {
         let from = self.here;
         self.make_remote(prev, next, to);
         if prev == self.threads_bound_of(from) {
-            return Switch::Remote { from, to };
+            return Switch::remote(to);
         }
         // A free thread (or the trampoline): its context is saved by a switch
         // to the host's bound thread, blocked inside a hypercall, which then
         // hands the token on (`after_local_resume`).
         let bound = self.threads_bound_of(from);
-        from.handoff.store(home as *mut HostCell, Ordering::Relaxed);
-        Switch::Local {
-            save: ptr::addr_of_mut!(self.threads[prev as usize].sp),
-            to: self.threads[bound as usize].sp,
-            home: ptr::null(),
-        }
+        HANDOFF.store(home as *mut HostCell, Ordering::Relaxed);
+        Switch::local(
+            ptr::addr_of_mut!(self.threads[prev as usize].sp),
+            self.threads[bound as usize].sp,
+        )
     }
 
     fn threads_bound_of(&self, h: &HostCell) -> u32 {
@@ -632,27 +646,6 @@ impl Sched {
         let t = &self.threads[next as usize];
         CUR_RAW.store(ThreadId::new(next, t.gen).as_raw(), Ordering::Relaxed);
         to.cur_lwp.store(t.curlwp, Ordering::Relaxed);
-        to.bound_running.store(true, Ordering::Relaxed);
-        self.stats.switches += 1;
-        if self.observed {
-            self.record(prev, next);
-        }
-    }
-
-    /// The bookkeeping of a switch from `prev` to `next` (`!=`) on the
-    /// holder's host: the current id and the host's mirrors, stats and
-    /// trace.
-    #[inline(always)]
-    fn make_current(&mut self, prev: u32, next: u32) {
-        #[cfg(debug_assertions)]
-        self.check_canary(prev);
-        self.cur = next;
-        let t = &self.threads[next as usize];
-        CUR_RAW.store(ThreadId::new(next, t.gen).as_raw(), Ordering::Relaxed);
-        self.here.cur_lwp.store(t.curlwp, Ordering::Relaxed);
-        self.here
-            .bound_running
-            .store(next == self.here_bound, Ordering::Relaxed);
         self.stats.switches += 1;
         if self.observed {
             self.record(prev, next);
@@ -847,6 +840,7 @@ impl Sched {
 
 /// Perform a switch computed by the scheduler and, once this thread is
 /// resumed, return its wake-up reason.
+#[inline(always)]
 fn run_switch(sw: Switch) -> Wakeup {
     if !perform(sw) {
         fatal("rumpuser-green: the runner's thread blocked outside its loop");
@@ -859,10 +853,11 @@ fn run_switch(sw: Switch) -> Wakeup {
 /// Perform a switch; `true` once this thread runs again with the token,
 /// `false` when this is the runner's bound thread and it handed the token
 /// on (it must not touch the scheduler then).
+#[inline(always)]
 fn perform(sw: Switch) -> bool {
-    match sw {
-        Switch::Stay => true,
-        Switch::Local { save, to, home } => {
+    let Switch { save, to } = sw;
+    if !save.is_null() {
+        {
             // SAFETY: `save` points at the `sp` field of the current
             // thread's boxed TCB, which stays allocated while the scheduler
             // exists (TCBs are only reset, never freed, before `shutdown`,
@@ -872,23 +867,43 @@ fn perform(sw: Switch) -> bool {
             // `arch::init_frame` at spawn, on a stack that is freed only
             // after that thread exits.
             unsafe { arch::switch(save, to) };
-            home.is_null() || after_local_resume(home)
+            HANDOFF.load(Ordering::Relaxed).is_null() || after_local_resume()
         }
-        Switch::Remote { from, to } => hand_on(from, to),
+    } else if to == 0 {
+        true
+    } else {
+        remote_switch(to)
     }
 }
 
-/// A bound thread resumed by a register switch: if a free thread of its
-/// host switched to it only to park the host, hand the token on now (the
-/// free thread's context is saved) and wait for it. `false`: the runner
-/// left.
-fn after_local_resume(home: *const HostCell) -> bool {
-    // SAFETY: the thread's own host cell, alive while the thread is.
-    let h: &'static HostCell = unsafe { &*home };
-    let to = h.handoff.swap(ptr::null_mut(), Ordering::Relaxed);
-    if to.is_null() {
-        return true;
-    }
+/// The bound thread's side of [`Switch::remote`].
+#[cold]
+#[inline(never)]
+fn remote_switch(to: usize) -> bool {
+    let Some(from) = hosts::this_host() else {
+        fatal("rumpuser-green: a token hand-off on a host thread that does not take part");
+    };
+    // SAFETY: made by `Switch::remote` from a `&'static HostCell`.
+    hand_on(from, unsafe { &*(to as *const HostCell) })
+}
+
+/// The host a free thread (or the trampoline) wants the token handed to
+/// once its context is saved: set by `switch_remote` right before the
+/// switch to its host's bound thread, taken by that thread when it
+/// resumes. Only the token holder's host touches it, so a plain flag
+/// shared by all hosts suffices.
+static HANDOFF: AtomicPtr<HostCell> = AtomicPtr::new(ptr::null_mut());
+
+/// A bound thread resumed by a register switch only to park its host: hand
+/// the token on now (the free thread's context is saved) and wait for it.
+/// `false`: the runner left.
+#[cold]
+#[inline(never)]
+fn after_local_resume() -> bool {
+    let to = HANDOFF.swap(ptr::null_mut(), Ordering::Relaxed);
+    let Some(h) = hosts::this_host() else {
+        fatal("rumpuser-green: a token hand-off on a host thread that does not take part");
+    };
     // SAFETY: set by `switch_remote` from a live thread's home.
     hand_on(h, unsafe { &*to })
 }
@@ -963,7 +978,9 @@ pub unsafe fn init(platform: &'static dyn Platform, config: Config) -> Result<Th
     if cfg.hosts {
         main.home = primary;
         primary.bound.store(0, Ordering::Relaxed);
-        primary.bound_running.store(true, Ordering::Relaxed);
+    } else {
+        // Nobody enters or leaves: every thread is free.
+        primary.seq.store(1, Ordering::Relaxed);
     }
     // The primary holds the token, with nothing pending.
     primary.slow.store(false, Ordering::Relaxed);
@@ -1120,18 +1137,10 @@ pub fn yield_now() {
         let next = s.pick_next();
         s.switch_to(next)
     });
-    match sw {
-        Some(Switch::Local { save, to, home }) if home.is_null() => {
-            // SAFETY: as in `perform`.
-            unsafe { arch::switch_tail(save, to) };
+    if let Some(sw) = sw {
+        if !perform(sw) {
+            fatal("rumpuser-green: the runner's thread yielded outside its loop");
         }
-        Some(sw) => {
-            let resumed = perform(sw);
-            if !resumed {
-                fatal("rumpuser-green: the runner's thread yielded outside its loop");
-            }
-        }
-        None => {}
     }
 }
 

@@ -170,8 +170,8 @@ pub fn polled_returns() -> u64 {
 
 /// `rumpuser_component_unschedule`, after the CPU is released: continue on
 /// a helper (or stay, if there is none).
-pub fn component_block_begin() {
-    if crate::host::token::bound_caller() {
+pub fn component_block_begin(outermost: bool) {
+    if outermost {
         // The application's own thread: it blocks on its own host thread;
         // the runner keeps the green world going meanwhile.
         crate::host::token::step_out();

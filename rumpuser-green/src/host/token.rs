@@ -9,9 +9,11 @@
 //! the token for every green hypercall it makes. The host holding the
 //! token keeps it after the hypercall returns (it is then *away*, but the
 //! owner), so the common case, one application thread calling the kernel
-//! again and again, costs two plain stores and two loads per hypercall:
-//! [`enter`] raises the host's `depth` and reads its `slow` flag, the drop
-//! of [`Entered`] lowers `depth` and reads `slow` again.
+//! again and again, costs two plain stores and a few loads per hypercall:
+//! [`enter`] makes the host's `seq` odd and reads its `slow` flag, the drop
+//! of [`Entered`] makes `seq` even again and reads `slow`. A hypercall made
+//! while `seq` is odd (a kernel thread running on this host while its bound
+//! thread waits inside, or a nested call) does nothing at all.
 //!
 //! # Taking the token from an away owner
 //!
@@ -19,11 +21,12 @@
 //! is away with an asymmetric Dekker handshake: under [`STEAL`] it sets the
 //! owner's `slow`, makes every thread of the process execute a full memory
 //! barrier (`membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)`, a few µs), then
-//! reads the owner's `depth`. Either it sees `depth == 0` (the owner is
-//! outside and will see `slow` at its next entry, where it waits for the
-//! token), or the owner sees `slow` at its next entry or exit and goes
-//! through [`STEAL`] itself. Without `membarrier` the fast path uses
-//! `SeqCst` fences instead (slower, same protocol).
+//! reads the owner's `seq`. Either it sees it even (the owner is outside
+//! and will see `slow` at its next entry, where it waits for the token),
+//! or the owner sees `slow` at its next entry or exit and goes through
+//! [`STEAL`] itself. Without `membarrier` (Linux before 4.14) other host
+//! threads cannot take part: the library keeps the kernel on the thread
+//! that called `rumpuser_init`, as with `RUMPUSER_GREEN_HOSTS=0`.
 //!
 //! # Asking an owner that is inside
 //!
@@ -49,7 +52,7 @@
 use crate::host::HOST;
 use crate::sched_core::hosts::{self, HostCell, HostEvent, HostOps};
 use std::cell::Cell;
-use std::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+use std::sync::atomic::{compiler_fence, fence, AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -68,8 +71,6 @@ static EVENTS: Mutex<Vec<HostEvent>> = Mutex::new(Vec::new());
 static EVENTS_PENDING: AtomicBool = AtomicBool::new(false);
 /// Whether other host threads may take part (set once by [`start`]).
 static ENABLED: AtomicBool = AtomicBool::new(false);
-/// Whether `membarrier` gives the owner's fast path its fence.
-static ASYM: AtomicBool = AtomicBool::new(false);
 /// The runner's cell and thread pointer.
 static RUNNER: HostCell = HostCell::new();
 static RUNNER_TP: AtomicUsize = AtomicUsize::new(0);
@@ -82,31 +83,27 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The fence the owner's fast path needs only when `membarrier` is missing.
+/// The owner's side of the asymmetric fence: the compiler must not move
+/// the flag's load above the store of `seq` (the hardware may; the other
+/// side's `membarrier` makes up for that).
 #[inline(always)]
 fn light_barrier() {
-    if ASYM.load(Ordering::Relaxed) {
-        std::sync::atomic::compiler_fence(Ordering::SeqCst);
-    } else {
-        fence(Ordering::SeqCst);
-    }
+    compiler_fence(Ordering::SeqCst);
 }
 
-/// A full memory barrier on every running thread of the process.
+/// The other side: a full memory barrier on every running thread of the
+/// process (registered by [`start`]).
 fn heavy_barrier() {
-    if ASYM.load(Ordering::Relaxed) {
-        // SAFETY: a system call with no memory arguments.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_membarrier,
-                libc::MEMBARRIER_CMD_PRIVATE_EXPEDITED,
-                0,
-                0,
-            )
-        };
-        if r == 0 {
-            return;
-        }
+    // SAFETY: a system call with no memory arguments.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_membarrier,
+            libc::MEMBARRIER_CMD_PRIVATE_EXPEDITED,
+            0,
+            0,
+        )
+    };
+    if r != 0 {
         rumpuser_core::diag::fatal(format_args!(
             "rumpuser-green: membarrier failed after it was registered (errno {})",
             rumpuser_host::sys::host_errno()
@@ -118,7 +115,15 @@ fn heavy_barrier() {
 /// A green hypercall in progress on the calling host thread: taken by
 /// [`enter`], released when dropped.
 #[must_use]
-pub struct Entered(Option<&'static HostCell>);
+pub struct Entered(Option<(&'static HostCell, u64)>);
+
+impl Entered {
+    /// Whether this call is a bound thread's outermost one (the
+    /// application's own thread, not a kernel thread or a nested call).
+    pub fn outermost(&self) -> bool {
+        self.0.is_some()
+    }
+}
 
 /// Take part in the green world for one hypercall: the guard of every
 /// scheduling hypercall of the green flavour. Aborts with an explanation
@@ -130,36 +135,28 @@ pub fn enter() -> Entered {
     let Some(h) = hosts::this_host() else {
         foreign();
     };
-    if !h.bound_running() {
-        // A free green thread: its host holds the token already.
+    let s = h.seq.load(Ordering::Relaxed);
+    if s & 1 != 0 {
+        // Inside already: a free green thread on the token holder's host,
+        // or a nested call.
         return Entered(None);
     }
-    let d = h.depth.load(Ordering::Relaxed);
-    h.depth.store(d + 1, Ordering::Relaxed);
-    if d == 0 {
-        h.entries.store(
-            h.entries.load(Ordering::Relaxed).wrapping_add(1),
-            Ordering::Relaxed,
-        );
-        light_barrier();
-        if h.slow.load(Ordering::Relaxed) {
-            slow_enter(h);
-        }
+    h.seq.store(s | 1, Ordering::Relaxed);
+    light_barrier();
+    if h.slow.load(Ordering::Relaxed) {
+        slow_enter(h);
     }
-    Entered(Some(h))
+    Entered(Some((h, s)))
 }
 
 impl Drop for Entered {
     #[inline(always)]
     fn drop(&mut self) {
-        if let Some(h) = self.0 {
-            let d = h.depth.load(Ordering::Relaxed) - 1;
-            h.depth.store(d, Ordering::Release);
-            if d == 0 {
-                light_barrier();
-                if h.slow.load(Ordering::Relaxed) {
-                    slow_exit(h);
-                }
+        if let Some((h, s)) = self.0 {
+            h.seq.store(s.wrapping_add(2), Ordering::Release);
+            light_barrier();
+            if h.slow.load(Ordering::Relaxed) {
+                slow_exit(h);
             }
         }
     }
@@ -169,7 +166,7 @@ impl Drop for Entered {
 fn foreign() -> ! {
     rumpuser_core::diag::fatal(format_args!(
         "rumpuser-green: hypercall from host thread {:#x}, but only the host thread that called \
-         rumpuser_init may enter this kernel (deterministic mode or RUMPUSER_GREEN_HOSTS=0)",
+         rumpuser_init may enter this kernel (deterministic mode, RUMPUSER_GREEN_HOSTS=0, or no membarrier(2) on this host)",
         tp()
     ))
 }
@@ -202,7 +199,7 @@ fn push_event(ev: HostEvent) {
 /// Whether `o`, the owner, is outside the green world (with `STEAL` held
 /// and after `o.slow` was set and the heavy barrier). The runner never is.
 fn away(o: &HostCell) -> bool {
-    !o.runner.load(Ordering::Relaxed) && o.depth.load(Ordering::Acquire) == 0
+    !o.runner.load(Ordering::Relaxed) && o.seq.load(Ordering::Acquire) & 1 == 0
 }
 
 /// A bound thread's outermost entry found `slow` set: it may not hold the
@@ -376,12 +373,6 @@ pub fn mark_helper() {
     HELPER.with(|h| h.set(true));
 }
 
-/// Whether the calling thread is a bound thread (the application's own
-/// execution on its host thread, not a kernel thread).
-pub fn bound_caller() -> bool {
-    hosts::this_host().is_some_and(HostCell::bound_running)
-}
-
 /// A bound thread is about to block in the host outside the green world
 /// (a component's blocking call): let the runner take the token as soon as
 /// the thread has stepped out, so that green threads keep running.
@@ -398,8 +389,6 @@ fn new_cell() -> &'static HostCell {
         .unwrap_or_else(|| Box::leak(Box::new(HostCell::new())));
     h.reset();
     set_thread(h);
-    // Its own code is what runs on it.
-    h.set_bound_running();
     h
 }
 
@@ -446,11 +435,19 @@ pub fn enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
 }
 
+/// Whether the host lets other host threads take part (`membarrier(2)`
+/// with `MEMBARRIER_CMD_PRIVATE_EXPEDITED`).
+pub fn supported() -> bool {
+    // SAFETY: a query with no memory arguments.
+    let cmds = unsafe { libc::syscall(libc::SYS_membarrier, libc::MEMBARRIER_CMD_QUERY, 0, 0) };
+    cmds > 0 && cmds & libc::MEMBARRIER_CMD_PRIVATE_EXPEDITED as libc::c_long != 0
+}
+
 /// Let other host threads take part and start the runner (called once, on
 /// the primary, right after the scheduler's `init` with `Config::hosts`).
 pub fn start() -> std::io::Result<()> {
-    // SAFETY: system calls with no memory arguments.
-    let asym = unsafe {
+    // SAFETY: a system call with no memory arguments.
+    let registered = unsafe {
         libc::syscall(
             libc::SYS_membarrier,
             libc::MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED,
@@ -458,12 +455,17 @@ pub fn start() -> std::io::Result<()> {
             0,
         ) == 0
     };
-    ASYM.store(asym, Ordering::Relaxed);
+    if !registered {
+        return Err(std::io::Error::last_os_error());
+    }
     hosts::set_ops(&OPS);
     set_thread(&hosts::PRIMARY);
     set_owner(&hosts::PRIMARY);
     watch_primary();
     RUNNER.runner.store(true, Ordering::Relaxed);
+    // Green threads the runner runs are inside already: their hypercalls
+    // do nothing at the boundary.
+    RUNNER.seq.store(1, Ordering::Relaxed);
     ENABLED.store(true, Ordering::Release);
     std::thread::Builder::new()
         .name("rumpgreen".into())
@@ -485,7 +487,7 @@ const STEP_OUT_WAIT: Duration = Duration::from_micros(200);
 fn stepped_out(o: &HostCell) -> bool {
     let until = std::time::Instant::now() + STEP_OUT_WAIT;
     while std::time::Instant::now() < until {
-        if o.depth.load(Ordering::Acquire) == 0 {
+        if o.seq.load(Ordering::Acquire) & 1 == 0 {
             return true;
         }
         std::thread::yield_now();
@@ -504,16 +506,14 @@ fn runner() {
         std::thread::park_timeout(period);
         let now = STEAL_NOW.swap(false, Ordering::AcqRel);
         let o = owner();
-        let (d, e) = (
-            o.depth.load(Ordering::Acquire),
-            o.entries.load(Ordering::Relaxed),
-        );
+        let e = o.seq.load(Ordering::Acquire);
+        let outside = e & 1 == 0;
         let sample = (o as *const HostCell, e);
-        let long = d == 0 && last == Some(sample);
+        let long = outside && last == Some(sample);
         last = Some(sample);
-        if now && d != 0 && stepped_out(o) {
+        if now && !outside && stepped_out(o) {
             // Asked to take over as soon as the owner steps out: it did.
-        } else if !(long || (now && d == 0)) {
+        } else if !(long || (now && outside)) {
             period = if now {
                 SAMPLE_MIN
             } else {
@@ -527,18 +527,16 @@ fn runner() {
         }
         o.slow.store(true, Ordering::Relaxed);
         heavy_barrier();
-        if !away(o) || (!now && o.entries.load(Ordering::Relaxed) != e) {
+        if !away(o) || (!now && o.seq.load(Ordering::Relaxed) != e) {
             // It came back: it will take one slow path (which clears the
             // flag) and keep the token.
             period = SAMPLE_MIN;
             continue;
         }
         set_owner(me);
-        me.depth.store(1, Ordering::Relaxed);
         drop(g);
         hosts::take_over(o, me);
         hosts::serve();
-        me.depth.store(0, Ordering::Relaxed);
         last = None;
         period = SAMPLE_MIN;
     }

@@ -111,17 +111,6 @@ pub(in super::super) unsafe fn switch(save: *mut usize, to: usize) {
     unsafe { __rumpuser_green_switch(save, to) }
 }
 
-/// [`switch`] in tail position (on AArch64 the same plain call).
-///
-/// # Safety
-///
-/// As for [`switch`].
-#[inline(always)]
-pub(in super::super) unsafe fn switch_tail(save: *mut usize, to: usize) {
-    // SAFETY: as `switch`; the caller upholds the contract.
-    unsafe { __rumpuser_green_switch(save, to) }
-}
-
 /// Build the first-entry frame on a fresh stack and return the stack
 /// pointer to pass to [`switch`].
 ///

@@ -18,13 +18,13 @@
 mod x86_64;
 
 #[cfg(all(target_arch = "x86_64", not(target_vendor = "apple"), not(windows)))]
-pub(super) use x86_64::{init_frame, switch, switch_tail};
+pub(super) use x86_64::{init_frame, switch};
 
 #[cfg(all(target_arch = "aarch64", not(target_vendor = "apple"), not(windows)))]
 mod aarch64;
 
 #[cfg(all(target_arch = "aarch64", not(target_vendor = "apple"), not(windows)))]
-pub(super) use aarch64::{init_frame, switch, switch_tail};
+pub(super) use aarch64::{init_frame, switch};
 
 #[cfg(not(all(
     any(target_arch = "x86_64", target_arch = "aarch64"),

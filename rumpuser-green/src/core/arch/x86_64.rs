@@ -18,10 +18,9 @@
 //! The routine resumes the other context with `pop rdx; jmp rdx` rather
 //! than `ret` (as Boost.Context does): a `ret` to another stack's return
 //! address is always mispredicted by the return-stack buffer, whereas the
-//! indirect-branch predictor learns the alternation. `yield_now` calls the
-//! routine in tail position ([`switch_tail`]), so the jump lands directly
-//! in `yield_now`'s caller. (Neither `ret` nor this is compatible with CET
-//! shadow stacks, which no supported host enables for Rust binaries.)
+//! indirect-branch predictor learns the alternation. (Neither `ret` nor
+//! this is compatible with CET shadow stacks, which no supported host
+//! enables for Rust binaries.)
 //!
 //! Saved frame, from the saved stack pointer upwards:
 //!
@@ -132,20 +131,6 @@ pub(in super::super) unsafe fn switch(save: *mut usize, to: usize) {
             clobber_abi("C"),
         );
     }
-}
-
-/// [`switch`] as a plain call of the routine, so that a caller which ends
-/// with it can compile it as a tail jump: the routine's final indirect jump
-/// then lands directly in the caller's caller.
-///
-/// # Safety
-///
-/// As for [`switch`].
-#[inline(always)]
-pub(in super::super) unsafe fn switch_tail(save: *mut usize, to: usize) {
-    // SAFETY: an ordinary System V call of the routine (see `switch`); the
-    // caller upholds the contract on `save` and `to`.
-    unsafe { __rumpuser_green_switch(save, to) }
 }
 
 /// Build the first-entry frame on a fresh stack and return the stack
