@@ -37,6 +37,7 @@ mod bench_kernel;
 mod dist;
 mod kernel_test;
 mod qemu;
+mod setup;
 mod test;
 mod util;
 mod xen;
