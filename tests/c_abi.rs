@@ -500,6 +500,20 @@ fn gdb_finds_the_separate_debug_info() {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
+        // A static link against the complete archive has the lines.
+        let full = debug.join(format!("librumpuser_{f}.a"));
+        let full = full.to_str().unwrap();
+        let mut args = vec![full];
+        args.extend(LIBS_PRIVATE);
+        let exe = cc(&format!("static_debug_{f}"), PROG, &args);
+        assert!(has_debug_info(&exe));
+        let out = Command::new("gdb")
+            .args(["-nx", "-batch", "-ex", "info line rumpuser_mutex_enter"])
+            .arg(&exe)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("export.rs"), "{f}: static link: {text}");
         // And without either, it finds none (the library itself has none).
         let out = Command::new("gdb")
             .args([

@@ -163,6 +163,7 @@ fn localize(input: &Path, out: &Path) -> Result<()> {
     sh(Command::new("objcopy")
         .args(["--wildcard", "--keep-global-symbol=rumpuser_*"])
         .args(["--remove-section=.llvmbc", "--remove-section=.llvmcmd"])
+        .arg("--compress-debug-sections=zlib")
         .arg(&work))?;
     let _ = fs::remove_file(out);
     sh(Command::new("ar").arg("rcs").arg(out).arg(&work))?;
