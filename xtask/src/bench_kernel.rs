@@ -352,7 +352,7 @@ pub fn run(args: &[String]) -> Result<()> {
         "its own pthread librumpuser"
     };
     let extra = format!(
-        "`cargo xtask bench-kernel --flavor {flavour} --rounds {rounds}`, threads {}",
+        "`cargo xtask bench-kernel --flavor {flavour} --rounds {rounds} --threads {}`",
         threads
             .iter()
             .map(u32::to_string)

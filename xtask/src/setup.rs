@@ -364,6 +364,7 @@ fn ensure_packages(needs: &Needs) -> Result<(Vec<&'static str>, bool)> {
                 run_quiet(
                     Command::new("apt-get")
                         .args(["install", "-y", "-qq", "--no-install-recommends"])
+                        .args(["-o", "DPkg::Lock::Timeout=300"])
                         .args(&install),
                 )?;
             }
