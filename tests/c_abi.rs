@@ -311,3 +311,222 @@ fn panic_message_reaches_a_piped_stdout() {
         );
     }
 }
+
+/// Names of a file's ELF sections (every member's, for an archive).
+fn sections(file: &std::path::Path) -> Vec<String> {
+    let out = Command::new("readelf")
+        .args(["-S", "-W"])
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "readelf -S {}", file.display());
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let l = l.trim_start();
+            let rest = l.strip_prefix('[')?;
+            let (_, rest) = rest.split_once(']')?;
+            rest.split_whitespace().next().map(str::to_string)
+        })
+        .collect()
+}
+
+fn has_debug_info(file: &std::path::Path) -> bool {
+    sections(file).iter().any(|s| s == ".debug_info")
+}
+
+fn build_id(file: &std::path::Path) -> String {
+    let out = Command::new("readelf")
+        .arg("-n")
+        .arg(file)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Build ID: ").map(str::to_string))
+        .unwrap_or_else(|| panic!("{} has no build-id", file.display()))
+}
+
+/// CRC-32 (IEEE, reflected), the checksum a `.gnu_debuglink` carries.
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// The `.gnu_debuglink` section of a file: (file name, CRC).
+fn debuglink(file: &std::path::Path) -> (String, u32) {
+    let dump = common::root().join("target/suite-c").join(format!(
+        "{}.debuglink",
+        file.file_name().unwrap().to_string_lossy()
+    ));
+    std::fs::create_dir_all(dump.parent().unwrap()).unwrap();
+    let st = Command::new("objcopy")
+        .arg(format!("--dump-section=.gnu_debuglink={}", dump.display()))
+        .arg(file)
+        .arg(dump.with_extension("scratch"))
+        .status()
+        .unwrap();
+    assert!(st.success(), "{} has no .gnu_debuglink", file.display());
+    let raw = std::fs::read(&dump).unwrap();
+    let nul = raw.iter().position(|&b| b == 0).unwrap();
+    let name = String::from_utf8(raw[..nul].to_vec()).unwrap();
+    // The name, NUL-padded to a multiple of 4, then the CRC (little endian here).
+    let at = (nul + 4) & !3;
+    let crc = u32::from_le_bytes(raw[at..at + 4].try_into().unwrap());
+    (name, crc)
+}
+
+fn on_path(tool: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+}
+
+#[test]
+fn crc32_is_the_ieee_one() {
+    assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+    assert_eq!(crc32(b""), 0);
+}
+
+/// What `dist` ships carries no debug info; `lib/debug/` has it: the
+/// complete archives, and every shared library's by build-id, which the
+/// library's `.gnu_debuglink` also reaches (name and CRC).
+#[test]
+fn shipped_libraries_are_stripped_and_their_debug_info_is_apart() {
+    let lib = dist().join("lib");
+    let debug = lib.join("debug");
+    for f in flavours() {
+        let compat = dist().join("compat").join(&f);
+        let archives = [
+            lib.join(format!("librumpuser_{f}.a")),
+            compat.join("librumpuser.a"),
+        ];
+        let shared = [
+            lib.join(format!("librumpuser_{f}.so")),
+            compat.join("librumpuser.so.0"),
+        ];
+        for a in &archives {
+            assert!(!has_debug_info(a), "{} carries debug info", a.display());
+            assert!(sections(a)
+                .iter()
+                .any(|s| s == ".text" || s.starts_with(".text.")));
+        }
+        let full = debug.join(format!("librumpuser_{f}.a"));
+        assert!(
+            has_debug_info(&full),
+            "{} has no debug info",
+            full.display()
+        );
+        for so in &shared {
+            assert!(!has_debug_info(so), "{} carries debug info", so.display());
+            let id = build_id(so);
+            let by_id = debug
+                .join(".build-id")
+                .join(&id[..2])
+                .join(format!("{}.debug", &id[2..]));
+            assert!(by_id.is_file(), "{}: no {}", so.display(), by_id.display());
+            let s = sections(&by_id);
+            for want in [".debug_info", ".debug_line", ".symtab"] {
+                assert!(
+                    s.iter().any(|x| x == want),
+                    "{}: no {want}",
+                    by_id.display()
+                );
+            }
+            assert_eq!(build_id(&by_id), id, "{}", by_id.display());
+            let (name, crc) = debuglink(so);
+            let so_name = so.file_name().unwrap().to_string_lossy();
+            assert_eq!(name, format!("{so_name}.debug"));
+            let linked = so.parent().unwrap().join(".debug").join(&name);
+            let bytes =
+                std::fs::read(&linked).unwrap_or_else(|e| panic!("{}: {e}", linked.display()));
+            assert_eq!(crc32(&bytes), crc, "{}: CRC mismatch", linked.display());
+            assert_eq!(bytes, std::fs::read(&by_id).unwrap());
+        }
+        // The static archive keeps its symbols (backtraces name functions)
+        // and its rumpuser_* property (checked above) after stripping.
+        let nm = Command::new("nm").arg(&archives[0]).output().unwrap();
+        let nm = String::from_utf8_lossy(&nm.stdout);
+        assert!(
+            nm.lines().filter(|l| l.contains(" t ")).count() > 100,
+            "{f}"
+        );
+    }
+}
+
+/// gdb finds source lines of the stripped library, through the debuglink
+/// and, for a copy elsewhere, through the build-id directory.
+#[test]
+fn gdb_finds_the_separate_debug_info() {
+    if !on_path("gdb") {
+        eprintln!("gdb_finds_the_separate_debug_info: no gdb; the debuglink and build-id checks of shipped_libraries_are_stripped_and_their_debug_info_is_apart stand");
+        return;
+    }
+    let debug = dist().join("lib/debug");
+    for f in flavours() {
+        let so = dist().join(format!("lib/librumpuser_{f}.so"));
+        let copy = common::root()
+            .join("target/suite-c")
+            .join(format!("gdb-copy-{f}.so"));
+        std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
+        std::fs::copy(&so, &copy).unwrap();
+        for (file, init) in [
+            (&so, String::from("set debug-file-directory /nonexistent")),
+            (
+                &copy,
+                format!("set debug-file-directory {}", debug.display()),
+            ),
+        ] {
+            let out = Command::new("gdb")
+                .args(["-nx", "-batch", "-iex", &init])
+                .args(["-ex", "info line rumpuser_mutex_enter"])
+                .arg(file)
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                text.contains("Line ") && text.contains("export.rs"),
+                "{f}: gdb found no line for {}: {text}{}",
+                file.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        // A static link against the complete archive has the lines.
+        let full = debug.join(format!("librumpuser_{f}.a"));
+        let full = full.to_str().unwrap();
+        let mut args = vec![full];
+        args.extend(LIBS_PRIVATE);
+        let exe = cc(&format!("static_debug_{f}"), PROG, &args);
+        assert!(has_debug_info(&exe));
+        let out = Command::new("gdb")
+            .args(["-nx", "-batch", "-ex", "info line rumpuser_mutex_enter"])
+            .arg(&exe)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("export.rs"), "{f}: static link: {text}");
+        // And without either, it finds none (the library itself has none).
+        let out = Command::new("gdb")
+            .args([
+                "-nx",
+                "-batch",
+                "-iex",
+                "set debug-file-directory /nonexistent",
+            ])
+            .args(["-ex", "info line rumpuser_mutex_enter"])
+            .arg(&copy)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("No line number information"), "{f}: {text}");
+    }
+}

@@ -23,7 +23,7 @@
 //! Differences from the reference (`rumpuser_daemonize.c`):
 //! * If `setsid` fails, the child reports the error to the parent and
 //!   *returns* it (the reference reports it but then returns 0 and runs on
-//!   as a normal child; contract 7 item 18).
+//!   as a normal child; contract 7.18).
 //! * If `socketpair` or `fork` fails, the state is reset so `done` answers
 //!   `ENOENT` (the reference would `send` on fd 0).
 //! * After `done`, the socket is closed and further `done` calls give

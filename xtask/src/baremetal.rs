@@ -410,12 +410,13 @@ pub fn dist(_args: &[String]) -> Result<()> {
     let archive = build_archive()?;
     let out = target().join("dist").join("baremetal");
     fs::create_dir_all(&out).map_err(|e| e.to_string())?;
-    for (from, name) in [
-        (archive, "librumpuser_baremetal.a"),
-        (root().join("rumpuser-baremetal/link.ld"), "link.ld"),
-    ] {
-        fs::copy(&from, out.join(name)).map_err(|e| format!("copy {}: {e}", from.display()))?;
-    }
+    // Debug info stays in debug/ (see `crate::dist`).
+    let full = out.join("debug/librumpuser_baremetal.a");
+    fs::create_dir_all(out.join("debug")).map_err(|e| e.to_string())?;
+    fs::copy(&archive, &full).map_err(|e| format!("copy {}: {e}", archive.display()))?;
+    crate::dist::strip_archive(&full, &out.join("librumpuser_baremetal.a"))?;
+    let ld = root().join("rumpuser-baremetal/link.ld");
+    fs::copy(&ld, out.join("link.ld")).map_err(|e| format!("copy {}: {e}", ld.display()))?;
     fs::write(out.join("README"), DIST_README).map_err(|e| e.to_string())?;
     eprintln!("baremetal-dist: {}", out.display());
     Ok(())
@@ -428,6 +429,7 @@ librumpuser_baremetal.a  the platform: boot code (PVH note, trampoline), console
                          heap, green threads, virtio-blk, and every rumpuser_* symbol.
                          It calls `int main(int argc, char **argv)` after boot.
 link.ld                  the image layout (linked at 1 MiB, identity mapped).
+debug/librumpuser_baremetal.a  the same archive with its debug info (link it for line numbers).
 
 Compile the application and the kernel layer as ordinary x86_64 code without a C library
 (the kernel layer with RUMP_CURLWP=hypercall; no TLS), then:

@@ -13,7 +13,13 @@
 //! burst of load from elsewhere on the machine hits all of them alike). The
 //! tables show the median over rounds and, with several rounds, the best
 //! round, each with the ratios reference / ours (above 1 = ours faster).
+//!
+//! `--markdown FILE` writes the median table, stamped with the commit,
+//! date and machine, to FILE; `--update DOC` replaces DOC's
+//! `<!-- bench-c:begin -->`…`<!-- bench-c:end -->` region with it
+//! (BENCHMARKS.md keeps one).
 
+use crate::markdown::{self, Align, Outputs, Stamp};
 use crate::util::{output, require, root, sh, target, Result};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -51,6 +57,13 @@ fn optional(var: &str, default: &str) -> Result<Option<PathBuf>> {
         }
         None => Ok(Some(PathBuf::from(default)).filter(|p| p.exists())),
     }
+}
+
+/// Whether a shared `librumpuser` is NetBSD's rumpfiber: it alone exports
+/// the fiber scheduler's helpers (`init_mainthread`, `schedule`, ...).
+pub fn is_rumpfiber(lib: &Path) -> bool {
+    output(Command::new("nm").args(["-D", "--defined-only"]).arg(lib))
+        .is_ok_and(|s| s.lines().any(|l| l.ends_with(" init_mainthread")))
 }
 
 fn dist() -> Result<PathBuf> {
@@ -139,6 +152,7 @@ fn loadavg() -> String {
 
 /// `cargo xtask bench-c`.
 pub fn run(args: &[String]) -> Result<()> {
+    let (outputs, args) = Outputs::take(args)?;
     let mut rounds = 1usize;
     let mut only: Option<String> = None;
     let mut it = args.iter();
@@ -154,7 +168,7 @@ pub fn run(args: &[String]) -> Result<()> {
             "--only" => only = Some(it.next().ok_or("--only needs an op prefix")?.clone()),
             other => {
                 return Err(format!(
-                    "unknown argument {other}; usage: cargo xtask bench-c [--rounds N] [--only OP-PREFIX[,...]]"
+                    "unknown argument {other}; usage: cargo xtask bench-c [--rounds N] [--only OP-PREFIX[,...]] [--markdown FILE] [--update DOC]"
                 ))
             }
         }
@@ -175,7 +189,14 @@ pub fn run(args: &[String]) -> Result<()> {
         ),
     }
     if let Some(p) = optional("RUMPUSER_FIBER_LIB", DEFAULT_FIBER)? {
-        subjects.push(("netbsd-fiber", p));
+        if is_rumpfiber(&p) {
+            subjects.push(("netbsd-fiber", p));
+        } else {
+            eprintln!(
+                "bench-c: {} is not NetBSD's rumpfiber (it defines no init_mainthread): no netbsd-fiber column",
+                p.display()
+            );
+        }
     }
     let subjects: Vec<Subject> = subjects
         .into_iter()
@@ -268,15 +289,38 @@ pub fn run(args: &[String]) -> Result<()> {
         results: &results,
         na: &na,
     };
-    table.print("median over rounds (ns per op)", median);
+    println!("\nmedian over rounds (ns per op)\n");
+    print!("{}", table.render(median));
     if rounds > 1 {
         // Noise on a shared machine only ever adds time, so the best round
         // estimates the intrinsic cost.
-        table.print("best round (minimum, ns per op)", |v| {
-            v.into_iter().min_by(|a, b| a.total_cmp(b))
-        });
+        println!("\nbest round (minimum, ns per op)\n");
+        print!(
+            "{}",
+            table.render(|v| v.into_iter().min_by(|a, b| a.total_cmp(b)))
+        );
     }
+    let mut cmd = format!("`cargo xtask bench-c --rounds {rounds}");
+    if let Some(o) = &only {
+        cmd.push_str(&format!(" --only {o}"));
+    }
+    cmd.push('`');
+    let extra = format!("{cmd}, load average {load_before} before, {load_after} after");
+    outputs.write(
+        "bench-c",
+        &region(&Stamp::collect(), &extra, rounds, &table),
+    )?;
     Ok(())
+}
+
+/// The text of the `bench-c` region: stamp, what the figures are, table.
+fn region(stamp: &Stamp, extra: &str, rounds: usize, table: &Table<'_>) -> String {
+    format!(
+        "{}\n\nMedian over {rounds} round(s) of each operation's ns per iteration (each round's \
+         figure the median of 5 batches); ratio = reference / ours (above 1: ours faster).\n\n{}",
+        stamp.render(extra),
+        table.render(median)
+    )
 }
 
 /// The results of a run, printable as markdown tables.
@@ -288,7 +332,9 @@ struct Table<'a> {
 }
 
 impl Table<'_> {
-    fn print(&self, title: &str, stat: impl Fn(Vec<f64>) -> Option<f64>) {
+    /// The markdown table of `stat` over each op's rounds: one column per
+    /// library, then the ratio columns whose two libraries both ran.
+    fn render(&self, stat: impl Fn(Vec<f64>) -> Option<f64>) -> String {
         let value = |name: &str, op: &str| -> Option<f64> {
             self.results
                 .get(name)
@@ -299,40 +345,138 @@ impl Table<'_> {
             .iter()
             .filter(|(_, r, o)| self.names.contains(r) && self.names.contains(o))
             .collect();
-        println!("\n{title}\n");
-        let mut header = format!("| {:<24} |", "op");
-        let mut rule = format!("|{}|", "-".repeat(26));
-        for n in self.names {
-            header.push_str(&format!(" {n:>14} |"));
-            rule.push_str(&format!("{}:|", "-".repeat(15)));
-        }
-        for (h, _, _) in &ratios {
-            header.push_str(&format!(" {h:>13} |"));
-            rule.push_str(&format!("{}:|", "-".repeat(14)));
-        }
-        println!("{header}\n{rule}");
-        for op in self.order {
-            let mut line = format!("| {op:<24} |");
-            for n in self.names {
-                let v = value(n, op);
-                let cell = if v.is_none() && self.na.contains(&(*n, op.clone())) {
-                    "n/a".to_string()
-                } else {
-                    fmt(v)
-                };
-                line.push_str(&format!(" {cell:>14} |"));
-            }
-            for (_, r, o) in &ratios {
-                // Lateness figures are not costs; a ratio of them means nothing.
-                let cell = match (value(r, op), value(o, op)) {
-                    (Some(a), Some(b)) if !op.starts_with("sleep_") && b > 0.0 => {
-                        format!("{:.2}x", a / b)
+        let mut header = vec![("op", Align::Left)];
+        header.extend(self.names.iter().map(|n| (*n, Align::Right)));
+        header.extend(ratios.iter().map(|(h, _, _)| (*h, Align::Right)));
+        let rows: Vec<Vec<String>> = self
+            .order
+            .iter()
+            .map(|op| {
+                let mut row = vec![op.clone()];
+                for n in self.names {
+                    let v = value(n, op);
+                    row.push(if v.is_none() && self.na.contains(&(*n, op.clone())) {
+                        "n/a".to_string()
+                    } else {
+                        fmt(v)
+                    });
+                }
+                for (_, r, o) in &ratios {
+                    // Lateness figures are not costs; a ratio of them means nothing.
+                    row.push(match (value(r, op), value(o, op)) {
+                        (Some(a), Some(b)) if !op.starts_with("sleep_") && b > 0.0 => {
+                            format!("{:.2}x", a / b)
+                        }
+                        _ => String::new(),
+                    });
+                }
+                row
+            })
+            .collect();
+        markdown::table(&header, &rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A program's output, as `microbench -o OP` prints it.
+    const OUT_OURS: &str = "# upcalls: 12\n# bio: mapped\nmutex_enter_exit 10.0\nsleep_1ms_lateness 55000\nmutex_contended_2thr 80.5\n";
+    const OUT_REF: &str =
+        "mutex_enter_exit 25.0\nsleep_1ms_lateness 60000\nmutex_contended_2thr -\n";
+
+    #[test]
+    fn program_output_is_parsed() {
+        assert_eq!(
+            parse(OUT_OURS),
+            [
+                ("mutex_enter_exit".to_string(), Some(10.0)),
+                ("sleep_1ms_lateness".to_string(), Some(55000.0)),
+                ("mutex_contended_2thr".to_string(), Some(80.5)),
+            ]
+        );
+        assert_eq!(
+            parse(OUT_REF)[2],
+            ("mutex_contended_2thr".to_string(), None)
+        );
+    }
+
+    #[test]
+    fn the_table_has_values_ratios_and_gaps() {
+        let names = ["ours-posix", "netbsd-pthread"];
+        let mut results: BTreeMap<&str, BTreeMap<String, Vec<f64>>> = BTreeMap::new();
+        let mut na = BTreeSet::new();
+        let mut order = Vec::new();
+        for (name, out) in [("ours-posix", OUT_OURS), ("netbsd-pthread", OUT_REF)] {
+            for (op, v) in parse(out) {
+                if !order.contains(&op) {
+                    order.push(op.clone());
+                }
+                match v {
+                    Some(v) => results
+                        .entry(name)
+                        .or_default()
+                        .entry(op)
+                        .or_default()
+                        .push(v),
+                    None => {
+                        na.insert((name, op));
                     }
-                    _ => String::new(),
-                };
-                line.push_str(&format!(" {cell:>13} |"));
+                }
             }
-            println!("{line}");
         }
+        // A second round for one op: the median is the middle of three.
+        results
+            .get_mut("ours-posix")
+            .unwrap()
+            .get_mut("mutex_enter_exit")
+            .unwrap()
+            .extend([12.0, 9.0]);
+        let t = Table {
+            names: &names,
+            order: &order,
+            results: &results,
+            na: &na,
+        };
+        let md = t.render(median);
+        let lines: Vec<&str> = md.lines().collect();
+        assert_eq!(lines.len(), 5, "{md}");
+        let cells = |l: &str| -> Vec<String> {
+            l.trim_matches('|')
+                .split('|')
+                .map(|c| c.trim().to_string())
+                .collect()
+        };
+        // Only pthread/posix has both of its libraries.
+        assert_eq!(
+            cells(lines[0]),
+            ["op", "ours-posix", "netbsd-pthread", "pthread/posix"]
+        );
+        assert_eq!(
+            cells(lines[2]),
+            ["mutex_enter_exit", "10.00", "25.00", "2.50x"]
+        );
+        // Lateness: values, no ratio.
+        assert_eq!(
+            cells(lines[3]),
+            ["sleep_1ms_lateness", "55000.0", "60000.0", ""]
+        );
+        // Not applicable to the reference: n/a and no ratio.
+        assert_eq!(
+            cells(lines[4]),
+            ["mutex_contended_2thr", "80.50", "n/a", ""]
+        );
+        let stamp = Stamp {
+            commit: "abc1234".into(),
+            dirty: false,
+            date: "2025-01-02 03:04".into(),
+            cpu: "Some CPU".into(),
+            cores: 2,
+            kernel: "Linux 6.1".into(),
+        };
+        let r = region(&stamp, "`cargo xtask bench-c --rounds 3`", 3, &t);
+        assert!(r.starts_with("Commit `abc1234`, 2025-01-02 03:04 UTC; Some CPU, 2 CPUs, Linux 6.1; `cargo xtask bench-c --rounds 3`.\n\nMedian over 3 round(s)"), "{r}");
+        assert!(r.ends_with(&md), "{r}");
     }
 }

@@ -18,7 +18,12 @@
 //! `librumpfs_ext2fs` and `mke2fs`, `benches/c/kernel_fs.c` adds ext2 on a
 //! 1 GiB image: 8 MiB per thread written with `fsync` per file, then read
 //! back after a remount (MiB/s, for each thread count up to 64).
+//!
+//! `--markdown FILE` writes the table, stamped with the commit, date and
+//! machine, to FILE; `--update DOC` replaces DOC's
+//! `<!-- bench-kernel-<flavour>:begin -->`…`:end -->` region with it.
 
+use crate::markdown::{self, Align, Outputs, Stamp};
 use crate::util::{output, require, root, sh, target, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -46,8 +51,101 @@ impl Case {
     }
 }
 
+/// One result: a case's medians on the two libraries.
+#[derive(Clone, Debug, PartialEq)]
+struct Row {
+    label: String,
+    /// MiB/s (higher is better) rather than ns.
+    higher_better: bool,
+    /// The layer's own librumpuser (`None`: not run).
+    reference: Option<f64>,
+    ours: f64,
+}
+
+impl Row {
+    fn unit(&self) -> &'static str {
+        if self.higher_better {
+            "MiB/s"
+        } else {
+            "ns"
+        }
+    }
+
+    /// Above 1: ours faster.
+    fn ratio(&self) -> Option<f64> {
+        let r = self.reference?;
+        Some(if self.higher_better {
+            self.ours / r
+        } else {
+            r / self.ours
+        })
+    }
+
+    /// The line printed at the end of a run.
+    fn line(&self, flavour: &str, rounds: usize) -> String {
+        let (label, ours, unit) = (&self.label, self.ours, self.unit());
+        match (self.reference, self.ratio()) {
+            (Some(reference), Some(ratio)) => format!(
+                "{label} (median of {rounds}): netbsd {reference:.0} {unit}, ours-{flavour} {ours:.0} {unit}, {ratio:.2}x"
+            ),
+            _ => format!(
+                "{label} (median of {rounds}): ours-{flavour} {ours:.0} {unit} (rumpfiber: not run, its shmif read would stop the kernel)"
+            ),
+        }
+    }
+}
+
+/// The markdown table of a run.
+fn render(rows: &[Row], flavour: &str) -> String {
+    let ours = format!("ours-{flavour}");
+    let header = [
+        ("case", Align::Left),
+        ("unit", Align::Left),
+        ("netbsd", Align::Right),
+        (ours.as_str(), Align::Right),
+        ("ratio", Align::Right),
+    ];
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.label.clone(),
+                r.unit().to_string(),
+                r.reference.map_or("not run".into(), |v| format!("{v:.0}")),
+                format!("{:.0}", r.ours),
+                r.ratio().map_or(String::new(), |x| format!("{x:.2}x")),
+            ]
+        })
+        .collect();
+    markdown::table(&header, &rows)
+}
+
+/// The text of the `bench-kernel-<flavour>` region.
+fn region(
+    stamp: &Stamp,
+    extra: &str,
+    flavour: &str,
+    reference: &str,
+    rounds: usize,
+    rows: &[Row],
+) -> String {
+    let mut s = format!(
+        "{}\n\nNetBSD's kernel layer on {reference} (`netbsd`) and on ours (`ours-{flavour}`); \
+         median of {rounds} round(s); ratio above 1: ours faster.\n\n{}",
+        stamp.render(extra),
+        render(rows, flavour)
+    );
+    if rows.iter().any(|r| r.reference.is_none()) {
+        s.push_str(
+            "\n`not run`: rumpfiber stops the whole kernel in shmif's blocking read, so it cannot run the TCP cases.\n",
+        );
+    }
+    s
+}
+
 /// Entry point.
 pub fn run(args: &[String]) -> Result<()> {
+    let (outputs, args) = Outputs::take(args)?;
     let rounds: usize = match args.iter().position(|a| a == "--rounds") {
         Some(i) => args
             .get(i + 1)
@@ -237,26 +335,133 @@ pub fn run(args: &[String]) -> Result<()> {
             v.sort_by(f64::total_cmp);
             v[v.len() / 2]
         };
-        let ours = median(&mut results[1]);
-        let unit = if *higher_better { "MiB/s" } else { "ns" };
-        if !reference {
-            rows.push(format!(
-                "{label} (median of {rounds}): ours-{flavour} {ours:.0} {unit} (rumpfiber: not run, its shmif read would stop the kernel)"
-            ));
-            continue;
-        }
-        let reference = median(&mut results[0]);
-        let ratio = if *higher_better {
-            ours / reference
-        } else {
-            reference / ours
-        };
-        rows.push(format!(
-            "{label} (median of {rounds}): netbsd {reference:.0} {unit}, ours-{flavour} {ours:.0} {unit}, {ratio:.2}x"
-        ));
+        rows.push(Row {
+            label: label.clone(),
+            higher_better: *higher_better,
+            reference: reference.then(|| median(&mut results[0])),
+            ours: median(&mut results[1]),
+        });
     }
-    for r in rows {
-        println!("{r}");
+    for r in &rows {
+        println!("{}", r.line(flavour, rounds));
     }
+    let lib = klib.join("librumpuser.so.0");
+    let reference = if crate::bench_c::is_rumpfiber(&lib) {
+        "its own rumpfiber librumpuser"
+    } else {
+        "its own pthread librumpuser"
+    };
+    let extra = format!(
+        "`cargo xtask bench-kernel --flavor {flavour} --rounds {rounds} --threads {}`",
+        threads
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    outputs.write(
+        &format!("bench-kernel-{flavour}"),
+        &region(&Stamp::collect(), &extra, flavour, reference, rounds, &rows),
+    )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows() -> Vec<Row> {
+        vec![
+            Row {
+                label: "kernel_raw_read_4k".into(),
+                higher_better: false,
+                reference: Some(3000.0),
+                ours: 1500.0,
+            },
+            Row {
+                label: "kernel_ext2_read_t1".into(),
+                higher_better: true,
+                reference: Some(400.0),
+                ours: 500.0,
+            },
+            Row {
+                label: "kernel_tcp_rt_64b".into(),
+                higher_better: false,
+                reference: None,
+                ours: 42000.0,
+            },
+        ]
+    }
+
+    #[test]
+    fn ratios_favour_ours_above_one_whatever_the_unit() {
+        let r = rows();
+        assert_eq!(r[0].ratio(), Some(2.0));
+        assert_eq!(r[1].ratio(), Some(1.25));
+        assert_eq!(r[2].ratio(), None);
+        assert_eq!(
+            r[0].line("posix", 3),
+            "kernel_raw_read_4k (median of 3): netbsd 3000 ns, ours-posix 1500 ns, 2.00x"
+        );
+        assert!(r[2].line("green", 3).contains("not run"));
+    }
+
+    #[test]
+    fn the_table_and_region() {
+        let md = render(&rows(), "green");
+        let lines: Vec<&str> = md.lines().collect();
+        let cells = |l: &str| -> Vec<String> {
+            l.trim_matches('|')
+                .split('|')
+                .map(|c| c.trim().to_string())
+                .collect()
+        };
+        assert_eq!(
+            cells(lines[0]),
+            ["case", "unit", "netbsd", "ours-green", "ratio"]
+        );
+        assert_eq!(
+            cells(lines[2]),
+            ["kernel_raw_read_4k", "ns", "3000", "1500", "2.00x"]
+        );
+        assert_eq!(
+            cells(lines[3]),
+            ["kernel_ext2_read_t1", "MiB/s", "400", "500", "1.25x"]
+        );
+        assert_eq!(
+            cells(lines[4]),
+            ["kernel_tcp_rt_64b", "ns", "not run", "42000", ""]
+        );
+        let stamp = Stamp {
+            commit: "abc1234".into(),
+            dirty: true,
+            date: "2025-01-02 03:04".into(),
+            cpu: "Some CPU".into(),
+            cores: 2,
+            kernel: "Linux 6.1".into(),
+        };
+        let r = region(
+            &stamp,
+            "x",
+            "green",
+            "its own rumpfiber librumpuser",
+            3,
+            &rows(),
+        );
+        assert!(
+            r.starts_with("Commit `abc1234` (modified), 2025-01-02 03:04 UTC;"),
+            "{r}"
+        );
+        assert!(r.contains(&md), "{r}");
+        assert!(r.contains("rumpfiber stops"), "{r}");
+        let r = region(
+            &stamp,
+            "x",
+            "posix",
+            "its own pthread librumpuser",
+            3,
+            &rows()[..2],
+        );
+        assert!(!r.contains("not run"), "{r}");
+    }
 }

@@ -1,7 +1,7 @@
 //! `cargo xtask`: every build, test and packaging command of the workspace.
 //!
 //! * `dist`  — build every library into `target/dist/` (lib, include/rump,
-//!   lib/pkgconfig, compat drop-ins) and run the C demonstration.
+//!   lib/pkgconfig, lib/debug, compat drop-ins) and run the C demonstration.
 //! * `test`  — the whole suite: prerequisites, fmt, clippy, unit,
 //!   conformance and loom tests, dist, C-ABI checks against the built
 //!   libraries, and the real-kernel tests when a kernel layer is given.
@@ -14,6 +14,13 @@
 //! * `bench-c [--rounds N] [--only OP]` — the C-ABI micro-benchmark
 //!   (`benches/c/microbench.c`) against our libraries and NetBSD's, with
 //!   reference/ours ratios.
+//! * `sizes` — the shipped libraries' sizes against NetBSD's librumpuser.
+//!
+//! `dist` and `test` first check what they need from the host
+//! ([`setup`]). `bench-c`, `bench-kernel` and `sizes` take
+//! `--markdown FILE` (write their table, stamped with commit, date and
+//! machine) and `--update DOC` (replace its region in a document,
+//! [`markdown`]).
 //! * `baremetal-test [--only kit|nordrand|crash|c|kernel]` — boot the bare-metal
 //!   platform in QEMU (conformance kit, platform tests, crash reports, a C
 //!   image); part of `test` (needs `qemu-system-x86_64`).
@@ -36,7 +43,10 @@ mod bench_c;
 mod bench_kernel;
 mod dist;
 mod kernel_test;
+mod markdown;
 mod qemu;
+mod setup;
+mod sizes;
 mod test;
 mod util;
 mod xen;
@@ -62,6 +72,7 @@ fn main() -> ExitCode {
         "aarch64-test" => test::aarch64(),
         "bench" => util::cargo(&["bench", "-p", "rumpuser-suite"]).map(|_| ()),
         "bench-c" => bench_c::run(rest),
+        "sizes" => sizes::run(rest),
         _ => {
             eprintln!(
                 "usage: cargo xtask <dist|test|kernel-test [--flavor posix|green]|bench>\n\
@@ -70,6 +81,8 @@ fn main() -> ExitCode {
                  \n  kernel-test  run C tests against a NetBSD rump kernel layer in $RUMP_KERNEL_DIR\
                  \n  bench        run the criterion benches\
                  \n  bench-c      run benches/c/microbench.c against every librumpuser (ratios vs NetBSD)\
+                 \n  sizes        the shipped libraries' sizes against NetBSD's librumpuser\
+                 \n               (bench-c, bench-kernel, sizes: --markdown FILE, --update DOC)\
                  \n  baremetal-test  boot the bare-metal platform's tests in QEMU\
                  \n  baremetal-dist  build target/dist/baremetal/ (librumpuser_baremetal.a, link.ld)\
                  \n  xen-test     boot the Xen platform's tests as a PVH dom0 of Xen 4.17 in QEMU\

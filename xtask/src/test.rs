@@ -1,6 +1,8 @@
 //! `cargo xtask test`: the whole suite, in the order that fails fastest.
 //!
-//! 1. prerequisites (C toolchain, binutils) with install hints;
+//! 1. prerequisites ([`crate::setup::TEST`]): missing Debian packages are
+//!    installed when running as root (otherwise the command to run is
+//!    named), missing Rust targets and components added with rustup;
 //! 2. `cargo fmt --check`, `cargo clippy -D warnings`;
 //! 3. `dist` (release libraries, headers, pkg-config) and the C demo;
 //! 4. `cargo test --workspace` (unit tests, the conformance kit against
@@ -20,15 +22,7 @@ use std::process::Command;
 
 /// `cargo xtask test [--quick]` (`--quick` skips clippy, loom and doc).
 pub fn run_all(quick: bool) -> Result<()> {
-    for (t, hint) in [
-        ("cc", "apt-get install build-essential"),
-        ("ld", "apt-get install binutils"),
-        ("objcopy", "apt-get install binutils"),
-        ("nm", "apt-get install binutils"),
-        ("ar", "apt-get install binutils"),
-    ] {
-        require(t, hint)?;
-    }
+    crate::setup::ensure(&crate::setup::TEST)?;
     cargo(&["fmt", "--all", "--", "--check"])?;
     if !quick {
         cargo(&[

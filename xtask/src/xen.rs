@@ -50,7 +50,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-const PACKAGE: &str = "xen-hypervisor-4.17-amd64";
+/// The Debian package the hypervisor binary comes from.
+pub const PACKAGE: &str = "xen-hypervisor-4.17-amd64";
 /// Xen's options: serial console, PVH dom0 with 64 MiB and one vcpu, all
 /// messages (guest ones too).
 const XEN_APPEND: &str = "console=com1 com1=115200,8n1 dom0=pvh dom0_mem=64M dom0_max_vcpus=1 \
@@ -60,6 +61,14 @@ fn harness_dir() -> Result<PathBuf> {
     let d = target().join("xen-harness");
     fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
     Ok(d)
+}
+
+/// Whether both harnesses (the hypervisor, the domU's packages) are in
+/// `target/xen-harness/` already, so that no `apt-get download` is needed.
+pub fn harness_cached() -> bool {
+    let d = target().join("xen-harness");
+    (std::env::var_os("XEN_HYPERVISOR").is_some() || is_elf(&d.join("xen-4.17")))
+        && d.join("domu/ready").is_file()
 }
 
 fn is_elf(p: &Path) -> bool {
@@ -334,12 +343,13 @@ pub fn dist(_args: &[String]) -> Result<()> {
     let archive = build_archive()?;
     let out = target().join("dist").join("xen");
     fs::create_dir_all(&out).map_err(|e| e.to_string())?;
-    for (from, name) in [
-        (archive, "librumpuser_xen.a"),
-        (root().join("rumpuser-baremetal/link.ld"), "link.ld"),
-    ] {
-        fs::copy(&from, out.join(name)).map_err(|e| format!("copy {}: {e}", from.display()))?;
-    }
+    // Debug info stays in debug/ (see `crate::dist`).
+    let full = out.join("debug/librumpuser_xen.a");
+    fs::create_dir_all(out.join("debug")).map_err(|e| e.to_string())?;
+    fs::copy(&archive, &full).map_err(|e| format!("copy {}: {e}", archive.display()))?;
+    crate::dist::strip_archive(&full, &out.join("librumpuser_xen.a"))?;
+    let ld = root().join("rumpuser-baremetal/link.ld");
+    fs::copy(&ld, out.join("link.ld")).map_err(|e| format!("copy {}: {e}", ld.display()))?;
     fs::write(out.join("README"), DIST_README).map_err(|e| e.to_string())?;
     eprintln!("xen-dist: {}", out.display());
     Ok(())
@@ -353,6 +363,7 @@ librumpuser_xen.a  the platform: boot code (PVH note, trampoline), Xen detection
                    tables, blkfront, heap, green threads, and every rumpuser_* symbol.
                    It calls `int main(int argc, char **argv)` after boot.
 link.ld            the image layout (linked at 1 MiB, identity mapped).
+debug/librumpuser_xen.a  the same archive with its debug info (link it for line numbers).
 
 Compile the application and the kernel layer as ordinary x86_64 code without a C library
 (the kernel layer with RUMP_CURLWP=hypercall; no TLS), then:
