@@ -115,8 +115,32 @@ fn host_threads_share_a_kernel_mutex() {
     assert_eq!(count.load(Ordering::Relaxed), THREADS as u64 * ROUNDS);
 }
 
+const ALONE: &str = "RUMPUSER_GREEN_HOSTS_TEST_ALONE";
+
+/// Runs the test `name` of this binary in a child process, alone (its
+/// timing must not depend on the other tests' load).
+fn alone(name: &str) {
+    if std::env::var_os(ALONE).is_some() {
+        return;
+    }
+    let out = rumpuser_host::testing::current_exe_command()
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(ALONE, "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("1 passed"),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn green_threads_run_while_every_host_thread_is_outside() {
+    if std::env::var_os(ALONE).is_none() {
+        return alone("green_threads_run_while_every_host_thread_is_outside");
+    }
     let m = setup();
     let ticks = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
