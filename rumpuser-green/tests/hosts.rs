@@ -287,3 +287,71 @@ fn a_host_thread_waits_with_a_timeout_while_the_others_are_outside() {
     );
     assert!(waited < Duration::from_secs(5), "took {waited:?}");
 }
+
+/// Data only the token's holder may touch (checked by the sum below: a
+/// lost update means two host threads ran green code at once).
+struct TokenData(std::cell::UnsafeCell<u64>);
+// SAFETY: touched only with the token held (the test's claim).
+unsafe impl Sync for TokenData {}
+static TOKEN_DATA: TokenData = TokenData(std::cell::UnsafeCell::new(0));
+
+fn bump_with_token() {
+    let _entered = rumpuser_green::host::token::enter();
+    // SAFETY: the token is held, so no other host thread touches it.
+    unsafe {
+        let p = TOKEN_DATA.0.get();
+        let v = std::ptr::read_volatile(p);
+        std::hint::spin_loop();
+        std::ptr::write_volatile(p, v + 1);
+    }
+}
+
+#[test]
+fn the_token_excludes_every_other_host_thread() {
+    if std::env::var_os(ALONE).is_none() {
+        return alone("the_token_excludes_every_other_host_thread");
+    }
+    setup();
+    const THREADS: u64 = 4;
+    const ROUNDS: u64 = 20_000;
+    // A green thread bumps too, run by whichever host holds the token.
+    let stop = Arc::new(AtomicBool::new(false));
+    let green_bumps = Arc::new(AtomicU64::new(0));
+    let t = {
+        let (stop, green_bumps) = (Arc::clone(&stop), Arc::clone(&green_bumps));
+        in_kernel(|| {
+            kthread::spawn(api(), c"bumper", true, move || {
+                while !stop.load(Ordering::Relaxed) {
+                    bump_with_token();
+                    green_bumps.fetch_add(1, Ordering::Relaxed);
+                    sleep_ms(0);
+                }
+            })
+            .expect("thread_create")
+            .expect("joinable")
+        })
+    };
+    let hs: Vec<_> = (0..THREADS)
+        .map(|i| {
+            std::thread::spawn(move || {
+                for r in 0..ROUNDS {
+                    bump_with_token();
+                    if r % 1000 == i {
+                        // Outside for a while, so the runner takes over.
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                }
+            })
+        })
+        .collect();
+    for h in hs {
+        h.join().unwrap();
+    }
+    stop.store(true, Ordering::Relaxed);
+    assert_eq!(in_kernel(|| t.join()), 0);
+    let want = THREADS * ROUNDS + green_bumps.load(Ordering::Relaxed);
+    let _entered = rumpuser_green::host::token::enter();
+    // SAFETY: the token is held.
+    let got = unsafe { std::ptr::read_volatile(TOKEN_DATA.0.get()) };
+    assert_eq!(got, want, "lost updates under the token");
+}

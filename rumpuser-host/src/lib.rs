@@ -15,6 +15,7 @@ pub mod console;
 pub mod daemonize;
 pub mod dl;
 pub mod file;
+pub mod handshake;
 #[cfg(not(loom))]
 pub mod mapped;
 /// Under `--cfg loom` only the lease is built, for its model checks (loom's

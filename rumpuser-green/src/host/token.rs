@@ -18,7 +18,8 @@
 //! # Taking the token from an away owner
 //!
 //! Another host thread (or the runner) takes the token from an owner that
-//! is away with an asymmetric Dekker handshake: under [`STEAL`] it sets the
+//! is away with an asymmetric Dekker handshake (`rumpuser_host::handshake`,
+//! model-checked with loom): under [`STEAL`] it sets the
 //! owner's `slow`, makes every thread of the process execute a full memory
 //! barrier (`membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)`, a few µs), then
 //! reads the owner's `seq`. Either it sees it even (the owner is outside
@@ -51,8 +52,9 @@
 
 use crate::host::HOST;
 use crate::sched_core::hosts::{self, HostCell, HostEvent, HostOps};
+use rumpuser_host::handshake;
 use std::cell::Cell;
-use std::sync::atomic::{compiler_fence, fence, AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -83,35 +85,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The owner's side of the asymmetric fence: the compiler must not move
-/// the flag's load above the store of `seq` (the hardware may; the other
-/// side's `membarrier` makes up for that).
-#[inline(always)]
-fn light_barrier() {
-    compiler_fence(Ordering::SeqCst);
-}
-
-/// The other side: a full memory barrier on every running thread of the
-/// process (registered by [`start`]).
-fn heavy_barrier() {
-    // SAFETY: a system call with no memory arguments.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_membarrier,
-            libc::MEMBARRIER_CMD_PRIVATE_EXPEDITED,
-            0,
-            0,
-        )
-    };
-    if r != 0 {
-        rumpuser_core::diag::fatal(format_args!(
-            "rumpuser-green: membarrier failed after it was registered (errno {})",
-            rumpuser_host::sys::host_errno()
-        ));
-    }
-    fence(Ordering::SeqCst);
-}
-
 /// A green hypercall in progress on the calling host thread: taken by
 /// [`enter`], released when dropped.
 #[must_use]
@@ -135,27 +108,24 @@ pub fn enter() -> Entered {
     let Some(h) = hosts::this_host() else {
         foreign();
     };
-    let s = h.seq.load(Ordering::Relaxed);
-    if s & 1 != 0 {
+    match handshake::enter(&h.seq, &h.slow) {
         // Inside already: a free green thread on the token holder's host,
         // or a nested call.
-        return Entered(None);
+        handshake::Entry::Nested => Entered(None),
+        handshake::Entry::Marked { seq, slow } => {
+            if slow {
+                slow_enter(h);
+            }
+            Entered(Some((h, seq)))
+        }
     }
-    h.seq.store(s | 1, Ordering::Relaxed);
-    light_barrier();
-    if h.slow.load(Ordering::Relaxed) {
-        slow_enter(h);
-    }
-    Entered(Some((h, s)))
 }
 
 impl Drop for Entered {
     #[inline(always)]
     fn drop(&mut self) {
         if let Some((h, s)) = self.0 {
-            h.seq.store(s.wrapping_add(2), Ordering::Release);
-            light_barrier();
-            if h.slow.load(Ordering::Relaxed) {
+            if handshake::exit(&h.seq, s, &h.slow) {
                 slow_exit(h);
             }
         }
@@ -196,10 +166,11 @@ fn push_event(ev: HostEvent) {
     EVENTS_PENDING.store(true, Ordering::Release);
 }
 
-/// Whether `o`, the owner, is outside the green world (with `STEAL` held
-/// and after `o.slow` was set and the heavy barrier). The runner never is.
-fn away(o: &HostCell) -> bool {
-    !o.runner.load(Ordering::Relaxed) && o.seq.load(Ordering::Acquire) & 1 == 0
+/// Whether `o`, the owner, is outside the green world, by the handshake
+/// (with `STEAL` held); returns the `seq` seen. The runner never is.
+fn look(o: &HostCell) -> (bool, u64) {
+    let s = handshake::look(&o.seq, &o.slow);
+    (!o.runner.load(Ordering::Relaxed) && s & 1 == 0, s)
 }
 
 /// A bound thread's outermost entry found `slow` set: it may not hold the
@@ -214,9 +185,7 @@ fn slow_enter(h: &'static HostCell) {
         // with that.
         return;
     }
-    o.slow.store(true, Ordering::Relaxed);
-    heavy_barrier();
-    if away(o) {
+    if look(o).0 {
         set_owner(h);
         drop(g);
         hosts::take_over(o, h);
@@ -438,25 +407,14 @@ pub fn enabled() -> bool {
 /// Whether the host lets other host threads take part (`membarrier(2)`
 /// with `MEMBARRIER_CMD_PRIVATE_EXPEDITED`).
 pub fn supported() -> bool {
-    // SAFETY: a query with no memory arguments.
-    let cmds = unsafe { libc::syscall(libc::SYS_membarrier, libc::MEMBARRIER_CMD_QUERY, 0, 0) };
-    cmds > 0 && cmds & libc::MEMBARRIER_CMD_PRIVATE_EXPEDITED as libc::c_long != 0
+    handshake::register()
 }
 
 /// Let other host threads take part and start the runner (called once, on
 /// the primary, right after the scheduler's `init` with `Config::hosts`).
 pub fn start() -> std::io::Result<()> {
-    // SAFETY: a system call with no memory arguments.
-    let registered = unsafe {
-        libc::syscall(
-            libc::SYS_membarrier,
-            libc::MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED,
-            0,
-            0,
-        ) == 0
-    };
-    if !registered {
-        return Err(std::io::Error::last_os_error());
+    if !handshake::register() {
+        return Err(std::io::Error::other("membarrier(2) is not available"));
     }
     hosts::set_ops(&OPS);
     set_thread(&hosts::PRIMARY);
@@ -525,9 +483,8 @@ fn runner() {
         if !std::ptr::eq(owner(), o) {
             continue;
         }
-        o.slow.store(true, Ordering::Relaxed);
-        heavy_barrier();
-        if !away(o) || (!now && o.seq.load(Ordering::Relaxed) != e) {
+        let (away, seen) = look(o);
+        if !away || (!now && seen != e) {
             // It came back: it will take one slow path (which clears the
             // flag) and keep the token.
             period = SAMPLE_MIN;
