@@ -7,8 +7,8 @@
 //! `RUMP_CURLWP=hypercall` build) and once on our drop-in
 //! (`target/dist/compat/<flavour>`), in alternation; prints the median per
 //! library and the ratio (above 1: ours faster). Each thread count
-//! (default `1,64`; green: `1`, as green threads take calls from one host
-//! thread) is one row: with T threads, T kernel processes read at once, so
+//! (default `1,64`; rumpfiber runs only the rows with one thread, as it
+//! takes calls from the thread that called `rumpuser_init` only) is one row: with T threads, T kernel processes read at once, so
 //! up to T requests are in flight and T lwps compete for the virtual CPUs
 //! and the kernel's locks. When the layer has `librumpnet_shmif`, two
 //! more rows come from `benches/c/kernel_tcp.c`: two kernels (two
@@ -17,7 +17,10 @@
 //! as rumpfiber stops in shmif's blocking read). With
 //! `librumpfs_ext2fs` and `mke2fs`, `benches/c/kernel_fs.c` adds ext2 on a
 //! 1 GiB image: 8 MiB per thread written with `fsync` per file, then read
-//! back after a remount (MiB/s, for each thread count up to 64).
+//! back after a remount (MiB/s, for each thread count up to 64), and
+//! `benches/c/kernel_smallfiles.c` a small-file workload on a 256 MiB
+//! image: 2000 files of 1–8 KiB created, written and synced one by one,
+//! a remount, all read back, all unlinked and synced (milliseconds).
 //!
 //! `--markdown FILE` writes the table, stamped with the commit, date and
 //! machine, to FILE; `--update DOC` replaces DOC's
@@ -28,16 +31,28 @@ use crate::util::{output, require, root, sh, target, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// Files of the small-file workload (`benches/c/kernel_smallfiles.c`).
+const SMALL_FILES: u32 = 2000;
+
 /// One benchmark row: a program run on each library in turn.
 struct Case {
     label: String,
     exe: PathBuf,
     args: Vec<String>,
-    /// MiB/s (higher is better) rather than ns.
+    /// MiB/s (higher is better) rather than a time.
     higher_better: bool,
+    /// What the program prints (`MiB/s`, `ns`, `ms`).
+    unit: &'static str,
     /// Whether the layer's own `librumpuser` runs it too.
     reference: bool,
+    /// Why it does not, when it does not.
+    not_run: &'static str,
 }
+
+/// Why rumpfiber does not run a case with several host threads.
+const ONE_THREAD: &str = "rumpfiber takes calls from the thread that called rumpuser_init only";
+/// Why rumpfiber does not run the TCP cases.
+const SHMIF: &str = "its shmif read would stop the kernel";
 
 impl Case {
     fn new(label: String, exe: &Path, args: Vec<String>, higher_better: bool) -> Self {
@@ -46,8 +61,17 @@ impl Case {
             exe: exe.to_path_buf(),
             args,
             higher_better,
+            unit: if higher_better { "MiB/s" } else { "ns" },
             reference: true,
+            not_run: "",
         }
+    }
+
+    /// The layer's own library runs it only if `yes`; else `why`.
+    fn reference_if(mut self, yes: bool, why: &'static str) -> Self {
+        self.reference = yes;
+        self.not_run = if yes { "" } else { why };
+        self
     }
 }
 
@@ -55,20 +79,18 @@ impl Case {
 #[derive(Clone, Debug, PartialEq)]
 struct Row {
     label: String,
-    /// MiB/s (higher is better) rather than ns.
+    /// MiB/s (higher is better) rather than a time.
     higher_better: bool,
-    /// The layer's own librumpuser (`None`: not run).
+    unit: &'static str,
+    /// The layer's own librumpuser (`None`: not run, for `not_run`).
     reference: Option<f64>,
+    not_run: &'static str,
     ours: f64,
 }
 
 impl Row {
     fn unit(&self) -> &'static str {
-        if self.higher_better {
-            "MiB/s"
-        } else {
-            "ns"
-        }
+        self.unit
     }
 
     /// Above 1: ours faster.
@@ -89,7 +111,8 @@ impl Row {
                 "{label} (median of {rounds}): netbsd {reference:.0} {unit}, ours-{flavour} {ours:.0} {unit}, {ratio:.2}x"
             ),
             _ => format!(
-                "{label} (median of {rounds}): ours-{flavour} {ours:.0} {unit} (rumpfiber: not run, its shmif read would stop the kernel)"
+                "{label} (median of {rounds}): ours-{flavour} {ours:.0} {unit} (netbsd: not run, {})",
+                self.not_run
             ),
         }
     }
@@ -135,10 +158,14 @@ fn region(
         stamp.render(extra),
         render(rows, flavour)
     );
-    if rows.iter().any(|r| r.reference.is_none()) {
-        s.push_str(
-            "\n`not run`: rumpfiber stops the whole kernel in shmif's blocking read, so it cannot run the TCP cases.\n",
-        );
+    let mut why: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.reference.is_none())
+        .map(|r| r.not_run)
+        .collect();
+    why.dedup();
+    for w in why {
+        s.push_str(&format!("\n`not run`: {w}.\n"));
     }
     s
 }
@@ -170,17 +197,8 @@ pub fn run(args: &[String]) -> Result<()> {
             })
             .and_then(|v: Option<Vec<u32>>| v)
             .ok_or("bench-kernel: --threads takes counts from 1 to 256, comma-separated")?,
-        // Green (and rumpfiber) run every lwp on one host thread: other
-        // host threads may not call in.
-        None if flavour == "green" => vec![1],
         None => vec![1, 64],
     };
-    if flavour == "green" && threads.iter().any(|&t| t > 1) {
-        return Err(
-            "bench-kernel: the green flavour takes calls from one host thread only (--threads 1)"
-                .into(),
-        );
-    }
     let Some(k) = std::env::var_os("RUMP_KERNEL_DIR").map(PathBuf::from) else {
         eprintln!("bench-kernel: SKIPPED: set RUMP_KERNEL_DIR to a built rump kernel layer (pthread, with shared libraries)");
         return Ok(());
@@ -239,6 +257,7 @@ pub fn run(args: &[String]) -> Result<()> {
             };
             let args = vec![file.display().to_string(), "20000".into(), t.to_string()];
             Case::new(label, &rawread, args, false)
+                .reference_if(flavour == "posix" || t == 1, ONE_THREAD)
         })
         .collect();
     // ext2 on a disk image: one output line per metric, both in MiB/s.
@@ -256,12 +275,33 @@ pub fn run(args: &[String]) -> Result<()> {
             ],
         )?;
         let img = work.join("ext2.img").display().to_string();
+        let small = compile(
+            "kernel_smallfiles",
+            &[
+                "-lrumpfs_ext2fs",
+                "-lrumpfs_ffs",
+                "-lrumpdev_disk",
+                "-lrumpdev",
+                "-lrumpvfs",
+            ],
+        )?;
         for &t in &threads {
-            let args = vec![img.clone(), t.min(64).to_string()];
+            let t = t.min(64);
+            let args = vec![img.clone(), t.to_string()];
             for what in ["write_fsync", "read"] {
-                let label = format!("kernel_ext2_{what}_t{}", t.min(64));
-                cases.push(Case::new(label, &fs, args.clone(), true));
+                let label = format!("kernel_ext2_{what}_t{t}");
+                cases.push(
+                    Case::new(label, &fs, args.clone(), true)
+                        .reference_if(flavour == "posix" || t == 1, ONE_THREAD),
+                );
             }
+            // Thousands of small files: create + write + fsync, remount,
+            // read, unlink (milliseconds for the whole).
+            let args = vec![img.clone(), SMALL_FILES.to_string(), t.to_string()];
+            let mut c = Case::new(format!("kernel_ext2_smallfiles_t{t}"), &small, args, false)
+                .reference_if(flavour == "posix" || t == 1, ONE_THREAD);
+            c.unit = "ms";
+            cases.push(c);
         }
     } else {
         eprintln!("bench-kernel: no librumpfs_ext2fs.so or no mke2fs: no ext2 rows");
@@ -283,12 +323,11 @@ pub fn run(args: &[String]) -> Result<()> {
         let bus = work.join("tcp.bus").display().to_string();
         let rt = vec![bus.clone(), "rt".into(), "1000".into()];
         let stream = vec![bus, "stream".into(), (64u32 << 20).to_string()];
-        for mut c in [
+        for c in [
             Case::new("kernel_tcp_rt_64b".into(), &tcp, rt, false),
             Case::new("kernel_tcp_stream".into(), &tcp, stream, true),
         ] {
-            c.reference = flavour == "posix";
-            cases.push(c);
+            cases.push(c.reference_if(flavour == "posix", SHMIF));
         }
     } else {
         eprintln!(
@@ -312,7 +351,9 @@ pub fn run(args: &[String]) -> Result<()> {
         exe,
         args,
         higher_better,
+        unit,
         reference,
+        not_run,
     } in &cases
     {
         let mut results: Vec<Vec<f64>> = vec![Vec::new(); subjects.len()];
@@ -338,7 +379,9 @@ pub fn run(args: &[String]) -> Result<()> {
         rows.push(Row {
             label: label.clone(),
             higher_better: *higher_better,
+            unit,
             reference: reference.then(|| median(&mut results[0])),
+            not_run,
             ours: median(&mut results[1]),
         });
     }
@@ -375,18 +418,24 @@ mod tests {
             Row {
                 label: "kernel_raw_read_4k".into(),
                 higher_better: false,
+                unit: "ns",
+                not_run: "",
                 reference: Some(3000.0),
                 ours: 1500.0,
             },
             Row {
                 label: "kernel_ext2_read_t1".into(),
                 higher_better: true,
+                unit: "MiB/s",
+                not_run: "",
                 reference: Some(400.0),
                 ours: 500.0,
             },
             Row {
                 label: "kernel_tcp_rt_64b".into(),
                 higher_better: false,
+                unit: "ns",
+                not_run: SHMIF,
                 reference: None,
                 ours: 42000.0,
             },
@@ -453,7 +502,10 @@ mod tests {
             "{r}"
         );
         assert!(r.contains(&md), "{r}");
-        assert!(r.contains("rumpfiber stops"), "{r}");
+        assert!(
+            r.contains("`not run`: its shmif read would stop the kernel."),
+            "{r}"
+        );
         let r = region(
             &stamp,
             "x",
