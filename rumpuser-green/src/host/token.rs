@@ -1,5 +1,5 @@
 //! The token of a green world that several host threads take part in
-//! (the model is in [`sched_core::hosts`]): which host thread may run green
+//! (the model is in [`crate::sched_core::hosts`]): which host thread may run green
 //! code now, how a host thread gets it, and the runner that keeps the green
 //! world going while the application's threads are outside it.
 //!
@@ -19,13 +19,13 @@
 //!
 //! Another host thread (or the runner) takes the token from an owner that
 //! is away with an asymmetric Dekker handshake (`rumpuser_host::handshake`,
-//! model-checked with loom): under [`STEAL`] it sets the
+//! model-checked with loom): under `STEAL` it sets the
 //! owner's `slow`, makes every thread of the process execute a full memory
 //! barrier (`membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)`, a few µs), then
 //! reads the owner's `seq`. Either it sees it even (the owner is outside
 //! and will see `slow` at its next entry, where it waits for the token),
 //! or the owner sees `slow` at its next entry or exit and goes through
-//! [`STEAL`] itself. Without `membarrier` (Linux before 4.14) other host
+//! `STEAL` itself. Without `membarrier` (Linux before 4.14) other host
 //! threads cannot take part: the library keeps the kernel on the thread
 //! that called `rumpuser_init`, as with `RUMPUSER_GREEN_HOSTS=0`.
 //!
@@ -66,9 +66,9 @@ pub const SAMPLE_MAX: Duration = Duration::from_millis(16);
 
 /// Serialises every move of the token except the owner's fast path.
 static STEAL: Mutex<()> = Mutex::new(());
-/// The host holding the token (changed only under [`STEAL`]).
+/// The host holding the token (changed only under `STEAL`).
 static OWNER: AtomicPtr<HostCell> = AtomicPtr::new(std::ptr::null_mut());
-/// Arrivals and departures for the scheduler (pushed under [`STEAL`]).
+/// Arrivals and departures for the scheduler (pushed under `STEAL`).
 static EVENTS: Mutex<Vec<HostEvent>> = Mutex::new(Vec::new());
 static EVENTS_PENDING: AtomicBool = AtomicBool::new(false);
 /// Whether other host threads may take part (set once by [`start`]).
@@ -337,7 +337,7 @@ thread_local! {
     static HELPER: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Mark the calling host thread as an excursion helper (see [`HELPER`]).
+/// Mark the calling host thread as an excursion helper (see `HELPER`).
 pub fn mark_helper() {
     HELPER.with(|h| h.set(true));
 }
@@ -379,7 +379,7 @@ fn depart(h: &'static HostCell) {
     HOST.kick();
 }
 
-/// The scheduler's side of [`EVENTS`] (called from `Platform::poll_hosts`).
+/// The scheduler's side of `EVENTS` (called from `Platform::poll_hosts`).
 pub fn poll(ev: &mut dyn FnMut(HostEvent)) {
     if !EVENTS_PENDING.load(Ordering::Relaxed) {
         return;
