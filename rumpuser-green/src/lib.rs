@@ -25,8 +25,8 @@
 
 extern crate alloc;
 
-#[path = "core/mod.rs"]
-pub mod sched_core;
+/// The scheduler core (its own crate, `rumpuser-green-core`).
+pub use rumpuser_green_core as sched_core;
 
 pub mod glue;
 

@@ -65,6 +65,10 @@
 //! or exits. Never hold a green lock across a host call that blocks the
 //! host thread for long: it stalls every green thread.
 
+#![cfg_attr(not(test), no_std)]
+
+extern crate alloc;
+
 mod arch;
 pub mod excursion;
 mod global;
