@@ -1,7 +1,7 @@
 //! Host threads of a green world.
 //!
 //! A platform with one CPU and no host threads (bare metal, Xen) runs every
-//! green thread on the one thread that called [`init`](super::init), and
+//! green thread on the one thread that called [`init`](crate::init), and
 //! nothing here costs it more than a static. A POSIX host may let several
 //! host threads take part (`Config::hosts`): the thread that called
 //! `init` (the *primary*), a thread of the library's own (the *runner*,
@@ -38,7 +38,7 @@
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
-use super::thread::NIL;
+use crate::thread::NIL;
 
 /// One host thread taking part in the green world. The scheduler's fields
 /// are private; the public atomics belong to the platform's token protocol.
@@ -110,7 +110,7 @@ impl Default for HostCell {
     }
 }
 
-/// The thread that called [`init`](super::init). Its cell is also the only
+/// The thread that called [`init`](crate::init). Its cell is also the only
 /// one on platforms without host threads.
 pub static PRIMARY: HostCell = HostCell::new();
 
@@ -134,10 +134,10 @@ impl HostOps for NoOps {
         None
     }
     fn give(&self, _: &'static HostCell, _: &'static HostCell) {
-        super::fatal("rumpuser-green: a token hand-off without host threads");
+        crate::fatal("rumpuser-green: a token hand-off without host threads");
     }
     fn wait(&self, _: &'static HostCell) {
-        super::fatal("rumpuser-green: a token wait without host threads");
+        crate::fatal("rumpuser-green: a token wait without host threads");
     }
 }
 
@@ -160,13 +160,13 @@ pub(super) fn ops() -> &'static dyn HostOps {
 #[cfg(feature = "hosts")]
 #[inline(always)]
 pub fn thread_pointer() -> usize {
-    super::arch::thread_pointer()
+    crate::arch::thread_pointer()
 }
 
 /// Record the calling host thread as the primary (its thread pointer).
 pub(super) fn set_primary_here() {
     #[cfg(feature = "hosts")]
-    PRIMARY_TP.store(super::arch::thread_pointer(), Ordering::Relaxed);
+    PRIMARY_TP.store(crate::arch::thread_pointer(), Ordering::Relaxed);
 }
 
 /// The primary's host thread has ended: from now on no thread is the
@@ -182,7 +182,7 @@ pub fn retire_primary() {
 #[inline(always)]
 pub fn this_host() -> Option<&'static HostCell> {
     #[cfg(feature = "hosts")]
-    if super::arch::thread_pointer() != PRIMARY_TP.load(Ordering::Relaxed) {
+    if crate::arch::thread_pointer() != PRIMARY_TP.load(Ordering::Relaxed) {
         return other_host();
     }
     Some(&PRIMARY)
@@ -209,7 +209,7 @@ pub fn curlwp() -> *mut c_void {
     }
 }
 
-/// What a platform reports from [`Platform::poll_hosts`](super::Platform::poll_hosts).
+/// What a platform reports from [`Platform::poll_hosts`](crate::Platform::poll_hosts).
 #[derive(Clone, Copy, Debug)]
 pub enum HostEvent {
     /// The host asks for the token: its bound thread becomes runnable
@@ -220,4 +220,4 @@ pub enum HostEvent {
     Depart(&'static HostCell),
 }
 
-pub use super::sched::{admit, depart, serve, take_over, yield_token};
+pub use crate::api::{admit, depart, serve, take_over, yield_token};
