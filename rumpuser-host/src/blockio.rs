@@ -302,6 +302,56 @@ pub fn transfer(fd: i32, op: BioOp, data: *mut u8, len: usize, off: u64) -> Resu
     Ok(done)
 }
 
+/// Whether `pwritev2(RWF_DSYNC)` was refused once (then sync writes use
+/// `pwrite` + `fdatasync`).
+static NO_RWF_DSYNC: AtomicBool = AtomicBool::new(false);
+
+/// A `BIO_SYNC` write on the calling thread in one system call where the
+/// host allows: `pwritev2` with `RWF_DSYNC` makes just this range durable
+/// (what `BIO_SYNC` asks) before it returns, instead of a `pwrite`
+/// followed by an `fdatasync` of the whole file. Falls back to
+/// [`transfer`] where the flag is refused, and with faults injected.
+pub fn transfer_sync_write(fd: i32, data: *mut u8, len: usize, off: u64) -> Result<usize, Errno> {
+    let op = BioOp::Write { sync: true };
+    if faults().is_some() || NO_RWF_DSYNC.load(Ordering::Relaxed) {
+        return transfer(fd, op, data, len, off);
+    }
+    let mut done = 0usize;
+    while done < len {
+        let iov = libc::iovec {
+            iov_base: data.wrapping_add(done).cast(),
+            iov_len: len - done,
+        };
+        let r = crate::sys::retry_isize(|| {
+            // SAFETY: one iovec over the kernel's buffer, valid for `len`
+            // bytes until completion and this request's alone.
+            unsafe {
+                libc::pwritev2(
+                    fd,
+                    &iov,
+                    1,
+                    (off + done as u64) as libc::off_t,
+                    libc::RWF_DSYNC,
+                )
+            }
+        });
+        match r {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e)
+                if done == 0
+                    && (e == Errno::EOPNOTSUPP || e == Errno::EINVAL || e == Errno::ENOSYS) =>
+            {
+                NO_RWF_DSYNC.store(true, Ordering::Relaxed);
+                return transfer(fd, op, data, len, off);
+            }
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        }
+    }
+    Ok(done)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
