@@ -346,7 +346,7 @@ pub fn curlwp() -> *mut c_void {
 pub fn set_curlwp(l: *mut c_void) {
     SCHED.try_with(|s| {
         s.cur_thread().curlwp = l;
-        s.here.cur_lwp.store(l, Ordering::Relaxed);
+        hosts::set_lwp_here(l);
     });
 }
 
@@ -490,6 +490,8 @@ pub fn take_over(from: &'static HostCell, to: &'static HostCell) {
         let prev = s.cur;
         s.threads[tb as usize].state = State::Running;
         s.make_remote(prev, tb, to);
+        // The caller is `to`'s host thread: its own curlwp word.
+        hosts::set_lwp_here(s.threads[tb as usize].curlwp);
     });
     if done.is_none() {
         fatal("rumpuser-green: take_over without a scheduler");

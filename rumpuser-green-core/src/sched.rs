@@ -418,7 +418,7 @@ impl Sched {
         self.check_canary(prev);
         self.cur = next;
         CUR_RAW.store(ThreadId::new(next, gen).as_raw(), Ordering::Relaxed);
-        self.here.cur_lwp.store(lwp, Ordering::Relaxed);
+        hosts::set_lwp_here(lwp);
         self.stats.switches += 1;
         if self.observed {
             self.record(prev, next);
@@ -466,7 +466,6 @@ impl Sched {
         self.here_bound = next;
         let t = &self.threads[next as usize];
         CUR_RAW.store(ThreadId::new(next, t.gen).as_raw(), Ordering::Relaxed);
-        to.cur_lwp.store(t.curlwp, Ordering::Relaxed);
         self.stats.switches += 1;
         if self.observed {
             self.record(prev, next);

@@ -125,6 +125,10 @@ pub(crate) fn hand_on(from: &'static HostCell, to: &'static HostCell) -> bool {
         return false;
     }
     ops.wait(from);
+    // Back with the token to run this host's bound thread, which the giver
+    // made current: this host's curlwp word is its lwp again (a free thread
+    // may have run here last).
+    SCHED.try_with(|s| hosts::set_lwp_here(s.threads[s.cur as usize].curlwp));
     true
 }
 
