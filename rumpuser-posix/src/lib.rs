@@ -31,6 +31,11 @@ pub static POSIX: Posix = Posix;
 
 rumpuser_core::export_rumpuser!(&crate::POSIX);
 
+/// The C allocator, with small cache-line-aligned blocks (the lock objects)
+/// from a slab instead of `posix_memalign` (see `rumpuser_host::alloc`).
+#[global_allocator]
+static ALLOCATOR: rumpuser_host::alloc::Allocator = rumpuser_host::alloc::Allocator;
+
 impl Hypervisor for Posix {
     type Mutex = sync::RawMutex;
     type RwLock = sync::RawRwLock;
