@@ -197,6 +197,14 @@ pub trait Hypervisor: Sync + 'static {
     /// Binds `l` (or NULL) to the calling thread.
     fn set_curlwp(&self, l: *mut Lwp);
 
+    /// Names the calling host (or green) thread in a diagnostic, e.g.
+    /// `host thread 4242 "kthread"`. Called only on the way to an abort
+    /// (lock misuse, see [`crate::lockcheck`]), so it may be slow; it must
+    /// not allocate or take locks. Default: nothing known.
+    fn describe_thread(&self, out: &mut dyn core::fmt::Write) -> core::fmt::Result {
+        out.write_str("an unidentified thread")
+    }
+
     // ---- locks ----------------------------------------------------------
 
     /// A new unlocked mutex (flags are informational for the platform).
@@ -207,6 +215,18 @@ pub trait Hypervisor: Sync + 'static {
     fn mutex_lock(&self, m: &Self::Mutex);
     /// Release.
     fn mutex_unlock(&self, m: &Self::Mutex);
+    /// Someone holds it (a snapshot; `rumpuser_mutex_destroy` asks, to
+    /// refuse destroying a held mutex). Default: a try and, if it
+    /// succeeded, a release, which suits a platform whose try is cheap;
+    /// override it with a plain read of the lock word where there is one.
+    fn mutex_is_locked(&self, m: &Self::Mutex) -> bool {
+        if self.mutex_try_lock(m) {
+            self.mutex_unlock(m);
+            false
+        } else {
+            true
+        }
+    }
 
     /// A new unlocked rwlock.
     fn rw_new(&self) -> Self::RwLock;
@@ -230,6 +250,18 @@ pub trait Hypervisor: Sync + 'static {
     fn rw_is_write_locked(&self, rw: &Self::RwLock) -> bool;
     /// At least one reader holds it.
     fn rw_has_readers(&self, rw: &Self::RwLock) -> bool;
+    /// Free, read-held or write-held, from one snapshot (`rumpuser_rw_exit`
+    /// asks on every release). Default: the two questions above; override
+    /// it where one read of the lock word answers both.
+    fn rw_hold(&self, rw: &Self::RwLock) -> RwHold {
+        if self.rw_is_write_locked(rw) {
+            RwHold::Write
+        } else if self.rw_has_readers(rw) {
+            RwHold::Read
+        } else {
+            RwHold::Free
+        }
+    }
 
     /// A new condition variable.
     fn cond_new(&self) -> Self::Cond;

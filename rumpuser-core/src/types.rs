@@ -209,7 +209,8 @@ impl RandomFlags {
 pub struct MutexFlags {
     /// Never give up the virtual CPU while acquiring.
     pub spin: bool,
-    /// Track the owner lwp.
+    /// A kernel mutex: the kernel asks for its owner lwp
+    /// (`rumpuser_mutex_owner`, `mutex_owned()`).
     pub kmutex: bool,
 }
 
@@ -224,6 +225,29 @@ impl MutexFlags {
             kmutex: flags & RUMPUSER_MTX_KMUTEX != 0,
         })
     }
+}
+
+impl core::fmt::Display for MutexFlags {
+    /// `SPIN`, `KMUTEX` or `SPIN|KMUTEX`, as the C flags are spelt.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match (self.spin, self.kmutex) {
+            (true, true) => "SPIN|KMUTEX",
+            (true, false) => "SPIN",
+            (false, true) => "KMUTEX",
+            (false, false) => "no flags",
+        })
+    }
+}
+
+/// How an rwlock is held, from one snapshot of its state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RwHold {
+    /// Nobody holds it.
+    Free,
+    /// One or more readers hold it.
+    Read,
+    /// A writer holds it.
+    Write,
 }
 
 /// `enum rumprwlock`.

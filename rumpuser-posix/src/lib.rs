@@ -183,6 +183,10 @@ impl Hypervisor for Posix {
         curlwp::set(l)
     }
 
+    fn describe_thread(&self, out: &mut dyn core::fmt::Write) -> core::fmt::Result {
+        thread::describe_current(out)
+    }
+
     fn mutex_new(&self, _flags: MutexFlags) -> sync::RawMutex {
         sync::RawMutex::new()
     }
@@ -197,6 +201,9 @@ impl Hypervisor for Posix {
     #[inline]
     fn mutex_unlock(&self, m: &sync::RawMutex) {
         m.unlock()
+    }
+    fn mutex_is_locked(&self, m: &sync::RawMutex) -> bool {
+        m.is_locked()
     }
 
     fn rw_new(&self) -> sync::RawRwLock {
@@ -239,6 +246,14 @@ impl Hypervisor for Posix {
     #[inline]
     fn rw_has_readers(&self, rw: &sync::RawRwLock) -> bool {
         rw.has_readers()
+    }
+    #[inline]
+    fn rw_hold(&self, rw: &sync::RawRwLock) -> RwHold {
+        match rw.holds() {
+            (true, _) => RwHold::Write,
+            (false, true) => RwHold::Read,
+            (false, false) => RwHold::Free,
+        }
     }
 
     fn dl_bootstrap(&self, modinit: ModinitFn, symload: SymloadFn, compload: CompLoadFn) {

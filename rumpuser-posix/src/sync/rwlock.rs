@@ -365,6 +365,14 @@ impl RawRwLock {
         !is_unlocked(state) && !is_write_locked(state)
     }
 
+    /// `(write-locked, read-locked)` from one snapshot of the state.
+    #[inline]
+    pub fn holds(&self) -> (bool, bool) {
+        let state = self.state.load(Ordering::Relaxed);
+        let w = is_write_locked(state);
+        (w, !w && !is_unlocked(state))
+    }
+
     /// Called when the lock just became free while someone waits: wakes one
     /// writer if any, else all readers.
     #[cold]
