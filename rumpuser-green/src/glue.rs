@@ -197,6 +197,9 @@ macro_rules! green_hypervisor_sched {
             $guard();
             m.0.unlock()
         }
+        fn mutex_is_locked(&self, m: &Self::Mutex) -> bool {
+            m.0.is_locked()
+        }
 
         fn rw_new(&self) -> Self::RwLock {
             $crate::glue::Shared($crate::sched_core::GreenRwLock::new())
