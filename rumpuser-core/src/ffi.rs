@@ -1022,13 +1022,14 @@ fn rw_not_held<H: Hypervisor>(h: &H, rw: &RwObj<H>, op: &str, mode: &str) -> ! {
 pub unsafe fn rw_exit<H: Hypervisor>(h: &H, rw: *mut c_void) {
     // SAFETY: caller's contract.
     let rw = unsafe { rwl::<H>(rw) };
-    match h.rw_hold(&rw.raw) {
-        RwHold::Write if rw.writer.load(Ordering::Relaxed) == h.curlwp() => {
-            rw.writer.store(ptr::null_mut(), Ordering::Relaxed);
-            h.rw_unlock_write(&rw.raw);
-        }
-        RwHold::Read => h.rw_unlock_read(&rw.raw),
-        _ => rw_not_held(h, rw, "rw_exit", ""),
+    let hold = h.rw_hold(&rw.raw);
+    if hold == RwHold::Read {
+        h.rw_unlock_read(&rw.raw);
+    } else if hold == RwHold::Write && rw.writer.load(Ordering::Relaxed) == h.curlwp() {
+        rw.writer.store(ptr::null_mut(), Ordering::Relaxed);
+        h.rw_unlock_write(&rw.raw);
+    } else {
+        rw_not_held(h, rw, "rw_exit", "");
     }
 }
 
