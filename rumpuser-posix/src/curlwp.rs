@@ -22,17 +22,18 @@ mod slot {
     use rumpuser_core::abi::Lwp;
 
     // The slot: 8 zeroed bytes of .tbss. Global so that every codegen unit
-    // can reach it, hidden so that no shared object exports it (the
-    // distribution also localises every non-`rumpuser_` symbol).
+    // can reach it, hidden so that no shared object exports it; the name
+    // lacks the `rumpuser_` prefix, so the distribution's archive makes it
+    // local like every other symbol but the C ABI.
     #[cfg(target_arch = "x86_64")]
     global_asm!(
         ".pushsection .tbss,\"awT\",@nobits",
         ".p2align 3",
-        ".globl rumpuser_posix_curlwp_slot",
-        ".hidden rumpuser_posix_curlwp_slot",
-        ".type rumpuser_posix_curlwp_slot,@object",
-        ".size rumpuser_posix_curlwp_slot,8",
-        "rumpuser_posix_curlwp_slot:",
+        ".globl __rumpuser_posix_curlwp",
+        ".hidden __rumpuser_posix_curlwp",
+        ".type __rumpuser_posix_curlwp,@object",
+        ".size __rumpuser_posix_curlwp,8",
+        "__rumpuser_posix_curlwp:",
         ".zero 8",
         ".popsection",
     );
@@ -40,11 +41,11 @@ mod slot {
     global_asm!(
         ".pushsection .tbss,\"awT\",%nobits",
         ".p2align 3",
-        ".globl rumpuser_posix_curlwp_slot",
-        ".hidden rumpuser_posix_curlwp_slot",
-        ".type rumpuser_posix_curlwp_slot,%object",
-        ".size rumpuser_posix_curlwp_slot,8",
-        "rumpuser_posix_curlwp_slot:",
+        ".globl __rumpuser_posix_curlwp",
+        ".hidden __rumpuser_posix_curlwp",
+        ".type __rumpuser_posix_curlwp,%object",
+        ".size __rumpuser_posix_curlwp,8",
+        "__rumpuser_posix_curlwp:",
         ".zero 8",
         ".popsection",
     );
@@ -58,7 +59,7 @@ mod slot {
         #[cfg(target_arch = "x86_64")]
         unsafe {
             asm!(
-                "mov {v}, qword ptr [rip + rumpuser_posix_curlwp_slot@GOTTPOFF]",
+                "mov {v}, qword ptr [rip + __rumpuser_posix_curlwp@GOTTPOFF]",
                 "mov {v}, qword ptr fs:[{v}]",
                 v = out(reg) v,
                 options(nostack, preserves_flags, readonly),
@@ -68,8 +69,8 @@ mod slot {
         #[cfg(target_arch = "aarch64")]
         unsafe {
             asm!(
-                "adrp {o}, :gottprel:rumpuser_posix_curlwp_slot",
-                "ldr {o}, [{o}, #:gottprel_lo12:rumpuser_posix_curlwp_slot]",
+                "adrp {o}, :gottprel:__rumpuser_posix_curlwp",
+                "ldr {o}, [{o}, #:gottprel_lo12:__rumpuser_posix_curlwp]",
                 "mrs {t}, tpidr_el0",
                 "ldr {v}, [{t}, {o}]",
                 o = out(reg) _,
@@ -87,7 +88,7 @@ mod slot {
         #[cfg(target_arch = "x86_64")]
         unsafe {
             asm!(
-                "mov {o}, qword ptr [rip + rumpuser_posix_curlwp_slot@GOTTPOFF]",
+                "mov {o}, qword ptr [rip + __rumpuser_posix_curlwp@GOTTPOFF]",
                 "mov qword ptr fs:[{o}], {v}",
                 o = out(reg) _,
                 v = in(reg) l as usize,
@@ -98,8 +99,8 @@ mod slot {
         #[cfg(target_arch = "aarch64")]
         unsafe {
             asm!(
-                "adrp {o}, :gottprel:rumpuser_posix_curlwp_slot",
-                "ldr {o}, [{o}, #:gottprel_lo12:rumpuser_posix_curlwp_slot]",
+                "adrp {o}, :gottprel:__rumpuser_posix_curlwp",
+                "ldr {o}, [{o}, #:gottprel_lo12:__rumpuser_posix_curlwp]",
                 "mrs {t}, tpidr_el0",
                 "str {v}, [{t}, {o}]",
                 o = out(reg) _,
