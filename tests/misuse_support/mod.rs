@@ -15,7 +15,7 @@ use rumpuser_core::api::Api;
 use rumpuser_core::conformance::{misuse, Config};
 use std::io::{Read, Write};
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 /// Names the case a child process runs.
@@ -76,8 +76,8 @@ fn child(f: &Flavour, name: &str) -> ! {
 }
 
 fn parent(f: &Flavour, name: &str) -> Result<(), String> {
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let mut child = Command::new(exe)
+    // (Through `RUMPUSER_TEST_RUNNER` when the tests run under an emulator.)
+    let mut child = rumpuser_host::testing::current_exe_command()
         .args([f.test_name, "--exact", "--nocapture", "--test-threads=1"])
         .env(CASE_VAR, name)
         .stdin(Stdio::null())
