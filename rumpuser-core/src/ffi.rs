@@ -989,32 +989,33 @@ pub unsafe fn rw_downgrade<H: Hypervisor>(h: &H, rw: *mut c_void) {
 #[cold]
 #[inline(never)]
 fn rw_not_held<H: Hypervisor>(h: &H, rw: &RwObj<H>, op: &str, mode: &str) -> ! {
-    match h.rw_hold(&rw.raw) {
-        RwHold::Write => {
-            let writer = rw.writer.load(Ordering::Relaxed);
-            lockcheck::misuse(
-                h,
-                op,
-                rlock(rw),
-                format_args!(
-                    "is held for writing by {}, not by the caller",
-                    Holder(writer)
-                ),
-            )
-        }
-        RwHold::Read => lockcheck::misuse(
+    if h.rw_is_write_locked(&rw.raw) {
+        let writer = rw.writer.load(Ordering::Relaxed);
+        lockcheck::misuse(
+            h,
+            op,
+            rlock(rw),
+            format_args!(
+                "is held for writing by {}, not by the caller",
+                Holder(writer)
+            ),
+        )
+    } else if h.rw_has_readers(&rw.raw) {
+        lockcheck::misuse(
             h,
             op,
             rlock(rw),
             format_args!("is not held {mode}by the caller (only read-held)"),
-        ),
-        RwHold::Free => lockcheck::misuse(h, op, rlock(rw), format_args!("is not held")),
+        )
+    } else {
+        lockcheck::misuse(h, op, rlock(rw), format_args!("is not held"))
     }
 }
 
 /// `rumpuser_rw_exit`: a write-held lock can only be held by the caller, so
-/// the lock state tells which hold to release. Aborts if the lock is free
-/// or another lwp holds it for writing.
+/// the lock state tells which hold to release. Aborts if another lwp holds
+/// it for writing, or if it is free (which the read release itself tells,
+/// so the check costs no extra read of the lock).
 ///
 /// # Safety
 /// See `rwl`.
@@ -1022,13 +1023,13 @@ fn rw_not_held<H: Hypervisor>(h: &H, rw: &RwObj<H>, op: &str, mode: &str) -> ! {
 pub unsafe fn rw_exit<H: Hypervisor>(h: &H, rw: *mut c_void) {
     // SAFETY: caller's contract.
     let rw = unsafe { rwl::<H>(rw) };
-    let hold = h.rw_hold(&rw.raw);
-    if hold == RwHold::Read {
-        h.rw_unlock_read(&rw.raw);
-    } else if hold == RwHold::Write && rw.writer.load(Ordering::Relaxed) == h.curlwp() {
+    if h.rw_is_write_locked(&rw.raw) {
+        if rw.writer.load(Ordering::Relaxed) != h.curlwp() {
+            rw_not_held(h, rw, "rw_exit", "");
+        }
         rw.writer.store(ptr::null_mut(), Ordering::Relaxed);
         h.rw_unlock_write(&rw.raw);
-    } else {
+    } else if !h.rw_try_unlock_read(&rw.raw) {
         rw_not_held(h, rw, "rw_exit", "");
     }
 }
@@ -1043,23 +1044,22 @@ pub unsafe fn rw_destroy<H: Hypervisor>(h: &H, rw: *mut c_void) {
     }
     // SAFETY: caller's contract.
     let ro = unsafe { rwl::<H>(rw) };
-    match h.rw_hold(&ro.raw) {
-        RwHold::Free => {}
-        RwHold::Write => {
-            let writer = ro.writer.load(Ordering::Relaxed);
-            lockcheck::misuse(
-                h,
-                "rw_destroy",
-                rlock(ro),
-                format_args!("is held for writing (by {})", Holder(writer)),
-            );
-        }
-        RwHold::Read => lockcheck::misuse(
+    if h.rw_is_write_locked(&ro.raw) {
+        let writer = ro.writer.load(Ordering::Relaxed);
+        lockcheck::misuse(
+            h,
+            "rw_destroy",
+            rlock(ro),
+            format_args!("is held for writing (by {})", Holder(writer)),
+        );
+    }
+    if h.rw_has_readers(&ro.raw) {
+        lockcheck::misuse(
             h,
             "rw_destroy",
             rlock(ro),
             format_args!("is held for reading"),
-        ),
+        );
     }
     // SAFETY: made by `Box::into_raw` in `rw_init`, destroyed once.
     drop(unsafe { Box::from_raw(rw as *mut RwObj<H>) });

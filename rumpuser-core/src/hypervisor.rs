@@ -240,6 +240,19 @@ pub trait Hypervisor: Sync + 'static {
     fn rw_write(&self, rw: &Self::RwLock);
     /// Release a shared hold.
     fn rw_unlock_read(&self, rw: &Self::RwLock);
+    /// Release a shared hold if the lock has one; `false` if it was free or
+    /// write-held, with nothing released (`rumpuser_rw_exit` then aborts
+    /// with a misuse report). Default: asks [`rw_has_readers`](Self::rw_has_readers)
+    /// first; override it where the release itself tells (a counter's old
+    /// value), so that the check costs nothing.
+    fn rw_try_unlock_read(&self, rw: &Self::RwLock) -> bool {
+        if self.rw_has_readers(rw) {
+            self.rw_unlock_read(rw);
+            true
+        } else {
+            false
+        }
+    }
     /// Release the exclusive hold.
     fn rw_unlock_write(&self, rw: &Self::RwLock);
     /// Exclusive → one shared hold, atomically: no writer can get in between. Never blocks.
@@ -250,18 +263,6 @@ pub trait Hypervisor: Sync + 'static {
     fn rw_is_write_locked(&self, rw: &Self::RwLock) -> bool;
     /// At least one reader holds it.
     fn rw_has_readers(&self, rw: &Self::RwLock) -> bool;
-    /// Free, read-held or write-held, from one snapshot (`rumpuser_rw_exit`
-    /// asks on every release). Default: the two questions above; override
-    /// it where one read of the lock word answers both.
-    fn rw_hold(&self, rw: &Self::RwLock) -> RwHold {
-        if self.rw_is_write_locked(rw) {
-            RwHold::Write
-        } else if self.rw_has_readers(rw) {
-            RwHold::Read
-        } else {
-            RwHold::Free
-        }
-    }
 
     /// A new condition variable.
     fn cond_new(&self) -> Self::Cond;

@@ -239,17 +239,6 @@ impl core::fmt::Display for MutexFlags {
     }
 }
 
-/// How an rwlock is held, from one snapshot of its state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RwHold {
-    /// Nobody holds it.
-    Free,
-    /// One or more readers hold it.
-    Read,
-    /// A writer holds it.
-    Write,
-}
-
 /// `enum rumprwlock`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RwMode {

@@ -230,6 +230,10 @@ impl Hypervisor for Posix {
         rw.unlock_read()
     }
     #[inline]
+    fn rw_try_unlock_read(&self, rw: &sync::RawRwLock) -> bool {
+        rw.try_unlock_read()
+    }
+    #[inline]
     fn rw_unlock_write(&self, rw: &sync::RawRwLock) {
         rw.unlock_write()
     }
@@ -246,14 +250,6 @@ impl Hypervisor for Posix {
     #[inline]
     fn rw_has_readers(&self, rw: &sync::RawRwLock) -> bool {
         rw.has_readers()
-    }
-    #[inline]
-    fn rw_hold(&self, rw: &sync::RawRwLock) -> RwHold {
-        match rw.holds() {
-            (true, _) => RwHold::Write,
-            (false, true) => RwHold::Read,
-            (false, false) => RwHold::Free,
-        }
     }
 
     fn dl_bootstrap(&self, modinit: ModinitFn, symload: SymloadFn, compload: CompLoadFn) {
