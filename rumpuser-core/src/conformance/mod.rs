@@ -17,9 +17,14 @@
 //! host, in green threads, or inside a VM. Each case checks return values
 //! and NetBSD errno numbers, bad input, timing (never early), and what the
 //! call did with its virtual CPU according to the model kernel.
+//!
+//! [`misuse`] holds the lock misuse cases, which must each end the process
+//! with an abort and a message, so a harness runs each in a child process
+//! (see that module).
 
 pub mod cases;
 pub mod kthread;
+pub mod misuse;
 pub mod model;
 
 use crate::api::Api;
