@@ -184,6 +184,7 @@ macro_rules! green_hypervisor_sched {
             $crate::glue::set_curlwp(l)
         }
         fn describe_thread(&self, out: &mut dyn ::core::fmt::Write) -> ::core::fmt::Result {
+            let _entered = $guard();
             $crate::glue::describe_thread(out)
         }
 
