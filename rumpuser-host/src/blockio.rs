@@ -223,7 +223,8 @@ static INLINE_WRITES: InlineWriteGate = InlineWriteGate::new();
 /// * a write without `BIO_SYNC` on a host that refuses `RWF_NOWAIT` for
 ///   buffered writes (ext4; elsewhere [`try_now`] decides): a plain
 ///   `pwrite`, usually a copy into the host's page cache;
-/// * a `BIO_SYNC` write (`pwrite` + `fdatasync`) only when the caller's
+/// * a `BIO_SYNC` write (`pwritev2(RWF_DSYNC)`, see
+///   [`transfer_sync_write`]) only when the caller's
 ///   scheduler is `idle`, nothing else ready to run: it would idle through
 ///   the flush anyway, and only what becomes ready meanwhile (a timer, a
 ///   host event) waits for it.
@@ -246,7 +247,10 @@ pub fn try_write_inline(req: BioRequest, idle: bool) -> Result<(), BioRequest> {
     if !INLINE_WRITES.is_open(start) {
         return Err(req);
     }
-    let r = transfer(req.fd, req.op, req.data, req.len, req.off);
+    let r = match req.op {
+        BioOp::Write { sync: true } => transfer_sync_write(req.fd, req.data, req.len, req.off),
+        op => transfer(req.fd, op, req.data, req.len, req.off),
+    };
     INLINE_WRITES.note(start, crate::clock::monotonic());
     req.done.complete_scheduled(r);
     Ok(())
@@ -263,7 +267,11 @@ pub fn perform(req: BioRequest) -> (BioDone, Result<usize, Errno>) {
         off,
         done,
     } = req;
-    (done, transfer(fd, op, data, len, off))
+    let r = match op {
+        BioOp::Write { sync: true } => transfer_sync_write(fd, data, len, off),
+        op => transfer(fd, op, data, len, off),
+    };
+    (done, r)
 }
 
 /// Performs one transfer synchronously on the calling thread.
