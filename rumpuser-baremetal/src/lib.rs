@@ -85,6 +85,8 @@ pub mod blk;
 pub mod bootinfo;
 #[cfg(target_os = "none")]
 pub mod disk;
+#[cfg(target_os = "none")]
+pub mod dma;
 #[cfg(all(target_os = "none", feature = "guest-tests"))]
 pub mod guest_tests;
 #[cfg(target_os = "none")]
@@ -94,7 +96,11 @@ pub mod hyp;
 #[cfg(target_os = "none")]
 pub mod irq;
 #[cfg(target_os = "none")]
+pub mod net;
+#[cfg(target_os = "none")]
 pub mod pci;
+#[cfg(all(target_os = "none", feature = "platform"))]
+pub mod pcihyp;
 #[cfg(target_os = "none")]
 pub mod platform;
 #[cfg(target_os = "none")]
@@ -107,6 +113,8 @@ pub mod serial;
 pub mod start;
 #[cfg(target_os = "none")]
 pub mod time;
+#[cfg(target_os = "none")]
+pub mod virtif;
 
 #[cfg(all(target_os = "none", feature = "platform"))]
 rumpuser_core::export_rumpuser!(&crate::hyp::BAREMETAL);
