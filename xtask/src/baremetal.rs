@@ -381,6 +381,43 @@ fn kernel_ext2(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The real kernel's networking (`baremetal_net`): `which` of `vioif`,
+/// `virtif`, `twoguests`.
+fn kernel_net(dir: &Path, which: &[&str]) -> Result<()> {
+    use crate::baremetal_net::{self as bn, Nic};
+    let layer = match bn::layer()? {
+        Ok(l) => l,
+        Err(why) => {
+            eprintln!("baremetal kernel-net: SKIPPED ({why})");
+            return Ok(());
+        }
+    };
+    let archive = build_archive()?;
+    for step in which {
+        match *step {
+            "vioif" | "virtif" => {
+                let nic = if *step == "vioif" {
+                    Nic::Vioif
+                } else {
+                    Nic::Virtif
+                };
+                let f = bn::slirp_server(dir, &layer, &archive, nic)?;
+                eprintln!(
+                    "baremetal {step}: NetBSD's TCP/IP over {} on slirp: ping, echo and {} MiB each way checked byte for byte; host figures: {:.0} us per 64-byte round trip, guest->host {:.1} MiB/s, host->guest {:.1} MiB/s",
+                    nic.ifname(),
+                    bn::STREAM >> 20,
+                    f.rtt_us,
+                    f.rx_mib_s,
+                    f.tx_mib_s
+                );
+            }
+            "twoguests" => bn::two_guests(dir, &layer, &archive)?,
+            other => return Err(format!("unknown network step {other}")),
+        }
+    }
+    Ok(())
+}
+
 /// All bare-metal tests (what `cargo xtask test` runs).
 pub fn test_all() -> Result<()> {
     require_tools()?;
@@ -392,6 +429,7 @@ pub fn test_all() -> Result<()> {
     crashes(&image)?;
     c_link(&dir)?;
     kernel_ext2(&dir)?;
+    kernel_net(&dir, &["vioif", "virtif", "twoguests"])?;
     eprintln!("baremetal: all QEMU tests passed");
     Ok(())
 }
@@ -411,6 +449,8 @@ pub fn run(args: &[String]) -> Result<()> {
     match only {
         "c" => c_link(&dir),
         "kernel" => kernel_ext2(&dir),
+        "vioif" | "virtif" | "twoguests" => kernel_net(&dir, &[only]),
+        "net" => kernel_net(&dir, &["vioif", "virtif", "twoguests"]),
         step => {
             let image = build_image()?;
             match step {
@@ -418,7 +458,7 @@ pub fn run(args: &[String]) -> Result<()> {
                 "nordrand" => no_rdrand(&image),
                 "crash" => crashes(&image),
                 other => Err(format!(
-                    "unknown step {other:?} (kit, nordrand, crash, c, kernel)"
+                    "unknown step {other:?} (kit, nordrand, crash, c, kernel, net, vioif, virtif, twoguests)"
                 )),
             }
         }

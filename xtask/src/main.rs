@@ -32,6 +32,7 @@
 //!   status decides.
 
 mod baremetal;
+mod baremetal_net;
 mod bench_c;
 mod bench_kernel;
 mod dist;
