@@ -335,8 +335,70 @@ fn kernel_ext2(dir: &Path) -> Result<()> {
         &archive,
         &elf,
     )?;
-    check_layout(&elf)?;
-    let img = dir.join("ext2.img");
+    let ms = boot_ext2(dir, &elf, "RUMP_VERBOSE=1", "kernel")?;
+    eprintln!(
+        "baremetal kernel-ext2: NetBSD's kernel layer booted, ext2 on virtio0 written, remounted, \
+         verified and rebooted in {ms} ms; the host reads the file"
+    );
+    Ok(())
+}
+
+/// The kernel archives of the ext2 image that reaches the disk through
+/// NetBSD's own ld driver on its PCI bus.
+const LD_LIBS: &[&str] = &[
+    "rumpfs_ext2fs",
+    "rumpfs_ffs",
+    "rumpdev_disk",
+    "rumpdev_virtio_ld",
+    "rumpdev_pci_virtio",
+    "rumpdev_pci",
+    "rumpdev",
+    "rumpvfs",
+    "rump",
+];
+
+/// `kernel_ext2.c` linked with NetBSD's ld (`librumpdev_virtio_ld` on
+/// `librumpdev_pci`): the same ext2 round trip on `/dev/ld0d`, the disk
+/// driven by NetBSD's driver through the PCI hypercalls.
+fn kernel_ext2_ld(dir: &Path) -> Result<()> {
+    let layer = match crate::baremetal_net::layer()? {
+        Ok(l) => l,
+        Err(why) => {
+            eprintln!("baremetal kernel-ld: SKIPPED ({why})");
+            return Ok(());
+        }
+    };
+    let libs: Vec<PathBuf> = match LD_LIBS.iter().map(|l| layer.lib(l)).collect() {
+        Some(v) => v,
+        None => {
+            eprintln!("baremetal kernel-ld: SKIPPED (an ld archive is missing: {LD_LIBS:?})");
+            return Ok(());
+        }
+    };
+    let archive = build_archive()?;
+    let elf = dir.join("kernel_ext2_ld.elf");
+    let obj = elf.with_extension("o");
+    qemu::cc_multi(
+        &root().join("tests/baremetal/kernel_ext2.c"),
+        &[&layer.kernel.join("include")],
+        &[],
+        &obj,
+    )?;
+    qemu::link_image(&elf, &[obj], &libs, &archive, false)?;
+    let ms = boot_ext2(dir, &elf, "RUMP_VERBOSE=1 -- /dev/ld0d", "kernel-ld")?;
+    eprintln!(
+        "baremetal kernel-ld: ext2 on /dev/ld0d through NetBSD's ld driver (PCI hypercalls) written, \
+         remounted, verified and rebooted in {ms} ms; the host reads the file"
+    );
+    Ok(())
+}
+
+/// Boots an ext2 image (`kernel_ext2.c`) with a fresh file system as its
+/// virtio disk, checks its lines, then reads the file on the host
+/// (`debugfs`, `e2fsck`); returns the boot's milliseconds.
+fn boot_ext2(dir: &Path, elf: &Path, append: &str, label: &str) -> Result<u128> {
+    check_layout(elf)?;
+    let img = dir.join(format!("{label}.img"));
     qemu::make_ext2(&img)?;
     let mut args = qemu::base_args("max", "256M");
     args.extend([
@@ -345,15 +407,9 @@ fn kernel_ext2(dir: &Path) -> Result<()> {
         "-device".into(),
         "virtio-blk-pci,drive=d0".into(),
     ]);
-    let run = qemu::run(
-        &elf,
-        &args,
-        "RUMP_VERBOSE=1",
-        "kernel",
-        Duration::from_secs(120),
-    )?;
-    symbolize(&elf, &run);
-    expect(&run, Outcome::Exited(0), "kernel-ext2")?;
+    let run = qemu::run(elf, &args, append, label, Duration::from_secs(120))?;
+    symbolize(elf, &run);
+    expect(&run, Outcome::Exited(0), label)?;
     for n in [
         "NetBSD",
         "kernel-ext2: rump_init done",
@@ -361,24 +417,21 @@ fn kernel_ext2(dir: &Path) -> Result<()> {
         "rump kernel halting...",
     ] {
         if !run.output.contains(n) {
-            return Err(format!("kernel-ext2: missing {n:?} in the console output"));
+            return Err(format!("{label}: missing {n:?} in the console output"));
         }
     }
     if require("debugfs", "").is_ok() {
         let cat = output(Command::new("debugfs").args(["-R", "cat /hello"]).arg(&img))?;
         if !cat.contains("hello bare metal") {
-            return Err("kernel-ext2: host debugfs cannot read /hello from the image".into());
+            return Err(format!(
+                "{label}: host debugfs cannot read /hello from the image"
+            ));
         }
     }
     if require("e2fsck", "").is_ok() {
         sh(Command::new("e2fsck").arg("-fn").arg(&img))?;
     }
-    eprintln!(
-        "baremetal kernel-ext2: NetBSD's kernel layer booted, ext2 on virtio0 written, remounted, \
-         verified and rebooted in {} ms; the host reads the file",
-        run.elapsed.as_millis()
-    );
-    Ok(())
+    Ok(run.elapsed.as_millis())
 }
 
 /// The real kernel's networking (`baremetal_net`): `which` of `vioif`,
@@ -429,6 +482,7 @@ pub fn test_all() -> Result<()> {
     crashes(&image)?;
     c_link(&dir)?;
     kernel_ext2(&dir)?;
+    kernel_ext2_ld(&dir)?;
     kernel_net(&dir, &["vioif", "virtif", "twoguests"])?;
     eprintln!("baremetal: all QEMU tests passed");
     Ok(())
@@ -449,6 +503,7 @@ pub fn run(args: &[String]) -> Result<()> {
     match only {
         "c" => c_link(&dir),
         "kernel" => kernel_ext2(&dir),
+        "ld" => kernel_ext2_ld(&dir),
         "vioif" | "virtif" | "twoguests" => kernel_net(&dir, &[only]),
         "net" => kernel_net(&dir, &["vioif", "virtif", "twoguests"]),
         step => {
@@ -458,7 +513,7 @@ pub fn run(args: &[String]) -> Result<()> {
                 "nordrand" => no_rdrand(&image),
                 "crash" => crashes(&image),
                 other => Err(format!(
-                    "unknown step {other:?} (kit, nordrand, crash, c, kernel, net, vioif, virtif, twoguests)"
+                    "unknown step {other:?} (kit, nordrand, crash, c, kernel, ld, net, vioif, virtif, twoguests)"
                 )),
             }
         }
