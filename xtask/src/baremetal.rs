@@ -316,7 +316,29 @@ fn c_link(dir: &Path) -> Result<()> {
     check_layout(&elf)?;
     let args = qemu::base_args("max", "64M");
     let run = qemu::run(&elf, &args, "-- hello", "c-image", Duration::from_secs(60))?;
-    qemu::check_c_image(&run, "C image")
+    qemu::check_c_image(&run, "C image")?;
+    // The same program through `baremetal-run` (its status is main's).
+    let src = root().join("tests/baremetal/c_image.c");
+    let args: Vec<String> = [
+        src.to_str().ok_or("non-UTF-8 path")?,
+        "--no-kernel",
+        "--name",
+        "c-image-run",
+        "--cflag",
+        "-fstack-protector-strong",
+        "--memory",
+        "64",
+        "--",
+        "--",
+        "hello",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    match app_status(&args)? {
+        7 => Ok(()),
+        n => Err(format!("baremetal-run of c_image.c exited with {n}, not 7")),
+    }
 }
 
 /// The real kernel layer (`$RUMP_KERNEL_DIR`, built with
@@ -518,6 +540,180 @@ pub fn run(args: &[String]) -> Result<()> {
             }
         }
     }
+}
+
+/// `cargo xtask baremetal-run`: an application (C sources or objects,
+/// optionally linked with a kernel layer) built into an image and booted
+/// under QEMU TCG with disks and network devices; exits with the status
+/// of the guest's `main` (125: a value the device cannot carry, 126: CPU
+/// exception, 127: panic, 128: no status, e.g. killed at the timeout).
+pub fn run_app(args: &[String]) -> Result<()> {
+    let code = app_status(args)?;
+    std::process::exit(code)
+}
+
+/// [`run_app`] without the exit: the status it would exit with.
+pub fn app_status(args: &[String]) -> Result<i32> {
+    let (opts, cmdline) = match args.iter().position(|a| a == "--") {
+        Some(i) => (&args[..i], args[i + 1..].join(" ")),
+        None => (args, String::new()),
+    };
+    let mut sources: Vec<PathBuf> = Vec::new();
+    let mut kernel = std::env::var_os("RUMP_KERNEL_DIR").map(PathBuf::from);
+    let mut pci = std::env::var_os("RUMP_PCI_DIR").map(PathBuf::from);
+    let mut libs: Vec<String> = Vec::new();
+    let mut cflags: Vec<String> = Vec::new();
+    let mut disks: Vec<PathBuf> = Vec::new();
+    let mut nets: Vec<String> = Vec::new();
+    let mut extra: Vec<String> = Vec::new();
+    let mut memory_mb: u32 = 256;
+    let mut timeout = Duration::from_secs(600);
+    let mut name = String::from("app");
+    let mut it = opts.iter();
+    while let Some(a) = it.next() {
+        let mut val = |what: &str| {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("baremetal-run: {a} needs {what}"))
+        };
+        match a.as_str() {
+            "--kernel" => kernel = Some(PathBuf::from(val("a directory")?)),
+            "--no-kernel" => kernel = None,
+            "--pci" => pci = Some(PathBuf::from(val("a directory")?)),
+            "--lib" => libs.push(val("a library name (rumpfs_ffs)")?),
+            "--cflag" => cflags.push(val("a compiler flag")?),
+            "--disk" => disks.push(PathBuf::from(val("an image file")?)),
+            "--net" => nets.push(val("a -netdev spec (user,hostfwd=tcp::8080-:80)")?),
+            "--qemu" => extra.push(val("a QEMU argument")?),
+            "--name" => name = val("a name")?,
+            "--memory" => {
+                memory_mb = val("MiB")?
+                    .parse()
+                    .map_err(|_| "baremetal-run: --memory takes MiB".to_string())?
+            }
+            "--timeout" => {
+                timeout = Duration::from_secs(
+                    val("seconds")?
+                        .parse()
+                        .map_err(|_| "baremetal-run: --timeout takes seconds".to_string())?,
+                )
+            }
+            s if s.starts_with("--") => return Err(format!("baremetal-run: unknown option {s}")),
+            s => sources.push(PathBuf::from(s)),
+        }
+    }
+    require_tools()?;
+    for t in ["cc", "ld"] {
+        require(t, "install Debian's build-essential and binutils")?;
+    }
+    if sources.is_empty() {
+        return Err("baremetal-run: no application sources (.c or .o)".into());
+    }
+    let archive = build_archive()?;
+    let dir = work_dir()?.join("apps");
+    fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let core_inc = root().join("rumpuser-core/include");
+    let kernel_inc = kernel.as_ref().map(|k| k.join("include"));
+    let mut includes = vec![core_inc.as_path()];
+    includes.extend(kernel_inc.as_deref());
+    let cf: Vec<&str> = cflags.iter().map(String::as_str).collect();
+    let mut objs = Vec::new();
+    for (n, src) in sources.iter().enumerate() {
+        match src.extension().and_then(|e| e.to_str()) {
+            Some("c") => {
+                let stem = src.file_stem().unwrap_or_default().to_string_lossy();
+                let obj = dir.join(format!("{name}-{n}-{stem}.o"));
+                qemu::cc_multi(src, &includes, &cf, &obj)?;
+                objs.push(obj);
+            }
+            Some("o") => objs.push(src.clone()),
+            _ => {
+                return Err(format!(
+                    "baremetal-run: {}: expected a .c or .o file",
+                    src.display()
+                ))
+            }
+        }
+    }
+    let whole: Vec<PathBuf> = match &kernel {
+        None => Vec::new(),
+        Some(k) => {
+            let layer = crate::baremetal_net::Layer {
+                kernel: k.clone(),
+                pci: pci.clone(),
+            };
+            let names: Vec<String> = if libs.is_empty() {
+                qemu::KERNEL_LIBS.iter().map(|l| l.to_string()).collect()
+            } else {
+                libs.clone()
+            };
+            names
+                .iter()
+                .map(|l| {
+                    layer.lib(l).ok_or_else(|| {
+                        format!("baremetal-run: lib{l}.a is in neither --pci/RUMP_PCI_DIR nor the kernel layer")
+                    })
+                })
+                .collect::<Result<_>>()?
+        }
+    };
+    let elf = dir.join(format!("{name}.elf"));
+    // Without a kernel, unused sections go; a kernel's link sets must stay.
+    qemu::link_image(&elf, &objs, &whole, &archive, kernel.is_none())?;
+    check_layout(&elf)?;
+    eprintln!("baremetal-run: image {}", elf.display());
+    let mut qargs = qemu::base_args("max", &format!("{memory_mb}M"));
+    for (i, d) in disks.iter().enumerate() {
+        qargs.extend([
+            "-drive".to_string(),
+            format!("file={},if=none,id=d{i},format=raw", d.display()),
+            "-device".into(),
+            format!("virtio-blk-pci,drive=d{i}"),
+        ]);
+    }
+    for (i, spec) in nets.iter().enumerate() {
+        let (netdev, mac) = split_mac(spec);
+        let mac = mac.unwrap_or_else(|| format!("52:54:00:12:34:{:02x}", 0x56 + i));
+        qargs.extend([
+            "-netdev".to_string(),
+            format!("{netdev},id=n{i}"),
+            "-device".into(),
+            format!("virtio-net-pci,netdev=n{i},mac={mac}"),
+        ]);
+    }
+    qargs.extend(extra);
+    let run = qemu::run(&elf, &qargs, &cmdline, &name, timeout)?;
+    symbolize(&elf, &run);
+    let code = match run.outcome {
+        Outcome::Exited(v) => v as i32,
+        Outcome::OutOfRange => 125,
+        Outcome::Exception => 126,
+        Outcome::Panic => 127,
+        Outcome::NoStatus(_) => 128,
+    };
+    eprintln!(
+        "baremetal-run: the guest ended with {:?} after {} ms{}",
+        run.outcome,
+        run.elapsed.as_millis(),
+        if run.timed_out { " (timed out)" } else { "" }
+    );
+    Ok(code)
+}
+
+/// `user,mac=..,hostfwd=..` → (`user,hostfwd=..`, the MAC).
+fn split_mac(spec: &str) -> (String, Option<String>) {
+    let mut mac = None;
+    let rest: Vec<&str> = spec
+        .split(',')
+        .filter(|p| match p.strip_prefix("mac=") {
+            Some(m) => {
+                mac = Some(m.to_string());
+                false
+            }
+            None => true,
+        })
+        .collect();
+    (rest.join(","), mac)
 }
 
 /// `cargo xtask baremetal-dist`: `target/dist/baremetal/` with the archive,

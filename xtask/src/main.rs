@@ -14,10 +14,16 @@
 //! * `bench-c [--rounds N] [--only OP]` — the C-ABI micro-benchmark
 //!   (`benches/c/microbench.c`) against our libraries and NetBSD's, with
 //!   reference/ours ratios.
-//! * `baremetal-test [--only kit|nordrand|crash|c|kernel]` — boot the bare-metal
+//! * `baremetal-test [--only kit|nordrand|crash|c|kernel|ld|net|vioif|virtif|twoguests]` — boot the bare-metal
 //!   platform in QEMU (conformance kit, platform tests, crash reports, a C
 //!   image); part of `test` (needs `qemu-system-x86_64`).
-//! * `baremetal-dist` — `target/dist/baremetal/` (archive, linker script).
+//! * `baremetal-dist` — `target/dist/baremetal/` (archive, linker script,
+//!   `include/rumpcomp_userfeatures_pci.h`, README).
+//! * `baremetal-run [--kernel DIR] [--pci DIR] [--lib NAME].. [--disk IMG]..
+//!   [--net NETDEV[,mac=M]].. [--memory MiB] [--timeout S] [--qemu ARG]..
+//!   FILE.c|.o.. [-- CMDLINE]` — build a bare-metal image from an
+//!   application (and a kernel layer) and boot it under QEMU TCG with
+//!   those virtio disks and network devices; exits with the guest's status.
 //! * `xen-test [--only kit|crash|c|domu|harness] [-- PARAMS]` — boot the Xen
 //!   platform as a PVH dom0 of Xen 4.17 (from Debian's package) nested in
 //!   QEMU TCG, and as a domU under a Linux dom0 with the real toolstack;
@@ -56,6 +62,7 @@ fn main() -> ExitCode {
         "kernel-test" => kernel_test::run(rest),
         "baremetal-test" => baremetal::run(rest),
         "baremetal-dist" => baremetal::dist(rest),
+        "baremetal-run" => baremetal::run_app(rest),
         "xen-test" => xen::run(rest),
         "xen-dist" => xen::dist(rest),
         "xen-run" => xen::xen_run(rest),
@@ -73,6 +80,7 @@ fn main() -> ExitCode {
                  \n  bench-c      run benches/c/microbench.c against every librumpuser (ratios vs NetBSD)\
                  \n  baremetal-test  boot the bare-metal platform's tests in QEMU\
                  \n  baremetal-dist  build target/dist/baremetal/ (librumpuser_baremetal.a, link.ld)\
+                 \n  baremetal-run   build an application (+ kernel layer) into a bare-metal image and boot it\
                  \n  xen-test     boot the Xen platform's tests as a PVH dom0 of Xen 4.17 in QEMU\
                  \n  xen-dist     build target/dist/xen/ (librumpuser_xen.a, link.ld)\
                  \n  xen-run      build an application (+ kernel layer) into a Xen guest and boot it\
