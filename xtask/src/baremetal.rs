@@ -476,7 +476,7 @@ fn kernel_net(dir: &Path, which: &[&str]) -> Result<()> {
                 } else {
                     Nic::Virtif
                 };
-                let f = bn::slirp_server(dir, &layer, &archive, nic)?;
+                let (f, _) = bn::slirp_server(dir, &layer, &archive, nic)?;
                 eprintln!(
                     "baremetal {step}: NetBSD's TCP/IP over {} on slirp: ping, echo and {} MiB each way checked byte for byte; host figures: {:.0} us per 64-byte round trip, guest->host {:.1} MiB/s, host->guest {:.1} MiB/s",
                     nic.ifname(),
@@ -486,7 +486,9 @@ fn kernel_net(dir: &Path, which: &[&str]) -> Result<()> {
                     f.tx_mib_s
                 );
             }
-            "twoguests" => bn::two_guests(dir, &layer, &archive)?,
+            "twoguests" => {
+                bn::two_guests(dir, &layer, &archive)?;
+            }
             other => return Err(format!("unknown network step {other}")),
         }
     }
@@ -728,6 +730,11 @@ pub fn dist(_args: &[String]) -> Result<()> {
     ] {
         fs::copy(&from, out.join(name)).map_err(|e| format!("copy {}: {e}", from.display()))?;
     }
+    let inc = out.join("include");
+    fs::create_dir_all(&inc).map_err(|e| e.to_string())?;
+    let hdr = root().join("rumpuser-baremetal/include/rumpcomp_userfeatures_pci.h");
+    fs::copy(&hdr, inc.join("rumpcomp_userfeatures_pci.h"))
+        .map_err(|e| format!("copy {}: {e}", hdr.display()))?;
     fs::write(out.join("README"), DIST_README).map_err(|e| e.to_string())?;
     eprintln!("baremetal-dist: {}", out.display());
     Ok(())
@@ -737,9 +744,13 @@ const DIST_README: &str = "\
 rumpuser-baremetal: the rumpuser v17 hypercalls for x86_64 bare metal (PVH boot).
 
 librumpuser_baremetal.a  the platform: boot code (PVH note, trampoline), console, timer,
-                         heap, green threads, virtio-blk, and every rumpuser_* symbol.
-                         It calls `int main(int argc, char **argv)` after boot.
+                         heap, green threads, virtio-blk and virtio-net, every rumpuser_*
+                         symbol, NetBSD's PCI hypercalls (rumpcomp_pci_*) and if_virt's
+                         (rumpcomp_virt_*). It calls `int main(int argc, char **argv)`.
 link.ld                  the image layout (linked at 1 MiB, identity mapped).
+include/rumpcomp_userfeatures_pci.h
+                         the PCI features this platform has (DMAFREE, IOSPACE), for
+                         building NetBSD's librumpdev_pci (below).
 
 Compile the application and the kernel layer as ordinary x86_64 code without a C library
 (the kernel layer with RUMP_CURLWP=hypercall; no TLS), then:
@@ -751,8 +762,45 @@ Compile the application and the kernel layer as ordinary x86_64 code without a C
   qemu-system-x86_64 -M q35 -cpu max -accel tcg -m 256M -display none -no-reboot \\
      -serial stdio -device isa-debug-exit,iobase=0xf4,iosize=0x04 \\
      -drive file=disk.img,if=none,id=d0,format=raw -device virtio-blk-pci,drive=d0 \\
+     -netdev user,id=n0,hostfwd=tcp::8080-:80 -device virtio-net-pci,netdev=n0 \\
      -kernel app.elf -append 'RUMP_VERBOSE=1 -- app arguments'
 
-Disks are named virtio0, virtio1, ... in PCI order. QEMU's exit status is 2*v+1 for
-main's return value v (0..124); 251 out-of-range value, 253 CPU exception, 255 panic.
+QEMU's exit status is 2*v+1 for main's return value v (0..124); 251 out-of-range value,
+253 CPU exception, 255 panic.
+
+Devices and the archives they need (all between --whole-archive and --no-whole-archive):
+
+  disk through rumpuser_bio   virtio0, virtio1, ... (rump_pub_etfs_register(\"/dev/xd0\",
+                              \"virtio0\", RUMP_ETFS_BLK)): librumpdev_disk.a librumpdev.a
+                              librumpvfs.a librump.a and the file system's archive
+  disk through NetBSD's ld    /dev/ld0d: librumpdev_virtio_ld.a librumpdev_pci_virtio.a
+                              librumpdev_pci.a librumpdev_disk.a librumpdev.a librumpvfs.a
+                              librump.a and the file system's archive
+  network through vioif       vioif0: librumpdev_virtio_if_vioif.a librumpdev_pci_virtio.a
+                              librumpdev_pci.a librumpdev.a librumpvfs.a, then the stack:
+                              librumpnet_netinet.a librumpnet_net.a librumpnet.a librump.a
+                              (librumpnet_config.a for rump_pub_netconfig_*)
+  network through if_virt     virt0, virt1, ... (rump_pub_netconfig_ifcreate(\"virt0\")):
+                              librumpnet_virtif.a and the stack as above
+
+A virtio class is driven either by this library or by NetBSD's driver: by default NetBSD's
+when its driver (ld, vioif) is linked into the image, else this library's; override with
+RUMPUSER_VIRTIO_BLK=platform|netbsd and RUMPUSER_VIRTIO_NET=platform|netbsd on the command
+line. Functions this library drives are invisible on NetBSD's PCI bus. NetBSD's virtio
+driver uses the legacy I/O interface: keep QEMU's virtio devices transitional (the default
+on q35's root bus; not disable-legacy=on, not *-non-transitional). virtN takes the device's
+MAC: give two guests on one link distinct mac= values.
+
+buildrump.sh does not build the PCI libraries, nor an if_virt without NetBSD's POSIX tap
+code. Build them with the rumpmake of your RUMP_CURLWP=hypercall kernel build (with
+RUMP_CURLWP=hypercall and RUMPUSER_THREADS=fiber in the environment, as that build had, and
+MAKEOBJDIR pointing at an object directory of yours): in each of the source directories
+sys/rump/dev/lib/libpci, libpci_virtio, libvirtio_if_vioif and libvirtio_ld run `rumpmake
+obj` and then `rumpmake dependall MKPIC=no`; for libpci, first point
+RUMPCOMP_MAKEFILEINC_rumpdev_pci (in the environment) at a makefile fragment that adds
+-I<this directory>/include to CPPFLAGS, so that pci_user.h finds
+rumpcomp_userfeatures_pci.h. For if_virt do the same in sys/rump/net/lib/libvirtif with
+RUMPCOMP_USER_SRCS= (empty) on the rumpmake command line, so the archive holds only
+if_virt.o: the rumpcomp_virt_* calls are this library's. The archives land in the object
+directories; link them from there (or collect them in one lib/ directory).
 ";

@@ -343,7 +343,7 @@ pub fn guest_lines(run: &Run) -> Vec<String> {
 
 /// One guest server on slirp (gateway 10.0.2.2 pinged) with `nic`, the
 /// host program through a forwarded port.
-pub fn slirp_server(dir: &Path, layer: &Layer, archive: &Path, nic: Nic) -> Result<Figures> {
+pub fn slirp_server(dir: &Path, layer: &Layer, archive: &Path, nic: Nic) -> Result<(Figures, Run)> {
     let elf = dir.join(format!("kernel_net_{}.elf", nic.ifname()));
     link(layer, nic, archive, &elf)?;
     let port = free_port(false)?;
@@ -381,13 +381,13 @@ pub fn slirp_server(dir: &Path, layer: &Layer, archive: &Path, nic: Nic) -> Resu
     for l in guest_lines(&run) {
         eprintln!("baremetal {label}: guest: {l}");
     }
-    Ok(figures)
+    Ok((figures, run))
 }
 
 /// Two guests on one `-netdev socket` link (UDP between two QEMUs): the
 /// server over vioif, the client over if_virt; the client pings the
 /// server and runs the whole session against it.
-pub fn two_guests(dir: &Path, layer: &Layer, archive: &Path) -> Result<()> {
+pub fn two_guests(dir: &Path, layer: &Layer, archive: &Path) -> Result<Run> {
     let server_elf = dir.join("kernel_net_server.elf");
     let client_elf = dir.join("kernel_net_client.elf");
     link(layer, Nic::Vioif, archive, &server_elf)?;
@@ -453,5 +453,195 @@ pub fn two_guests(dir: &Path, layer: &Layer, archive: &Path) -> Result<()> {
          64 MiB each way checked, in {:.1} s",
         t0.elapsed().as_secs_f64()
     );
+    Ok(rb)
+}
+
+/// The number in a guest line `kernel-net: <prefix><number>...`.
+fn guest_number(run: &Run, prefix: &str) -> Option<f64> {
+    run.output.lines().find_map(|l| {
+        let rest = l.strip_prefix("kernel-net: ")?.strip_prefix(prefix)?;
+        let n: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+        n.parse().ok()
+    })
+}
+
+/// MiB/s of a 64 MiB transfer the guest timed as `prefix<ms> ms`.
+fn guest_mib_s(run: &Run, prefix: &str) -> Option<f64> {
+    guest_number(run, prefix).map(|ms| (STREAM >> 20) as f64 / (ms / 1000.0))
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// `cargo xtask bench-baremetal-net [--rounds N]`: the bare-metal TCP
+/// figures (host↔guest through slirp over vioif and over if_virt, and
+/// guest↔guest over `-netdev socket`), and in the same run, round by
+/// round, the posix flavour's TCP between two kernels over shmif
+/// (`benches/c/kernel_tcp.c` on `ours-posix`, from the pthread layer in
+/// `$RUMP_POSIX_KERNEL_DIR`, when set). Prints medians.
+pub fn bench(args: &[String]) -> Result<()> {
+    let rounds: usize = match args.iter().position(|a| a == "--rounds") {
+        Some(i) => args
+            .get(i + 1)
+            .and_then(|v| v.parse().ok())
+            .ok_or("bench-baremetal-net: --rounds takes a number")?,
+        None => 3,
+    };
+    crate::baremetal::require_tools()?;
+    let layer = match layer()? {
+        Ok(l) => l,
+        Err(why) => return Err(format!("bench-baremetal-net: {why}")),
+    };
+    let dir = crate::util::target().join("baremetal");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let archive = crate::baremetal::build_archive()?;
+    let shmif = match std::env::var_os("RUMP_POSIX_KERNEL_DIR").map(PathBuf::from) {
+        Some(k) => Some(posix_tcp_bench(&k)?),
+        None => {
+            eprintln!("bench-baremetal-net: RUMP_POSIX_KERNEL_DIR not set: no posix shmif rows");
+            None
+        }
+    };
+    let mut rows: Vec<(String, Vec<f64>, &str)> = Vec::new();
+    let mut push = |name: &str, v: f64, unit: &'static str| match rows
+        .iter_mut()
+        .find(|(n, _, _)| n == name)
+    {
+        Some(r) => r.1.push(v),
+        None => rows.push((name.to_string(), vec![v], unit)),
+    };
+    for round in 1..=rounds {
+        eprintln!("bench-baremetal-net: round {round} of {rounds}");
+        for nic in [Nic::Vioif, Nic::Virtif] {
+            let (f, run) = slirp_server(&dir, &layer, &archive, nic)?;
+            let n = nic.ifname();
+            push(
+                &format!("host<->guest {n}: 64-byte TCP round trip (host)"),
+                f.rtt_us,
+                "us",
+            );
+            push(
+                &format!("host<->guest {n}: guest->host stream (host)"),
+                f.rx_mib_s,
+                "MiB/s",
+            );
+            push(
+                &format!("host<->guest {n}: host->guest stream (host)"),
+                f.tx_mib_s,
+                "MiB/s",
+            );
+            if let Some(v) = guest_mib_s(&run, "sent 64 MiB in ") {
+                push(
+                    &format!("host<->guest {n}: guest->host stream (guest)"),
+                    v,
+                    "MiB/s",
+                );
+            }
+            if let Some(v) = guest_mib_s(&run, "received 64 MiB in ") {
+                push(
+                    &format!("host<->guest {n}: host->guest stream (guest)"),
+                    v,
+                    "MiB/s",
+                );
+            }
+        }
+        let rb = two_guests(&dir, &layer, &archive)?;
+        if let Some(v) = guest_number(
+            &rb,
+            &format!("{ECHO_ROUNDS} echo round trips of 64 bytes: "),
+        ) {
+            push(
+                "guest<->guest virt0->vioif0: 64-byte TCP round trip (client guest)",
+                v,
+                "us",
+            );
+        }
+        if let Some(v) = guest_mib_s(&rb, "client received 64 MiB in ") {
+            push(
+                "guest<->guest: vioif0->virt0 stream (client guest)",
+                v,
+                "MiB/s",
+            );
+        }
+        if let Some(v) = guest_mib_s(&rb, "client sent 64 MiB in ") {
+            push(
+                "guest<->guest: virt0->vioif0 stream (client guest)",
+                v,
+                "MiB/s",
+            );
+        }
+        if let Some((exe, lib)) = &shmif {
+            let work = crate::util::target().join("bench-kernel");
+            let bus = work.join("tcp.bus").display().to_string();
+            for (what, arg, label, unit) in [
+                ("rt", "1000", "kernel_tcp_rt_64b", "us"),
+                ("stream", "67108864", "kernel_tcp_stream", "MiB/s"),
+            ] {
+                let out = output(
+                    Command::new(exe)
+                        .args([bus.as_str(), what, arg])
+                        .env("LD_LIBRARY_PATH", lib),
+                )?;
+                let v: f64 = out
+                    .lines()
+                    .find_map(|l| l.strip_prefix(&format!("{label} ")))
+                    .and_then(|v| v.trim().parse().ok())
+                    .ok_or_else(|| format!("bench-baremetal-net: no {label}: {out}"))?;
+                let v = if unit == "us" { v / 1000.0 } else { v };
+                let name = if what == "rt" {
+                    "posix kernel<->kernel shmif: 64-byte TCP round trip"
+                } else {
+                    "posix kernel<->kernel shmif: stream"
+                };
+                push(name, v, unit);
+            }
+        }
+    }
+    println!("bench-baremetal-net: medians of {rounds} rounds");
+    for (name, mut v, unit) in rows {
+        let m = median(&mut v);
+        let all: Vec<String> = v.iter().map(|x| format!("{x:.1}")).collect();
+        println!("{name}: {m:.1} {unit} (rounds: {})", all.join(", "));
+    }
     Ok(())
+}
+
+/// `benches/c/kernel_tcp.c` built against the pthread layer `k` (shared
+/// libraries) and the library path of `ours-posix` under it.
+fn posix_tcp_bench(k: &Path) -> Result<(PathBuf, String)> {
+    let klib = k.join("lib");
+    if !klib.join("librumpnet_shmif.so").exists() {
+        return Err(format!("{} has no librumpnet_shmif.so", klib.display()));
+    }
+    crate::dist::build()?;
+    let work = crate::util::target().join("bench-kernel");
+    std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
+    let exe = work.join("kernel_tcp");
+    crate::util::sh(
+        Command::new("cc")
+            .args(["-O2", "-o"])
+            .arg(&exe)
+            .arg(root().join("benches/c/kernel_tcp.c"))
+            .arg("-I")
+            .arg(k.join("include"))
+            .arg("-L")
+            .arg(&klib)
+            .arg(format!("-Wl,-rpath-link,{}", klib.display()))
+            .arg("-Wl,--no-as-needed")
+            .args([
+                "-lrumpnet_shmif",
+                "-lrumpnet_config",
+                "-lrumpnet_netinet",
+                "-lrumpnet_net",
+                "-lrumpnet",
+                "-lrump",
+                "-lrumpuser",
+                "-lpthread",
+                "-ldl",
+            ]),
+    )?;
+    let compat = crate::dist::dist_dir().join("compat").join("posix");
+    Ok((exe, format!("{}:{}", compat.display(), klib.display())))
 }

@@ -24,6 +24,10 @@
 //!   FILE.c|.o.. [-- CMDLINE]` — build a bare-metal image from an
 //!   application (and a kernel layer) and boot it under QEMU TCG with
 //!   those virtio disks and network devices; exits with the guest's status.
+//! * `bench-baremetal-net [--rounds N]` — bare-metal TCP figures (host↔guest
+//!   over vioif and if_virt, guest↔guest) with `RUMP_KERNEL_DIR` and
+//!   `RUMP_PCI_DIR`, and in the same run the posix flavour's TCP over shmif
+//!   from the pthread layer in `RUMP_POSIX_KERNEL_DIR`.
 //! * `xen-test [--only kit|crash|c|domu|harness] [-- PARAMS]` — boot the Xen
 //!   platform as a PVH dom0 of Xen 4.17 (from Debian's package) nested in
 //!   QEMU TCG, and as a domU under a Linux dom0 with the real toolstack;
@@ -63,6 +67,7 @@ fn main() -> ExitCode {
         "baremetal-test" => baremetal::run(rest),
         "baremetal-dist" => baremetal::dist(rest),
         "baremetal-run" => baremetal::run_app(rest),
+        "bench-baremetal-net" => baremetal_net::bench(rest),
         "xen-test" => xen::run(rest),
         "xen-dist" => xen::dist(rest),
         "xen-run" => xen::xen_run(rest),
@@ -81,6 +86,7 @@ fn main() -> ExitCode {
                  \n  baremetal-test  boot the bare-metal platform's tests in QEMU\
                  \n  baremetal-dist  build target/dist/baremetal/ (librumpuser_baremetal.a, link.ld)\
                  \n  baremetal-run   build an application (+ kernel layer) into a bare-metal image and boot it\
+                 \n  bench-baremetal-net  bare-metal TCP figures against the posix flavour over shmif\
                  \n  xen-test     boot the Xen platform's tests as a PVH dom0 of Xen 4.17 in QEMU\
                  \n  xen-dist     build target/dist/xen/ (librumpuser_xen.a, link.ld)\
                  \n  xen-run      build an application (+ kernel layer) into a Xen guest and boot it\
