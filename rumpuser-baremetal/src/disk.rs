@@ -1,5 +1,6 @@
 //! Disks for `rumpuser_open`/`getfileinfo`/`bio`/`iovread`/`iovwrite`/
-//! `syncfd`/`close`: the virtio-blk devices on PCI bus 0.
+//! `syncfd`/`close`: the virtio-blk devices on PCI bus 0 (unless NetBSD's
+//! `ld` driver is to have them, [`crate::pci::virtio_blk_driver`]).
 //!
 //! # Naming
 //!

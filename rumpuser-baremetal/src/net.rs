@@ -221,6 +221,10 @@ impl NetDevice for VirtioNet {
 
     fn ack(&mut self) {
         let fired = self.owner.take();
+        if fired == 0 {
+            return;
+        }
+        // Reading the interrupt status deasserts the device's INTx.
         if !self.transport.ack_interrupt().is_empty() {
             self.acks.fetch_add(1, Ordering::Relaxed);
         }

@@ -302,7 +302,10 @@ pub fn host_session(port: u16, boot_deadline: Instant) -> Result<Figures> {
         ));
     }
     drop(s);
-    drop(session(port, b'Q', boot_deadline)?);
+    let mut s = session(port, b'Q', boot_deadline)?;
+    let mut bye = [0u8; 4];
+    s.read_exact(&mut bye)
+        .map_err(|e| format!("the guest's goodbye: {e}"))?;
     Ok(Figures {
         rtt_us,
         rx_mib_s,
