@@ -95,14 +95,20 @@ pub trait NetDevice: Send {
     /// Acknowledges the device's interrupt (called by the bound thread
     /// each time it wakes).
     fn ack(&mut self);
-    /// The next received frame, if any.
+    /// The next received frame, if any, in the device's own buffer (the
+    /// kernel copies it into an mbuf while delivering it).
     fn rx_pop(&mut self) -> Option<RxFrame>;
     /// Gives the buffers of `frames` back to the device (emptying it).
     fn rx_recycle(&mut self, frames: &mut Vec<RxFrame>);
     /// Receive notifications on or off. Turning them on returns whether
     /// frames are already waiting (look again before sleeping).
     fn rx_notify(&mut self, on: bool) -> bool;
-    /// Queues one frame given as `segs` (only valid during the call).
+    /// Queues one frame given as `segs`, the mbuf chain's pieces: they are
+    /// only valid during the call (`if_virt` frees the chain when
+    /// `rumpcomp_virt_send` returns), so the device copies them into a
+    /// buffer of its own — at most once — rather than handing them to the
+    /// hardware, which would have to finish with them before the call
+    /// returned.
     fn transmit(&mut self, segs: &[&[u8]]) -> Result<(), TxError>;
     /// Collects finished transmissions; returns whether a transmit buffer
     /// is free.

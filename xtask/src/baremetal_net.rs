@@ -100,8 +100,15 @@ impl Layer {
 
 /// The layer for the network steps, or why they are skipped.
 pub fn layer() -> Result<std::result::Result<Layer, String>> {
+    if std::env::var_os("RUMP_KERNEL_DIR").is_none() {
+        return Ok(Err(
+            "set RUMP_KERNEL_DIR to a kernel layer built with RUMP_CURLWP=hypercall and \
+             RUMP_PCI_DIR to the PCI and if_virt archives"
+                .into(),
+        ));
+    }
     let Some(k) = qemu::kernel_layer("baremetal")? else {
-        return Ok(Err("no kernel layer".into()));
+        return Ok(Err("the kernel layer cannot be used (see above)".into()));
     };
     let layer = Layer {
         kernel: k,
