@@ -283,7 +283,7 @@ fn parse_unit(s: &str) -> Option<usize> {
     s.parse().ok()
 }
 
-fn create(devstr: &CStr, sc: *mut c_void, enaddr: *mut u8) -> Result<*mut Viu, Errno> {
+fn create(devstr: &CStr, sc: *mut c_void, enaddr: &mut [u8; 6]) -> Result<*mut Viu, Errno> {
     let n = devstr
         .to_str()
         .ok()
@@ -302,9 +302,7 @@ fn create(devstr: &CStr, sc: *mut c_void, enaddr: *mut u8) -> Result<*mut Viu, E
         give_back(dev);
         return Err(Errno::ENXIO);
     }
-    let mac = dev.mac();
-    // SAFETY: if_virt passes its 6-byte enaddr array.
-    unsafe { core::ptr::copy_nonoverlapping(mac.as_ptr(), enaddr, 6) };
+    *enaddr = dev.mac();
     let viu: &'static Viu = Box::leak(Box::new(Viu {
         index: n,
         sc,
@@ -499,7 +497,9 @@ pub unsafe extern "C" fn rumpcomp_virt_create(
     }
     // SAFETY: a C string from if_virt (the unit number).
     let s = unsafe { CStr::from_ptr(devstr) };
-    match create(s, sc, enaddr) {
+    // SAFETY: if_virt passes its 6-byte enaddr array (checked non-NULL).
+    let mac = unsafe { &mut *enaddr.cast::<[u8; 6]>() };
+    match create(s, sc, mac) {
         Ok(v) => {
             // SAFETY: checked non-NULL; if_virt's out-pointer.
             unsafe { viup.write(v) };
