@@ -14,7 +14,7 @@
  * byte: 'E' echo everything until EOF; 'S' + 8-byte big-endian length:
  * send that many bytes of the pattern; 'R' + length: receive that many
  * bytes, check them against the pattern, answer "OK\n" or "BAD\n"; 'Q':
- * answer "BYE\n", close and leave main with 0.
+ * answer "BYE\n", wait for the client to close, leave main with 0.
  *
  * client: configures IFNAME, pings SERVER ten times, then runs the same
  * session a host program runs against a server (echo round trips, a
@@ -349,8 +349,20 @@ serve_one(int c)
 		    (unsigned)(n >> 20), (unsigned)((now_ns() - t0) / 1000000));
 		return write_all(c, "OK\n", 3);
 	case 'Q':
-		/* The client waits for this before it powers off. */
-		return write_all(c, "BYE\n", 4) == 0 ? 1 : -1;
+		/*
+		 * The client waits for the goodbye before it powers off, and we
+		 * for its close (up to 3 s: a guest that powers off may not
+		 * send its FIN) before we do, so that the goodbye has left.
+		 */
+		if (write_all(c, "BYE\n", 4) != 0)
+			return -1;
+		{
+			struct nb_pollfd pfd = { c, NB_POLLIN, 0 };
+
+			if (rump_sys_poll((void *)&pfd, 1, 3000) > 0)
+				(void)rump_sys_read(c, buf, sizeof(buf));
+		}
+		return 1;
 	default:
 		return -1;
 	}
