@@ -13,8 +13,9 @@
 //!
 //! The PCI device libraries and an if_virt without POSIX tap code are not
 //! part of a buildrump.sh build: they are looked for in `$RUMP_PCI_DIR/lib`
-//! first, then in `$RUMP_KERNEL_DIR/lib` (see README, "Networking on bare
-//! metal"); without them the steps are skipped with a message.
+//! first, then in `$RUMP_KERNEL_DIR/lib` (see README, "Networking and
+//! NetBSD's PCI drivers on bare metal"); without them the steps are
+//! skipped with a message.
 
 use crate::qemu::{self, expect, Outcome, Run};
 use crate::util::{output, root, Result};
@@ -123,8 +124,8 @@ pub fn layer() -> Result<std::result::Result<Layer, String>> {
             .collect();
         if !missing.is_empty() {
             return Ok(Err(format!(
-                "lib{} not found in $RUMP_PCI_DIR/lib or $RUMP_KERNEL_DIR/lib (README: \
-                 \"Networking on bare metal\" says how to build it)",
+                "lib{} not found in $RUMP_PCI_DIR/lib or $RUMP_KERNEL_DIR/lib (README, \
+                 \"Networking and NetBSD's PCI drivers on bare metal\", says how to build them)",
                 missing.join(".a, lib") + ".a"
             )));
         }
@@ -135,7 +136,7 @@ pub fn layer() -> Result<std::result::Result<Layer, String>> {
         if syms.contains(" T rumpcomp_virt_create") {
             return Ok(Err(format!(
                 "{} contains NetBSD's POSIX tap code (virtif_user.c); bare metal needs one \
-                 built with RUMPCOMP_USER_SRCS= (README: \"Networking on bare metal\")",
+                 built with RUMPCOMP_USER_SRCS= (README, \"Networking and NetBSD's PCI drivers on bare metal\")",
                 v.display()
             )));
         }
