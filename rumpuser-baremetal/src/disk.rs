@@ -1,5 +1,6 @@
 //! Disks for `rumpuser_open`/`getfileinfo`/`bio`/`iovread`/`iovwrite`/
-//! `syncfd`/`close`: the virtio-blk devices on PCI bus 0.
+//! `syncfd`/`close`: the virtio-blk devices on PCI bus 0 (unless NetBSD's
+//! `ld` driver is to have them, [`crate::pci::virtio_blk_driver`]).
 //!
 //! # Naming
 //!
@@ -101,9 +102,17 @@ static BY_IRQ: AtomicU64 = AtomicU64::new(0);
 static WATCHDOG: AtomicU64 = AtomicU64::new(0);
 static FLUSHES: AtomicU64 = AtomicU64::new(0);
 static WATCHDOG_WOKE: AtomicBool = AtomicBool::new(false);
+static IRQ: crate::irq::IrqOwner = crate::irq::IrqOwner::new();
 
-/// Finds and initialises the virtio-blk devices on PCI bus 0.
+/// Finds and initialises the virtio-blk devices on PCI bus 0, unless
+/// NetBSD's `ld` is to drive them ([`crate::pci::virtio_blk_driver`]).
 pub fn probe() {
+    if crate::pci::virtio_blk_driver() == crate::pci::Driver::NetBsd {
+        if crate::start::verbose() {
+            crate::kprintln!("rumpuser-baremetal: virtio-blk devices left to NetBSD's ld driver");
+        }
+        return;
+    }
     let mut root = PciRoot::new(crate::pci::PortCam);
     let mut found = Vec::new();
     for (df, info) in root.enumerate_bus(0) {
@@ -131,6 +140,7 @@ pub fn probe() {
                 continue;
             }
         };
+        crate::pci::claim(df);
         if pin == 0 || line >= 16 {
             crate::kprintln!(
                 "rumpuser-baremetal: virtio-blk {df}: no legacy interrupt line (pin {pin}, line {line}); skipped"
@@ -371,9 +381,15 @@ fn ensure_service_thread() {
     match sched_core::spawn_closure(service_thread, "virtio-blk", 0, false) {
         Ok(t) => {
             SERVICE.store(t.as_raw(), Ordering::Release);
+            IRQ.bind(t);
             let d = DISKS.lock();
             for disk in d.iter() {
-                crate::irq::register(disk.irq, t.as_raw());
+                if let Err(e) = crate::irq::register(disk.irq, &IRQ) {
+                    crate::kprintln!(
+                        "rumpuser-baremetal: virtio-blk IRQ {}: {e:?} (completions by the watchdog only)",
+                        disk.irq
+                    );
+                }
             }
         }
         Err(e) => crate::start::fatal(match e {
@@ -392,14 +408,14 @@ enum Finish {
 }
 
 /// Collects completions of every disk, chains flushes, refills the rings;
-/// returns the requests still outstanding.
-fn collect(out: &mut Vec<Finish>) -> usize {
+/// returns the requests still outstanding. `fired` are the interrupt
+/// lines handed to this thread: acknowledged once every disk's interrupt
+/// status has been read.
+fn collect(out: &mut Vec<Finish>, fired: u32) -> usize {
     let mut harvested = Vec::new();
     let mut d = DISKS.lock();
-    let mut irqs = [false; 16];
     for disk in d.iter_mut() {
         disk.blk.ack_interrupt();
-        irqs[disk.irq as usize] = true;
         disk.blk.harvest(&mut harvested);
         for (r, st) in harvested.drain(..) {
             COMPLETED.fetch_add(1, Ordering::Relaxed);
@@ -442,11 +458,7 @@ fn collect(out: &mut Vec<Finish>) -> usize {
         .map(|disk| disk.blk.in_flight() + disk.backlog.len())
         .sum::<usize>();
     drop(d);
-    for (irq, used) in irqs.iter().enumerate() {
-        if *used {
-            crate::irq::rearm(irq as u8);
-        }
-    }
+    crate::irq::ack(fired);
     outstanding
 }
 
@@ -455,7 +467,7 @@ fn service_thread() {
     let mut has_lwp = false;
     let mut out = Vec::new();
     loop {
-        let outstanding = collect(&mut out);
+        let outstanding = collect(&mut out, IRQ.take());
         let watchdog = WATCHDOG_WOKE.swap(false, Ordering::Relaxed);
         if !out.is_empty() {
             let c = if watchdog { &WATCHDOG } else { &BY_IRQ };

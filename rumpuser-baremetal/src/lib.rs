@@ -11,8 +11,10 @@
 //! | faults | CPU exceptions print vector, error code, RIP, CR2 (NULL page? stack guard page?), registers, the green thread and its stack, then end QEMU with status 253 |
 //! | memory | the PVH memory map → `linked_list_allocator` heaps = global allocator, `rumpuser_malloc` (alignment honoured), `anonmmap`, stacks with guard pages, DMA |
 //! | time | TSC calibrated against the PIT; LAPIC TSC-deadline or one-shot timer armed for the next deadline, `sti; hlt` while idle (no tick, no busy wait); CMOS RTC for the wall clock |
-//! | interrupts | masked while threads run, taken while idle or in a one-instruction window of every scheduler event poll; a device IRQ wakes its green thread |
+//! | interrupts | masked while threads run, taken while idle or in a one-instruction window of every scheduler event poll; a device IRQ wakes the green threads of the drivers on its line (`irq`) |
 //! | disks | virtio-blk over PCI (`virtio-drivers`): `virtio0`, `virtio1`, … with asynchronous, interrupt-driven `rumpuser_bio` (see `disk`) |
+//! | network | virtio-net under NetBSD's `if_virt`: `virt0`, `virt1`, … (`virtif` over `net`) |
+//! | NetBSD's drivers | the `rumpcomp_pci_*` hypercalls (`pcihyp`, `dma`), so `librumpdev_pci` with `vioif`, `ld`, … run in the kernel layer; a virtio class goes either to them or to this crate (`pci`) |
 //! | random | RDSEED/RDRAND with `HARD`/`NOWAIT` semantics; `ENOTSUP` without them |
 //! | console, params, exit | COM1 serial; the PVH command line (`cmdline`); `isa-debug-exit` with the statuses of [`status`] |
 //!
@@ -50,9 +52,11 @@
 //!
 //! # What is missing
 //!
-//! Networking (virtio-net), the syscall proxy, SMP (one CPU, `NCPU` 1),
-//! per-thread TLS, run-time module loading, PCI buses other than 0 and
-//! MSI/MSI-X (legacy INTx through the 8259), ACPI (power-off is QEMU's
+//! The syscall proxy, SMP (one CPU, `NCPU` 1), per-thread TLS, run-time
+//! module loading, PCI buses other than 0 for this crate's own drivers
+//! (NetBSD's PCI code scans further through the hypercalls), MSI/MSI-X
+//! (legacy INTx through the 8259), offloads on virtio-net (no checksum or
+//! segmentation offload: `if_virt` has none), ACPI (power-off is QEMU's
 //! `isa-debug-exit`), AVX state (only SSE is enabled), and the TSC-deadline
 //! timer path is untested in CI (QEMU TCG does not offer it;
 //! `RUMPUSER_TIMER=oneshot` forces the count-down timer). The heap is a
@@ -85,6 +89,8 @@ pub mod blk;
 pub mod bootinfo;
 #[cfg(target_os = "none")]
 pub mod disk;
+#[cfg(target_os = "none")]
+pub mod dma;
 #[cfg(all(target_os = "none", feature = "guest-tests"))]
 pub mod guest_tests;
 #[cfg(target_os = "none")]
@@ -94,7 +100,11 @@ pub mod hyp;
 #[cfg(target_os = "none")]
 pub mod irq;
 #[cfg(target_os = "none")]
+pub mod net;
+#[cfg(target_os = "none")]
 pub mod pci;
+#[cfg(all(target_os = "none", feature = "platform"))]
+pub mod pcihyp;
 #[cfg(target_os = "none")]
 pub mod platform;
 #[cfg(target_os = "none")]
@@ -107,6 +117,8 @@ pub mod serial;
 pub mod start;
 #[cfg(target_os = "none")]
 pub mod time;
+#[cfg(target_os = "none")]
+pub mod virtif;
 
 #[cfg(all(target_os = "none", feature = "platform"))]
 rumpuser_core::export_rumpuser!(&crate::hyp::BAREMETAL);

@@ -1,40 +1,153 @@
 //! PCI configuration access (mechanism #1, ports 0xcf8/0xcfc) for
-//! `virtio-drivers`, and its DMA HAL on the identity map.
+//! `virtio-drivers` and for NetBSD's PCI bus ([`crate::pcihyp`]), which
+//! functions the platform's own drivers claimed, which virtio devices
+//! they take, and the DMA HAL of `virtio-drivers` on the identity map.
+//!
+//! # Who drives a virtio device
+//!
+//! A function is driven either by this crate (virtio-blk through
+//! `rumpuser_bio` as `virtioN`, virtio-net through `if_virt` as `virtN`)
+//! or by NetBSD's own drivers in the kernel layer (`ld` and `vioif` on
+//! `librumpdev_pci`), never both: functions the platform claims read as
+//! absent (all ones) through `rumpcomp_pci_confread`. The choice is per
+//! device class, on the command line:
+//!
+//! * `RUMPUSER_VIRTIO_BLK=platform|netbsd`
+//! * `RUMPUSER_VIRTIO_NET=platform|netbsd`
+//!
+//! The default is `netbsd` when the image contains NetBSD's driver for
+//! the class (`librumpdev_virtio_ld`, `librumpdev_virtio_if_vioif`:
+//! found through weak references to their autoconfiguration attachments),
+//! else `platform`.
 
 use crate::arch::port::{inl, outl};
+use alloc::vec::Vec;
 use core::ptr::NonNull;
 use virtio_drivers::transport::pci::bus::{ConfigurationAccess, DeviceFunction};
 use virtio_drivers::{BufferDirection, Hal, PhysAddr};
 
-/// Configuration space through I/O ports 0xcf8/0xcfc.
-pub struct PortCam;
-
-fn address(df: DeviceFunction, off: u8) -> u32 {
+/// The configuration-space address of `bus:dev.fun` register `off`.
+pub fn config_address(bus: u8, dev: u8, fun: u8, off: u8) -> u32 {
     0x8000_0000
-        | (df.bus as u32) << 16
-        | ((df.device as u32) & 31) << 11
-        | ((df.function as u32) & 7) << 8
+        | (bus as u32) << 16
+        | ((dev as u32) & 31) << 11
+        | ((fun as u32) & 7) << 8
         | (off as u32 & 0xfc)
 }
 
+/// Reads the 32-bit configuration register `off` of `bus:dev.fun`.
+pub fn config_read(bus: u8, dev: u8, fun: u8, off: u8) -> u32 {
+    // SAFETY: PCI configuration mechanism #1: select the register, read
+    // it. Single CPU and no interrupt handler uses these ports, and the
+    // pair is never split by a green-thread switch (no call in between),
+    // so the two accesses cannot interleave with another pair.
+    unsafe {
+        outl(0xcf8, config_address(bus, dev, fun, off));
+        inl(0xcfc)
+    }
+}
+
+/// Writes the 32-bit configuration register `off` of `bus:dev.fun`.
+///
+/// # Safety
+/// The write is one the function's driver means (command, BAR, ...
+/// registers of a device it owns).
+pub unsafe fn config_write(bus: u8, dev: u8, fun: u8, off: u8, v: u32) {
+    // SAFETY: as `config_read`; the caller vouches for the value.
+    unsafe {
+        outl(0xcf8, config_address(bus, dev, fun, off));
+        outl(0xcfc, v);
+    }
+}
+
+static CLAIMED: spin::Mutex<Vec<(u8, u8, u8)>> = spin::Mutex::new(Vec::new());
+
+/// Marks `df` as driven by this crate: NetBSD's PCI bus no longer sees it.
+pub fn claim(df: DeviceFunction) {
+    let mut c = CLAIMED.lock();
+    if !c.contains(&(df.bus, df.device, df.function)) {
+        c.push((df.bus, df.device, df.function));
+    }
+}
+
+/// Whether this crate drives `bus:dev.fun`.
+pub fn is_claimed(bus: u8, dev: u8, fun: u8) -> bool {
+    CLAIMED.lock().contains(&(bus, dev, fun))
+}
+
+/// Who drives a class of virtio devices.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Driver {
+    /// This crate (`virtioN` disks, `virtN` interfaces).
+    Platform,
+    /// NetBSD's driver on its PCI bus (`ld`, `vioif`).
+    NetBsd,
+}
+
+// Weak references to NetBSD's virtio attachments: non-zero when the
+// kernel layer's driver is linked into the image.
+core::arch::global_asm!(
+    ".pushsection .data.rumpuser_bm_netbsd_drivers, \"aw\"",
+    ".p2align 3",
+    ".weak rumpns_ld_virtio_ca",
+    ".weak rumpns_vioif_ca",
+    ".globl __rumpuser_bm_netbsd_ld",
+    "__rumpuser_bm_netbsd_ld: .quad rumpns_ld_virtio_ca",
+    ".globl __rumpuser_bm_netbsd_vioif",
+    "__rumpuser_bm_netbsd_vioif: .quad rumpns_vioif_ca",
+    ".popsection",
+);
+
+extern "C" {
+    static __rumpuser_bm_netbsd_ld: usize;
+    static __rumpuser_bm_netbsd_vioif: usize;
+}
+
+fn choose(param: &str, linked: bool) -> Driver {
+    match crate::cmdline::param(crate::bootinfo::cmdline(), param) {
+        Some("platform") => Driver::Platform,
+        Some("netbsd") => Driver::NetBsd,
+        Some(other) => {
+            crate::kprintln!(
+                "rumpuser-baremetal: {param}={other}: expected platform or netbsd (using the default)"
+            );
+            if linked {
+                Driver::NetBsd
+            } else {
+                Driver::Platform
+            }
+        }
+        None if linked => Driver::NetBsd,
+        None => Driver::Platform,
+    }
+}
+
+/// Who drives virtio-blk devices (`RUMPUSER_VIRTIO_BLK`).
+pub fn virtio_blk_driver() -> Driver {
+    // SAFETY: a word of `.data` written by the linker, never changed.
+    let linked = unsafe { core::ptr::addr_of!(__rumpuser_bm_netbsd_ld).read() } != 0;
+    choose("RUMPUSER_VIRTIO_BLK", linked)
+}
+
+/// Who drives virtio-net devices (`RUMPUSER_VIRTIO_NET`).
+pub fn virtio_net_driver() -> Driver {
+    // SAFETY: as in `virtio_blk_driver`.
+    let linked = unsafe { core::ptr::addr_of!(__rumpuser_bm_netbsd_vioif).read() } != 0;
+    choose("RUMPUSER_VIRTIO_NET", linked)
+}
+
+/// Configuration space through I/O ports 0xcf8/0xcfc.
+pub struct PortCam;
+
 impl ConfigurationAccess for PortCam {
     fn read_word(&self, df: DeviceFunction, off: u8) -> u32 {
-        // SAFETY: PCI configuration mechanism #1: select the register, read
-        // it. Single CPU and no interrupt handler uses these ports, so the
-        // two accesses cannot interleave with another pair.
-        unsafe {
-            outl(0xcf8, address(df, off));
-            inl(0xcfc)
-        }
+        config_read(df.bus, df.device, df.function, off)
     }
 
     fn write_word(&mut self, df: DeviceFunction, off: u8, data: u32) {
-        // SAFETY: as `read_word`; the caller (virtio-drivers) writes
-        // registers of the function it drives (command, BARs).
-        unsafe {
-            outl(0xcf8, address(df, off));
-            outl(0xcfc, data);
-        }
+        // SAFETY: the caller (virtio-drivers) writes registers of the
+        // function it drives (command, BARs).
+        unsafe { config_write(df.bus, df.device, df.function, off, data) }
     }
 
     unsafe fn unsafe_clone(&self) -> Self {

@@ -151,13 +151,14 @@ pub extern "C" fn kmain(start_info: u64) -> ! {
         fatal("rumpuser-baremetal: scheduler already initialised");
     }
     crate::disk::probe();
+    crate::net::probe();
 
     let (total, used) = heap::usage();
     let boot_us = clock.tsc_hz().checked_div(1_000_000).map_or(0, |mhz| {
         (cpu::rdtsc() - BOOT_TSC.load(Ordering::Relaxed)) / mhz.max(1)
     });
     kprintln!(
-        "rumpuser-baremetal: {} MiB heap ({} KiB used), TSC {}.{:03} MHz{}, timer {:?} (LAPIC {} MHz), random {}, {} disk(s), boot {} us",
+        "rumpuser-baremetal: {} MiB heap ({} KiB used), TSC {}.{:03} MHz{}, timer {:?} (LAPIC {} MHz), random {}, {} disk(s), {} network device(s), boot {} us",
         total >> 20,
         used >> 10,
         clock.tsc_hz() / 1_000_000,
@@ -167,6 +168,7 @@ pub extern "C" fn kmain(start_info: u64) -> ! {
         clock.lapic_hz() / 1_000_000,
         crate::random::describe(),
         crate::disk::count(),
+        crate::virtif::count(),
         boot_us,
     );
     if cmdline::param(cmd, "RUMP_NCPU").is_some_and(|v| v != "1") {

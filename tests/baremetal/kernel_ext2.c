@@ -1,8 +1,14 @@
 /*
  * The real kernel layer on bare metal: rump_init, an ext2 file system on
- * the virtio disk through rumpuser_bio, a file written, synced, read back
- * after a remount, then rump_sys_reboot. Freestanding (no C library):
- * output with rumpuser_dprintf, errno with rumpuser_baremetal_errno.
+ * the virtio disk, a file written, synced, read back after a remount,
+ * then rump_sys_reboot. Freestanding (no C library): output with
+ * rumpuser_dprintf, errno with rumpuser_baremetal_errno.
+ *
+ *   kernel_ext2            the disk through rumpuser_bio ("virtio0",
+ *                          registered as /dev/xd0 with etfs)
+ *   kernel_ext2 /dev/ld0d  the disk through NetBSD's own ld driver
+ *                          (librumpdev_virtio_ld on librumpdev_pci)
+ *
  * `cargo xtask baremetal-test` links it against $RUMP_KERNEL_DIR (built
  * with RUMP_CURLWP=hypercall) when that is set, boots it with an image
  * made by mke2fs, and checks the image with debugfs afterwards.
@@ -40,8 +46,13 @@ main(int argc, char **argv)
 
 	CHECK(rump_init() == 0, "rump_init");
 	rumpuser_dprintf("kernel-ext2: rump_init done\n");
-	CHECK(rump_pub_etfs_register("/dev/xd0", "virtio0", RUMP_ETFS_BLK) == 0,
-	    "etfs_register virtio0");
+	if (argc > 1) {
+		args.fspec = argv[1];
+		rumpuser_dprintf("kernel-ext2: mounting %s\n", argv[1]);
+	} else {
+		CHECK(rump_pub_etfs_register("/dev/xd0", "virtio0", RUMP_ETFS_BLK) == 0,
+		    "etfs_register virtio0");
+	}
 	rump_sys_mkdir("/mnt", 0777);
 	CHECK(rump_sys_mount("ext2fs", "/mnt", 0, &args, sizeof(args)) == 0,
 	    "mount ext2fs");

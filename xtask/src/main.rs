@@ -15,16 +15,20 @@
 //!   (`benches/c/microbench.c`) against our libraries and NetBSD's, with
 //!   reference/ours ratios.
 //! * `sizes` — the shipped libraries' sizes against NetBSD's librumpuser.
-//!
-//! `dist` and `test` first check what they need from the host
-//! ([`setup`]). `bench-c`, `bench-kernel` and `sizes` take
-//! `--markdown FILE` (write their table, stamped with commit, date and
-//! machine) and `--update DOC` (replace its region in a document,
-//! [`markdown`]).
-//! * `baremetal-test [--only kit|nordrand|crash|c|kernel]` — boot the bare-metal
+//! * `baremetal-test [--only kit|nordrand|crash|c|kernel|ld|net|vioif|virtif|twoguests]` — boot the bare-metal
 //!   platform in QEMU (conformance kit, platform tests, crash reports, a C
 //!   image); part of `test` (needs `qemu-system-x86_64`).
-//! * `baremetal-dist` — `target/dist/baremetal/` (archive, linker script).
+//! * `baremetal-dist` — `target/dist/baremetal/` (archive, linker script,
+//!   `include/rumpcomp_userfeatures_pci.h`, README).
+//! * `baremetal-run [--kernel DIR] [--pci DIR] [--lib NAME].. [--disk IMG]..
+//!   [--net NETDEV[,mac=M]].. [--memory MiB] [--timeout S] [--qemu ARG]..
+//!   FILE.c|.o.. [-- CMDLINE]` — build a bare-metal image from an
+//!   application (and a kernel layer) and boot it under QEMU TCG with
+//!   those virtio disks and network devices; exits with the guest's status.
+//! * `bench-baremetal-net [--rounds N]` — bare-metal TCP figures (host↔guest
+//!   over vioif and if_virt, guest↔guest) with `RUMP_KERNEL_DIR` and
+//!   `RUMP_PCI_DIR`, and in the same run the posix flavour's TCP over shmif
+//!   from the pthread layer in `RUMP_POSIX_KERNEL_DIR`.
 //! * `xen-test [--only kit|crash|c|domu|harness] [-- PARAMS]` — boot the Xen
 //!   platform as a PVH dom0 of Xen 4.17 (from Debian's package) nested in
 //!   QEMU TCG, and as a domU under a Linux dom0 with the real toolstack;
@@ -37,8 +41,15 @@
 //!   layer: `--kernel` or `RUMP_KERNEL_DIR`) and boot it under the nested
 //!   Xen harness (dom0, or a domU with `xvda` = IMG); the guest's exit
 //!   status decides.
+//!
+//! `dist` and `test` first check what they need from the host
+//! ([`setup`]). `bench-c`, `bench-kernel` and `sizes` take
+//! `--markdown FILE` (write their table, stamped with commit, date and
+//! machine) and `--update DOC` (replace its region in a document,
+//! [`markdown`]).
 
 mod baremetal;
+mod baremetal_net;
 mod bench_c;
 mod bench_kernel;
 mod dist;
@@ -65,6 +76,8 @@ fn main() -> ExitCode {
         "kernel-test" => kernel_test::run(rest),
         "baremetal-test" => baremetal::run(rest),
         "baremetal-dist" => baremetal::dist(rest),
+        "baremetal-run" => baremetal::run_app(rest),
+        "bench-baremetal-net" => baremetal_net::bench(rest),
         "xen-test" => xen::run(rest),
         "xen-dist" => xen::dist(rest),
         "xen-run" => xen::xen_run(rest),
@@ -85,6 +98,8 @@ fn main() -> ExitCode {
                  \n               (bench-c, bench-kernel, sizes: --markdown FILE, --update DOC)\
                  \n  baremetal-test  boot the bare-metal platform's tests in QEMU\
                  \n  baremetal-dist  build target/dist/baremetal/ (librumpuser_baremetal.a, link.ld)\
+                 \n  baremetal-run   build an application (+ kernel layer) into a bare-metal image and boot it\
+                 \n  bench-baremetal-net  bare-metal TCP figures against the posix flavour over shmif\
                  \n  xen-test     boot the Xen platform's tests as a PVH dom0 of Xen 4.17 in QEMU\
                  \n  xen-dist     build target/dist/xen/ (librumpuser_xen.a, link.ld)\
                  \n  xen-run      build an application (+ kernel layer) into a Xen guest and boot it\

@@ -208,3 +208,29 @@ pub fn explain(addr: u64) -> &'static str {
         Some(_) => "",
     }
 }
+
+/// Maps the 4 KiB page at virtual `va` to physical `pa` (write-back),
+/// for virtual windows outside the identity map (`crate::dma`). Both are
+/// page aligned; `va` must not be inside the identity map.
+pub fn map_page(va: u64, pa: u64) {
+    let _g = LOCK.lock();
+    let pt = split(va);
+    write(pt, (va >> 12) as usize & 511, (pa & ADDR) | P | RW);
+    tlb::flush(VirtAddr::new(va));
+}
+
+/// Removes a mapping made by [`map_page`].
+pub fn unmap_page(va: u64) {
+    let _g = LOCK.lock();
+    let pt = split(va);
+    write(pt, (va >> 12) as usize & 511, 0);
+    tlb::flush(VirtAddr::new(va));
+}
+
+/// The physical address `va` is mapped to, if it is mapped.
+pub fn translate(va: u64) -> Option<u64> {
+    match leaf(va) {
+        Some((e, size)) if e & P != 0 => Some((e & ADDR & !(size - 1)) | (va & (size - 1))),
+        _ => None,
+    }
+}

@@ -9,13 +9,17 @@
 //! * `suite=kit,platform` (default both): the conformance kit
 //!   (`Config { scratch_dir: None, cooperative: true }`: file and bio
 //!   cases skip), then the platform tests (timer accuracy and halting,
-//!   interrupts under load, virtio-blk bio, benchmarks).
+//!   interrupts under load, virtio-blk bio, NetBSD's PCI hypercalls
+//!   against QEMU's `edu` device (`pci.rs`), `if_virt` over virtio-net on
+//!   QEMU's user-mode network, benchmarks).
 //! * `crash=null|stack|panic|deadlock|exit|exitpanic`: deliberately crash (or
 //!   call `rumpuser_exit(42)` / `rumpuser_exit(RUMPUSER_PANIC)`) to check
 //!   the reports and exit statuses.
 //! * `RUMPUSER_KIT_FILTER=...`, `test=...`: run only matching cases.
 //! * `disk_bytes=N`: the size the host made `virtio0` (checked);
 //!   `virtio1`, if present, must be a read-only disk.
+//! * `net_mac=52:54:00:..`: the address the host gave the virtio-net
+//!   device (`virt0` must take it).
 //!
 //! Every case prints one line `<suite> <name> ... ok` or
 //! `... FAILED: <why>`, then a summary line
@@ -25,6 +29,8 @@
 #![no_main]
 
 extern crate alloc;
+
+mod pci;
 
 use alloc::format;
 use alloc::string::String;
@@ -58,6 +64,15 @@ static HOOKS: Hooks = Hooks {
         ("blk::iov_and_syncfd", gt::blk_iov),
         ("blk::readonly_disk", blk_readonly),
         ("irq::bio_under_load", irq_bio_under_load),
+        ("pci::config_space", pci::config_space),
+        ("pci::mmio_map", pci::mmio_map),
+        ("pci::interrupts", pci::interrupts),
+        ("pci::dma_alloc", pci::dma_alloc),
+        ("pci::dma_segments", pci::dma_segments),
+        ("net::arp", gt::net::net_arp),
+        ("net::ping", gt::net::net_ping),
+        ("net::tx_burst", gt::net::net_tx_burst),
+        ("net::lifecycle", gt::net::net_lifecycle),
         ("bench::report", gt::bench),
     ],
     cpu: "CPU",

@@ -11,6 +11,8 @@
 //! failed, N skipped` (what `cargo xtask baremetal-test`/`xen-test` parse);
 //! [`main`] returns the number of failures.
 
+pub mod net;
+
 use crate::{cmdline, kprintln};
 use alloc::boxed::Box;
 use alloc::format;
@@ -87,7 +89,7 @@ pub struct Hooks {
     pub disk_describe: Option<fn() -> Vec<String>>,
     /// Requests `blk::many_in_flight` keeps in flight.
     pub in_flight: usize,
-    /// Sizes of [`bench`].
+    /// Sizes of [`bench()`].
     pub bench: BenchSizes,
 }
 
