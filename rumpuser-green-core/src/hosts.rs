@@ -57,6 +57,14 @@ pub struct HostCell {
     /// The token was handed to this host (set by the giver, consumed by the
     /// host when it wakes).
     pub given: AtomicBool,
+    /// When this host last got the token (the platform's clock, ns).
+    pub since: AtomicU64,
+    /// This host waits for the token as an arrival: set before its
+    /// [`HostEvent::Arrive`] is queued, cleared once it has the token (by
+    /// hand-off or by taking it), so that the event, if still queued then,
+    /// admits nothing (its thread may be away again by the time it is
+    /// read).
+    pub waiting: AtomicBool,
     /// The platform's own word (e.g. how to wake this host thread).
     pub platform: AtomicUsize,
     /// The runner: after handing the token on it returns to its loop
@@ -76,6 +84,8 @@ impl HostCell {
             seq: AtomicU64::new(0),
             slow: AtomicBool::new(true),
             given: AtomicBool::new(false),
+            since: AtomicU64::new(0),
+            waiting: AtomicBool::new(false),
             platform: AtomicUsize::new(0),
             runner: AtomicBool::new(false),
             cur_lwp: AtomicPtr::new(core::ptr::null_mut()),
@@ -94,6 +104,7 @@ impl HostCell {
         self.seq.store(0, Ordering::Relaxed);
         self.slow.store(true, Ordering::Relaxed);
         self.given.store(false, Ordering::Relaxed);
+        self.waiting.store(false, Ordering::Relaxed);
         self.cur_lwp.store(core::ptr::null_mut(), Ordering::Relaxed);
         self.bound.store(NIL, Ordering::Relaxed);
     }

@@ -247,6 +247,10 @@ impl Sched {
     /// `h` asks for the token: its bound thread becomes runnable (if it is
     /// away; one waiting for the token already is runnable or current).
     pub(crate) fn admit(&mut self, h: &'static HostCell) {
+        if !h.waiting.load(Ordering::Acquire) {
+            // A stale arrival: the host got the token another way since.
+            return;
+        }
         let b = self.bound_of(h);
         let t = &mut self.threads[b as usize];
         if t.state == State::Away {

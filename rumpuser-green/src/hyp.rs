@@ -198,8 +198,11 @@ impl Hypervisor for Green {
                 return Err(req);
             }
             // A flush inline only when no other green thread would run
-            // while a worker did it.
-            px::blockio::try_write_inline(req, !sched_core::others_runnable())
+            // while a worker did it, and no host thread waits to enter.
+            px::blockio::try_write_inline(
+                req,
+                !sched_core::others_runnable() && !crate::host::token::hosts_waiting(),
+            )
         })
     }
 

@@ -355,3 +355,42 @@ fn the_token_excludes_every_other_host_thread() {
     let got = unsafe { std::ptr::read_volatile(TOKEN_DATA.0.get()) };
     assert_eq!(got, want, "lost updates under the token");
 }
+
+#[test]
+fn arrivals_that_take_the_token_themselves_leave_no_stale_admission() {
+    if std::env::var_os(ALONE).is_none() {
+        return alone("arrivals_that_take_the_token_themselves_leave_no_stale_admission");
+    }
+    setup();
+    // Many host threads enter briefly and step outside for a little longer
+    // than a waiter's look, so that waiting hosts take the token from an
+    // owner that is outside (their queued arrival then must admit nothing
+    // when it is read later, or a host would be handed the token while it
+    // runs outside, and two would run green code at once).
+    const THREADS: u64 = 12;
+    const ROUNDS: u64 = 3000;
+    let m = mutex(RUMPUSER_MTX_SPIN);
+    let hs: Vec<_> = (0..THREADS)
+        .map(|i| {
+            std::thread::spawn(move || {
+                for r in 0..ROUNDS {
+                    in_kernel(|| {
+                        // SAFETY: a SPIN mutex made above, taken without
+                        // releasing the CPU, as scheduler.c takes its own.
+                        unsafe {
+                            (api().mutex_enter_nowrap)(m.get());
+                            (api().mutex_exit)(m.get());
+                        }
+                    });
+                    bump_with_token();
+                    if (r + i) % 7 == 0 {
+                        std::thread::sleep(Duration::from_micros(150));
+                    }
+                }
+            })
+        })
+        .collect();
+    for h in hs {
+        h.join().unwrap();
+    }
+}

@@ -54,9 +54,21 @@ use crate::host::HOST;
 use crate::sched_core::hosts::{self, HostCell, HostEvent, HostOps};
 use rumpuser_host::handshake;
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
+
+/// An owner that others wait for keeps the token through its hypercalls'
+/// exits for this long after it got it (it hands it over earlier only when
+/// it blocks, or goes away for good): with one virtual CPU, handing it over
+/// at every exit makes host threads trade it hypercall by hypercall, each
+/// trade a host wake-up, for nothing (the receiver mostly waits for the
+/// virtual CPU the giver holds).
+pub const QUANTUM_NS: u64 = 500_000;
+/// A host waiting for the token looks at the owner this often: an owner
+/// outside the green world at two looks in a row, with no hypercall in
+/// between, loses the token to the waiter (as to the runner, sooner).
+pub const WAITER_LOOK: Duration = Duration::from_micros(100);
 
 /// The runner's first look at an owner comes this long after the last.
 pub const SAMPLE_MIN: Duration = Duration::from_millis(1);
@@ -186,20 +198,78 @@ fn slow_enter(h: &'static HostCell) {
     }
     if look(o).0 {
         set_owner(h);
+        h.since.store(now(), Ordering::Relaxed);
         drop(g);
         hosts::take_over(o, h);
         return;
     }
+    h.waiting.store(true, Ordering::Release);
     push_event(HostEvent::Arrive(h));
+    ARRIVALS.fetch_add(1, Ordering::Relaxed);
     drop(g);
     HOST.kick();
-    wait_for_token(h);
+    wait_as_arrival(h);
+    // With the token: a queued copy of the arrival now admits nothing.
+    h.waiting.store(false, Ordering::Release);
+    ARRIVALS.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Waits for the token as an arrival (its bound thread away or admitted):
+/// handed over, or taken from an owner that stays outside the green world
+/// (see [`WAITER_LOOK`]).
+fn wait_as_arrival(h: &'static HostCell) {
+    let mut last: Option<(*const HostCell, u64)> = None;
+    loop {
+        std::thread::park_timeout(WAITER_LOOK);
+        if h.given.swap(false, Ordering::Acquire) {
+            return;
+        }
+        let o = owner();
+        let seen = (o as *const HostCell, o.seq.load(Ordering::Acquire));
+        let suspect = seen.1 & 1 == 0 && last == Some(seen) && !o.runner.load(Ordering::Relaxed);
+        last = Some(seen);
+        if !suspect {
+            continue;
+        }
+        let g = lock(&STEAL);
+        if h.given.swap(false, Ordering::Acquire) {
+            return;
+        }
+        if !std::ptr::eq(owner(), o) {
+            continue;
+        }
+        let (away, s) = look(o);
+        if away && s == seen.1 {
+            set_owner(h);
+            h.since.store(now(), Ordering::Relaxed);
+            drop(g);
+            hosts::take_over(o, h);
+            return;
+        }
+    }
+}
+
+/// Hosts waiting for the token as arrivals.
+static ARRIVALS: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether a host thread waits to enter the green world (a green thread
+/// about to block its host thread in a system call should not, then).
+pub fn hosts_waiting() -> bool {
+    ARRIVALS.load(Ordering::Relaxed) != 0
+}
+
+fn now() -> u64 {
+    rumpuser_host::clock::monotonic()
 }
 
 /// A bound thread's outermost exit found `slow` set.
 #[cold]
 #[inline(never)]
 fn slow_exit(h: &'static HostCell) {
+    if now().saturating_sub(h.since.load(Ordering::Relaxed)) < QUANTUM_NS {
+        // Keep it a while yet (`slow` stays set: the next exits look again).
+        return;
+    }
     let g = lock(&STEAL);
     if !std::ptr::eq(owner(), h) {
         return;
@@ -218,6 +288,7 @@ fn slow_exit(h: &'static HostCell) {
 /// Give the token from `from` to `to` (whose bound thread is current now).
 fn hand(from: &'static HostCell, to: &'static HostCell, g: MutexGuard<'_, ()>) {
     set_owner(to);
+    to.since.store(now(), Ordering::Relaxed);
     from.slow.store(true, Ordering::Relaxed);
     to.given.store(true, Ordering::Release);
     drop(g);
@@ -409,6 +480,7 @@ pub fn start() -> std::io::Result<()> {
     hosts::set_ops(&OPS);
     set_thread(&hosts::PRIMARY);
     set_owner(&hosts::PRIMARY);
+    hosts::PRIMARY.since.store(now(), Ordering::Relaxed);
     watch_primary();
     RUNNER.runner.store(true, Ordering::Relaxed);
     // Green threads the runner runs are inside already: their hypercalls
@@ -452,17 +524,17 @@ fn runner() {
     let mut last: Option<(*const HostCell, u64)> = None;
     loop {
         std::thread::park_timeout(period);
-        let now = STEAL_NOW.swap(false, Ordering::AcqRel);
+        let asked = STEAL_NOW.swap(false, Ordering::AcqRel);
         let o = owner();
         let e = o.seq.load(Ordering::Acquire);
         let outside = e & 1 == 0;
         let sample = (o as *const HostCell, e);
         let long = outside && last == Some(sample);
         last = Some(sample);
-        if now && !outside && stepped_out(o) {
+        if asked && !outside && stepped_out(o) {
             // Asked to take over as soon as the owner steps out: it did.
-        } else if !(long || (now && outside)) {
-            period = if now {
+        } else if !(long || (asked && outside)) {
+            period = if asked {
                 SAMPLE_MIN
             } else {
                 (period * 2).min(SAMPLE_MAX)
@@ -474,13 +546,14 @@ fn runner() {
             continue;
         }
         let (away, seen) = look(o);
-        if !away || (!now && seen != e) {
+        if !away || (!asked && seen != e) {
             // It came back: it will take one slow path (which clears the
             // flag) and keep the token.
             period = SAMPLE_MIN;
             continue;
         }
         set_owner(me);
+        me.since.store(now(), Ordering::Relaxed);
         drop(g);
         hosts::take_over(o, me);
         hosts::serve();
