@@ -27,9 +27,7 @@
 //!   function, and valid everywhere).
 
 use super::upcalls::Kernel;
-use crate::abi::{
-    Hyperup, Lwp, ThreadFn, RUMPUSER_CLOCK_ABSMONO, RUMPUSER_CLOCK_RELWALL, RUMPUSER_VERSION,
-};
+use crate::abi::{Lwp, ThreadFn, RUMPUSER_CLOCK_ABSMONO, RUMPUSER_CLOCK_RELWALL, RUMPUSER_VERSION};
 use crate::api::Api;
 use alloc::boxed::Box;
 use core::ffi::{c_int, c_long, c_void, CStr};
@@ -55,19 +53,15 @@ impl Hyp {
     /// `rumpuser_init(17, K::TABLE)`: the library's first call in the
     /// process. Returns its error number (0: initialised).
     pub fn init<K: Kernel>(self) -> c_int {
-        // SAFETY: `K::TABLE` lives forever and its trampolines take the v17
-        // upcall arguments.
-        unsafe { (self.api.init)(RUMPUSER_VERSION, &K::TABLE) }
+        self.init_version::<K>(RUMPUSER_VERSION)
     }
 
-    /// `rumpuser_init(version, table)` with any table.
-    ///
-    /// # Safety
-    /// Every entry of `table` is sound to call with the arguments the
-    /// contract gives it, from any thread the library runs.
-    pub unsafe fn init_with(self, version: c_int, table: &'static Hyperup) -> c_int {
-        // SAFETY: the caller's promise; the table lives forever.
-        unsafe { (self.api.init)(version, table) }
+    /// `rumpuser_init(version, K::TABLE)` (a version other than 17 must be
+    /// refused with an error).
+    pub fn init_version<K: Kernel>(self, version: c_int) -> c_int {
+        // SAFETY: `K::TABLE` lives forever and its trampolines take the v17
+        // upcall arguments.
+        unsafe { (self.api.init)(version, &K::TABLE) }
     }
 
     /// `rumpuser_mutex_init(flags)` (`RUMPUSER_MTX_*`).
