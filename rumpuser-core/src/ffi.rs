@@ -19,6 +19,7 @@ use crate::bio::{BioDone, BioRequest};
 use crate::diag;
 use crate::errno::Errno;
 use crate::hypervisor::{HyperResult, Hypervisor, SendPtr};
+use crate::lockcheck::{self, Holder, Lock};
 use crate::objects::{CvObj, MutexObj, RwObj};
 use crate::param::{ParamName, ParamWriter};
 use crate::sched;
@@ -642,12 +643,66 @@ pub fn curlwpop<H: Hypervisor>(h: &H, op: c_int, l: *mut Lwp) {
 }
 
 // ---- mutexes ---------------------------------------------------------------
+//
+// Every acquisition records the caller's lwp as the owner and every
+// release checks and clears it; a failed try checks for a self-deadlock
+// before it waits. Why these checks and not others: `crate::lockcheck`.
 
-/// Records the owner of a KMUTEX after an acquisition.
+/// Records the caller as the owner after an acquisition (every mutex: the
+/// contract needs it for KMUTEX, the misuse checks for all).
 #[inline]
 fn set_owner<H: Hypervisor>(h: &H, m: &MutexObj<H>) {
-    if m.flags.kmutex {
-        m.owner.store(h.curlwp(), Ordering::Relaxed);
+    m.owner.store(h.curlwp(), Ordering::Relaxed);
+}
+
+/// The mutex as a misuse report names it.
+fn mlock<H: Hypervisor>(m: &MutexObj<H>) -> Lock {
+    Lock::Mutex(m as *const MutexObj<H> as *const c_void, m.flags)
+}
+
+/// A try failed: aborts if the caller itself holds the mutex (it would
+/// wait for itself forever), else returns so that it can wait.
+#[inline]
+fn check_not_owner<H: Hypervisor>(h: &H, m: &MutexObj<H>, op: &str) {
+    let me = h.curlwp();
+    if !me.is_null() && m.owner.load(Ordering::Relaxed) == me {
+        lockcheck::misuse(
+            h,
+            op,
+            mlock(m),
+            format_args!("is already held by the caller (self-deadlock)"),
+        );
+    }
+}
+
+/// Aborts unless the caller holds the mutex (`op` is about to release it).
+#[inline]
+fn check_owner<H: Hypervisor>(h: &H, m: &MutexObj<H>, op: &str) {
+    let owner = m.owner.load(Ordering::Relaxed);
+    if owner != h.curlwp() {
+        not_owner(h, m, op, owner);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn not_owner<H: Hypervisor>(h: &H, m: &MutexObj<H>, op: &str, owner: *mut Lwp) -> ! {
+    if !owner.is_null() {
+        lockcheck::misuse(
+            h,
+            op,
+            mlock(m),
+            format_args!("is held by {}, not by the caller", Holder(owner)),
+        )
+    } else if h.mutex_is_locked(&m.raw) {
+        lockcheck::misuse(
+            h,
+            op,
+            mlock(m),
+            format_args!("is held by a thread without an lwp, not by the caller"),
+        )
+    } else {
+        lockcheck::misuse(h, op, mlock(m), format_args!("is not held"))
     }
 }
 
@@ -687,17 +742,21 @@ unsafe fn mtx<'a, H: Hypervisor>(m: *mut c_void) -> &'a MutexObj<H> {
 }
 
 /// `rumpuser_mutex_enter`: spin mutexes never release the CPU; others try
-/// first and release it only to wait.
+/// first and release it only to wait. Re-entry by the holder aborts.
 ///
 /// # Safety
 /// See `mtx`.
+#[inline]
 pub unsafe fn mutex_enter<H: Hypervisor>(h: &H, m: *mut c_void) {
     // SAFETY: caller's contract.
     let m = unsafe { mtx::<H>(m) };
-    if m.flags.spin {
-        h.mutex_lock(&m.raw);
-    } else if !h.mutex_try_lock(&m.raw) {
-        sched::klock_wrap(|| h.mutex_lock(&m.raw));
+    if !h.mutex_try_lock(&m.raw) {
+        check_not_owner(h, m, "mutex_enter");
+        if m.flags.spin {
+            h.mutex_lock(&m.raw);
+        } else {
+            sched::klock_wrap(|| h.mutex_lock(&m.raw));
+        }
     }
     set_owner(h, m);
 }
@@ -706,14 +765,18 @@ pub unsafe fn mutex_enter<H: Hypervisor>(h: &H, m: *mut c_void) {
 ///
 /// # Safety
 /// See `mtx`.
+#[inline]
 pub unsafe fn mutex_enter_nowrap<H: Hypervisor>(h: &H, m: *mut c_void) {
     // SAFETY: caller's contract.
     let m = unsafe { mtx::<H>(m) };
-    h.mutex_lock(&m.raw);
+    if !h.mutex_try_lock(&m.raw) {
+        check_not_owner(h, m, "mutex_enter_nowrap");
+        h.mutex_lock(&m.raw);
+    }
     set_owner(h, m);
 }
 
-/// `rumpuser_mutex_tryenter`: 0 or `EBUSY`.
+/// `rumpuser_mutex_tryenter`: 0 or `EBUSY` (also when the caller holds it).
 ///
 /// # Safety
 /// See `mtx`.
@@ -728,28 +791,40 @@ pub unsafe fn mutex_tryenter<H: Hypervisor>(h: &H, m: *mut c_void) -> c_int {
     }
 }
 
-/// `rumpuser_mutex_exit`.
+/// `rumpuser_mutex_exit`: aborts unless the caller holds the mutex.
 ///
 /// # Safety
-/// See `mtx`; the caller holds the mutex.
+/// See `mtx`.
+#[inline]
 pub unsafe fn mutex_exit<H: Hypervisor>(h: &H, m: *mut c_void) {
     // SAFETY: caller's contract.
     let m = unsafe { mtx::<H>(m) };
-    if m.flags.kmutex {
-        m.owner.store(ptr::null_mut(), Ordering::Relaxed);
-    }
+    check_owner(h, m, "mutex_exit");
+    m.owner.store(ptr::null_mut(), Ordering::Relaxed);
     h.mutex_unlock(&m.raw);
 }
 
-/// `rumpuser_mutex_destroy`.
+/// `rumpuser_mutex_destroy`: aborts if the mutex is held.
 ///
 /// # Safety
-/// See `mtx`; not held, no waiters, not used again.
-pub unsafe fn mutex_destroy<H: Hypervisor>(_h: &H, m: *mut c_void) {
-    if !m.is_null() {
-        // SAFETY: made by `Box::into_raw` in `mutex_init`, destroyed once.
-        drop(unsafe { Box::from_raw(m as *mut MutexObj<H>) });
+/// See `mtx`; no waiters, not used again.
+pub unsafe fn mutex_destroy<H: Hypervisor>(h: &H, m: *mut c_void) {
+    if m.is_null() {
+        return;
     }
+    // SAFETY: caller's contract.
+    let mo = unsafe { mtx::<H>(m) };
+    if h.mutex_is_locked(&mo.raw) {
+        let owner = mo.owner.load(Ordering::Relaxed);
+        lockcheck::misuse(
+            h,
+            "mutex_destroy",
+            mlock(mo),
+            format_args!("is held (by {})", Holder(owner)),
+        );
+    }
+    // SAFETY: made by `Box::into_raw` in `mutex_init`, destroyed once.
+    drop(unsafe { Box::from_raw(m as *mut MutexObj<H>) });
 }
 
 /// `rumpuser_mutex_owner`: the owner of a KMUTEX, NULL otherwise.
@@ -764,12 +839,19 @@ pub unsafe fn mutex_owner<H: Hypervisor>(_h: &H, m: *mut c_void, ownerp: *mut *m
     }
     if !m.flags.kmutex {
         diag::report(format_args!("rumpuser_mutex_owner on a non-KMUTEX mutex"));
+        // SAFETY: checked non-NULL.
+        unsafe { *ownerp = ptr::null_mut() };
+        return;
     }
     // SAFETY: checked non-NULL.
     unsafe { *ownerp = m.owner.load(Ordering::Relaxed) };
 }
 
 // ---- rwlocks ---------------------------------------------------------------
+//
+// The writer lwp is recorded for every write hold; a failed try checks
+// that the caller is not the writer, and every release and downgrade
+// checks the hold (`crate::lockcheck`).
 
 /// `rumpuser_rw_init`.
 ///
@@ -794,21 +876,51 @@ unsafe fn rwl<'a, H: Hypervisor>(rw: *mut c_void) -> &'a RwObj<H> {
     unsafe { &*(rw as *const RwObj<H>) }
 }
 
-/// `rumpuser_rw_enter`: try first, release the CPU only to wait.
+/// The rwlock as a misuse report names it.
+fn rlock<H: Hypervisor>(rw: &RwObj<H>) -> Lock {
+    Lock::Rw(rw as *const RwObj<H> as *const c_void)
+}
+
+/// Whether the caller (an lwp) is the writer.
+#[inline]
+fn is_writer<H: Hypervisor>(h: &H, rw: &RwObj<H>) -> bool {
+    let me = h.curlwp();
+    !me.is_null() && rw.writer.load(Ordering::Relaxed) == me
+}
+
+/// A try failed: aborts if the caller holds the lock for writing (it
+/// would wait for itself forever).
+#[inline]
+fn check_not_writer<H: Hypervisor>(h: &H, rw: &RwObj<H>, op: &str) {
+    if is_writer(h, rw) {
+        lockcheck::misuse(
+            h,
+            op,
+            rlock(rw),
+            format_args!("is already held for writing by the caller (self-deadlock)"),
+        );
+    }
+}
+
+/// `rumpuser_rw_enter`: try first, release the CPU only to wait. Entering
+/// a lock the caller holds for writing aborts.
 ///
 /// # Safety
 /// See `rwl`.
+#[inline]
 pub unsafe fn rw_enter<H: Hypervisor>(h: &H, op: c_int, rw: *mut c_void) {
     // SAFETY: caller's contract.
     let rw = unsafe { rwl::<H>(rw) };
     match RwMode::from_raw(op) {
         Some(RwMode::Reader) => {
             if !h.rw_try_read(&rw.raw) {
+                check_not_writer(h, rw, "rw_enter(READER)");
                 sched::klock_wrap(|| h.rw_read(&rw.raw));
             }
         }
         Some(RwMode::Writer) => {
             if !h.rw_try_write(&rw.raw) {
+                check_not_writer(h, rw, "rw_enter(WRITER)");
                 sched::klock_wrap(|| h.rw_write(&rw.raw));
             }
             rw.writer.store(h.curlwp(), Ordering::Relaxed);
@@ -858,42 +970,99 @@ pub unsafe fn rw_tryupgrade<H: Hypervisor>(h: &H, rw: *mut c_void) -> c_int {
     }
 }
 
-/// `rumpuser_rw_downgrade`: atomic in the platform, so it never blocks.
+/// `rumpuser_rw_downgrade`: atomic in the platform, so it never blocks;
+/// aborts unless the caller holds the lock for writing.
 ///
 /// # Safety
-/// See `rwl`; the caller holds the write lock.
+/// See `rwl`.
 pub unsafe fn rw_downgrade<H: Hypervisor>(h: &H, rw: *mut c_void) {
     // SAFETY: caller's contract.
     let rw = unsafe { rwl::<H>(rw) };
+    if !h.rw_is_write_locked(&rw.raw) || rw.writer.load(Ordering::Relaxed) != h.curlwp() {
+        rw_not_held(h, rw, "rw_downgrade", "for writing ");
+    }
     rw.writer.store(ptr::null_mut(), Ordering::Relaxed);
     h.rw_downgrade(&rw.raw);
 }
 
+/// Reports a release or downgrade of a hold the caller does not have.
+#[cold]
+#[inline(never)]
+fn rw_not_held<H: Hypervisor>(h: &H, rw: &RwObj<H>, op: &str, mode: &str) -> ! {
+    if h.rw_is_write_locked(&rw.raw) {
+        let writer = rw.writer.load(Ordering::Relaxed);
+        lockcheck::misuse(
+            h,
+            op,
+            rlock(rw),
+            format_args!(
+                "is held for writing by {}, not by the caller",
+                Holder(writer)
+            ),
+        )
+    } else if h.rw_has_readers(&rw.raw) {
+        lockcheck::misuse(
+            h,
+            op,
+            rlock(rw),
+            format_args!("is not held {mode}by the caller (only read-held)"),
+        )
+    } else {
+        lockcheck::misuse(h, op, rlock(rw), format_args!("is not held"))
+    }
+}
+
 /// `rumpuser_rw_exit`: a write-held lock can only be held by the caller, so
-/// the lock state tells which hold to release.
+/// the lock state tells which hold to release. Aborts if another lwp holds
+/// it for writing, or if it is free (which the read release itself tells,
+/// so the check costs no extra read of the lock).
 ///
 /// # Safety
-/// See `rwl`; the caller holds the lock.
+/// See `rwl`.
+#[inline]
 pub unsafe fn rw_exit<H: Hypervisor>(h: &H, rw: *mut c_void) {
     // SAFETY: caller's contract.
     let rw = unsafe { rwl::<H>(rw) };
     if h.rw_is_write_locked(&rw.raw) {
+        if rw.writer.load(Ordering::Relaxed) != h.curlwp() {
+            rw_not_held(h, rw, "rw_exit", "");
+        }
         rw.writer.store(ptr::null_mut(), Ordering::Relaxed);
         h.rw_unlock_write(&rw.raw);
-    } else {
-        h.rw_unlock_read(&rw.raw);
+    } else if !h.rw_try_unlock_read(&rw.raw) {
+        rw_not_held(h, rw, "rw_exit", "");
     }
 }
 
-/// `rumpuser_rw_destroy`.
+/// `rumpuser_rw_destroy`: aborts if the lock is held.
 ///
 /// # Safety
-/// See `rwl`; not held and not used again.
-pub unsafe fn rw_destroy<H: Hypervisor>(_h: &H, rw: *mut c_void) {
-    if !rw.is_null() {
-        // SAFETY: made by `Box::into_raw` in `rw_init`, destroyed once.
-        drop(unsafe { Box::from_raw(rw as *mut RwObj<H>) });
+/// See `rwl`; not used again.
+pub unsafe fn rw_destroy<H: Hypervisor>(h: &H, rw: *mut c_void) {
+    if rw.is_null() {
+        return;
     }
+    // SAFETY: caller's contract.
+    let ro = unsafe { rwl::<H>(rw) };
+    if h.rw_is_write_locked(&ro.raw) {
+        let writer = ro.writer.load(Ordering::Relaxed);
+        lockcheck::misuse(
+            h,
+            "rw_destroy",
+            rlock(ro),
+            format_args!("is held for writing (by {})", Holder(writer)),
+        );
+    }
+    if h.rw_has_readers(&ro.raw) {
+        lockcheck::misuse(
+            h,
+            "rw_destroy",
+            rlock(ro),
+            format_args!("is held for reading"),
+        );
+    }
+    // SAFETY: made by `Box::into_raw` in `rw_init`, destroyed once.
+    drop(unsafe { Box::from_raw(rw as *mut RwObj<H>) });
 }
 
 /// `rumpuser_rw_held`: WRITER = the calling lwp is the writer; READER = any reader.
@@ -968,10 +1137,19 @@ fn cv_wait_wrapped<H: Hypervisor>(
     cv.waiters.fetch_add(1, Ordering::Relaxed);
     // 3. Release the CPU, passing the mutex as interlock.
     let n = sched::release_cpu(mraw);
+    // Only now must the caller hold the mutex: the kernel's scheduler
+    // mutex is taken for it in step 3 (the contract 2.5 exception).
+    check_owner(
+        h,
+        m,
+        if deadline.is_some() {
+            "cv_timedwait"
+        } else {
+            "cv_wait"
+        },
+    );
     // 4. The owner is cleared before sleeping.
-    if m.flags.kmutex {
-        m.owner.store(ptr::null_mut(), Ordering::Relaxed);
-    }
+    m.owner.store(ptr::null_mut(), Ordering::Relaxed);
     // 5. Atomically release the mutex and sleep.
     let outcome = h.cond_wait(&cv.raw, &m.raw, deadline);
     // 6. Reacquire in the mandated order.
@@ -980,13 +1158,17 @@ fn cv_wait_wrapped<H: Hypervisor>(
         // holding a CPU may be host-blocked on this spin mutex.
         sched::reacquire_cpu(n, mraw);
         h.mutex_lock(&m.raw);
+        set_owner(h, m);
     } else {
         // SPIN-only (mandatory: the scheduler-mutex interlock) and adaptive
-        // KMUTEX (the reference's order): mutex first, then the CPU.
+        // KMUTEX (the reference's order): mutex first, then the CPU. The
+        // owner is recorded before the CPU is retaken, because retaking it
+        // releases the scheduler mutex (contract 2.5) and the record must
+        // not outlive the hold.
         h.mutex_lock(&m.raw);
+        set_owner(h, m);
         sched::reacquire_cpu(n, mraw);
     }
-    set_owner(h, m);
     // 7. Unregister.
     cv.waiters.fetch_sub(1, Ordering::Relaxed);
     outcome
@@ -1009,10 +1191,9 @@ pub unsafe fn cv_wait<H: Hypervisor>(h: &H, cv: *mut c_void, m: *mut c_void) {
 pub unsafe fn cv_wait_nowrap<H: Hypervisor>(h: &H, cv: *mut c_void, m: *mut c_void) {
     // SAFETY: caller's contract.
     let (c, mo) = unsafe { (cvo::<H>(cv), mtx::<H>(m)) };
+    check_owner(h, mo, "cv_wait_nowrap");
     c.waiters.fetch_add(1, Ordering::Relaxed);
-    if mo.flags.kmutex {
-        mo.owner.store(ptr::null_mut(), Ordering::Relaxed);
-    }
+    mo.owner.store(ptr::null_mut(), Ordering::Relaxed);
     h.cond_wait(&c.raw, &mo.raw, None);
     h.mutex_lock(&mo.raw);
     set_owner(h, mo);

@@ -197,6 +197,14 @@ pub trait Hypervisor: Sync + 'static {
     /// Binds `l` (or NULL) to the calling thread.
     fn set_curlwp(&self, l: *mut Lwp);
 
+    /// Names the calling host (or green) thread in a diagnostic, e.g.
+    /// `host thread 4242 "kthread"`. Called only on the way to an abort
+    /// (lock misuse, see [`crate::lockcheck`]), so it may be slow; it must
+    /// not allocate or take locks. Default: nothing known.
+    fn describe_thread(&self, out: &mut dyn core::fmt::Write) -> core::fmt::Result {
+        out.write_str("an unidentified thread")
+    }
+
     // ---- locks ----------------------------------------------------------
 
     /// A new unlocked mutex (flags are informational for the platform).
@@ -207,6 +215,18 @@ pub trait Hypervisor: Sync + 'static {
     fn mutex_lock(&self, m: &Self::Mutex);
     /// Release.
     fn mutex_unlock(&self, m: &Self::Mutex);
+    /// Someone holds it (a snapshot; `rumpuser_mutex_destroy` asks, to
+    /// refuse destroying a held mutex). Default: a try and, if it
+    /// succeeded, a release, which suits a platform whose try is cheap;
+    /// override it with a plain read of the lock word where there is one.
+    fn mutex_is_locked(&self, m: &Self::Mutex) -> bool {
+        if self.mutex_try_lock(m) {
+            self.mutex_unlock(m);
+            false
+        } else {
+            true
+        }
+    }
 
     /// A new unlocked rwlock.
     fn rw_new(&self) -> Self::RwLock;
@@ -220,6 +240,19 @@ pub trait Hypervisor: Sync + 'static {
     fn rw_write(&self, rw: &Self::RwLock);
     /// Release a shared hold.
     fn rw_unlock_read(&self, rw: &Self::RwLock);
+    /// Release a shared hold if the lock has one; `false` if it was free or
+    /// write-held, with nothing released (`rumpuser_rw_exit` then aborts
+    /// with a misuse report). Default: asks [`rw_has_readers`](Self::rw_has_readers)
+    /// first; override it where the release itself tells (a counter's old
+    /// value), so that the check costs nothing.
+    fn rw_try_unlock_read(&self, rw: &Self::RwLock) -> bool {
+        if self.rw_has_readers(rw) {
+            self.rw_unlock_read(rw);
+            true
+        } else {
+            false
+        }
+    }
     /// Release the exclusive hold.
     fn rw_unlock_write(&self, rw: &Self::RwLock);
     /// Exclusive → one shared hold, atomically: no writer can get in between. Never blocks.

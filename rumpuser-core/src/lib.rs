@@ -7,6 +7,8 @@
 //! * [`sched`]: the kernel's upcalls and the unschedule/reschedule discipline.
 //! * [`printf`]: `rumpuser_dprintf` for targets without a C library.
 //! * [`ffi`] and [`export_rumpuser!`]: the C ABI, generated for a platform.
+//! * [`lockcheck`]: lock misuse (self-deadlock, release by a non-holder,
+//!   destroying a held lock) turned into an abort with a message.
 //! * [`sp`]: the syscall proxy wire protocol and connection logic.
 //! * `conformance` (feature `conformance`): the kit that checks any
 //!   implementation through its C symbols with a model kernel.
@@ -32,6 +34,8 @@ pub mod export;
 pub mod ffi;
 #[cfg(feature = "alloc")]
 pub mod hypervisor;
+#[cfg(feature = "alloc")]
+pub mod lockcheck;
 #[cfg(feature = "alloc")]
 pub mod objects;
 pub mod param;

@@ -2,8 +2,9 @@
 //! `struct rumpuser_rw` and `struct rumpuser_cv`.
 //!
 //! The platform supplies the raw lock; the core adds what the contract
-//! asks on top: mutex flags and owner (KMUTEX), the rwlock's writer lwp,
-//! and the cv waiter count. Objects are cache-line aligned so that two
+//! asks on top: mutex flags and owner lwp, the rwlock's writer lwp, and
+//! the cv waiter count. The owner and writer are also what the lock
+//! misuse checks go by ([`crate::lockcheck`]). Objects are cache-line aligned so that two
 //! hot locks never share a line (the reference does the same).
 
 use crate::abi::Lwp;
@@ -19,7 +20,9 @@ pub struct MutexObj<H: Hypervisor> {
     pub raw: H::Mutex,
     /// Flags given at init.
     pub flags: MutexFlags,
-    /// Owner lwp (KMUTEX only), NULL when free.
+    /// Owner lwp, NULL when free or held by a thread without an lwp.
+    /// Recorded for every mutex; `rumpuser_mutex_owner` reports it for
+    /// KMUTEX ones only. Written only by the holder.
     pub owner: AtomicPtr<Lwp>,
 }
 
@@ -28,7 +31,7 @@ pub struct MutexObj<H: Hypervisor> {
 pub struct RwObj<H: Hypervisor> {
     /// Host lock.
     pub raw: H::RwLock,
-    /// Writer lwp while write-held.
+    /// Writer lwp while write-held (written only by the writer).
     pub writer: AtomicPtr<Lwp>,
 }
 

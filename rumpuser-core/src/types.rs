@@ -209,7 +209,8 @@ impl RandomFlags {
 pub struct MutexFlags {
     /// Never give up the virtual CPU while acquiring.
     pub spin: bool,
-    /// Track the owner lwp.
+    /// A kernel mutex: the kernel asks for its owner lwp
+    /// (`rumpuser_mutex_owner`, `mutex_owned()`).
     pub kmutex: bool,
 }
 
@@ -222,6 +223,18 @@ impl MutexFlags {
         Some(MutexFlags {
             spin: flags & RUMPUSER_MTX_SPIN != 0,
             kmutex: flags & RUMPUSER_MTX_KMUTEX != 0,
+        })
+    }
+}
+
+impl core::fmt::Display for MutexFlags {
+    /// `SPIN`, `KMUTEX` or `SPIN|KMUTEX`, as the C flags are spelt.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match (self.spin, self.kmutex) {
+            (true, true) => "SPIN|KMUTEX",
+            (true, false) => "SPIN",
+            (false, true) => "KMUTEX",
+            (false, false) => "no flags",
         })
     }
 }

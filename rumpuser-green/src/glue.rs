@@ -131,6 +131,15 @@ pub fn set_curlwp(l: *mut Lwp) {
     sched_core::set_curlwp(l.cast())
 }
 
+/// Names the running green thread for a diagnostic (lock misuse):
+/// `green thread ThreadId(3#1) "name"`.
+pub fn describe_thread(out: &mut dyn core::fmt::Write) -> core::fmt::Result {
+    match sched_core::current_for_report() {
+        Some((id, name)) => write!(out, "green thread {:?} {:?}", id, name.as_str()),
+        None => out.write_str("the green host thread outside any green thread"),
+    }
+}
+
 /// Expands, inside an `impl rumpuser_core::Hypervisor for X` block, to the
 /// associated types and every scheduling method (mutex, rwlock, cond,
 /// thread, curlwp, `sleep_until`) implemented on the green scheduler core.
@@ -174,6 +183,10 @@ macro_rules! green_hypervisor_sched {
             let _entered = $guard();
             $crate::glue::set_curlwp(l)
         }
+        fn describe_thread(&self, out: &mut dyn ::core::fmt::Write) -> ::core::fmt::Result {
+            let _entered = $guard();
+            $crate::glue::describe_thread(out)
+        }
 
         fn mutex_new(&self, _flags: $crate::__core::types::MutexFlags) -> Self::Mutex {
             $crate::glue::Shared($crate::sched_core::GreenMutex::new())
@@ -191,6 +204,9 @@ macro_rules! green_hypervisor_sched {
         fn mutex_unlock(&self, m: &Self::Mutex) {
             let _entered = $guard();
             m.0.unlock()
+        }
+        fn mutex_is_locked(&self, m: &Self::Mutex) -> bool {
+            m.0.is_locked()
         }
 
         fn rw_new(&self) -> Self::RwLock {

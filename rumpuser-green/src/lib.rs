@@ -25,8 +25,8 @@
 
 extern crate alloc;
 
-#[path = "core/mod.rs"]
-pub mod sched_core;
+/// The scheduler core (its own crate, `rumpuser-green-core`).
+pub use rumpuser_green_core as sched_core;
 
 pub mod glue;
 
@@ -42,3 +42,9 @@ pub mod sp;
 
 #[cfg(feature = "posix")]
 rumpuser_core::export_rumpuser!(&crate::hyp::GREEN);
+
+/// The C allocator, with small cache-line-aligned blocks (the lock objects)
+/// from a slab instead of `posix_memalign` (see `rumpuser_host::alloc`).
+#[cfg(feature = "posix")]
+#[global_allocator]
+static ALLOCATOR: rumpuser_host::alloc::Allocator = rumpuser_host::alloc::Allocator;

@@ -223,7 +223,8 @@ static INLINE_WRITES: InlineWriteGate = InlineWriteGate::new();
 /// * a write without `BIO_SYNC` on a host that refuses `RWF_NOWAIT` for
 ///   buffered writes (ext4; elsewhere [`try_now`] decides): a plain
 ///   `pwrite`, usually a copy into the host's page cache;
-/// * a `BIO_SYNC` write (`pwrite` + `fdatasync`) only when the caller's
+/// * a `BIO_SYNC` write (`pwritev2(RWF_DSYNC)`, see
+///   [`transfer_sync_write`]) only when the caller's
 ///   scheduler is `idle`, nothing else ready to run: it would idle through
 ///   the flush anyway, and only what becomes ready meanwhile (a timer, a
 ///   host event) waits for it.
@@ -246,7 +247,10 @@ pub fn try_write_inline(req: BioRequest, idle: bool) -> Result<(), BioRequest> {
     if !INLINE_WRITES.is_open(start) {
         return Err(req);
     }
-    let r = transfer(req.fd, req.op, req.data, req.len, req.off);
+    let r = match req.op {
+        BioOp::Write { sync: true } => transfer_sync_write(req.fd, req.data, req.len, req.off),
+        op => transfer(req.fd, op, req.data, req.len, req.off),
+    };
     INLINE_WRITES.note(start, crate::clock::monotonic());
     req.done.complete_scheduled(r);
     Ok(())
@@ -263,7 +267,11 @@ pub fn perform(req: BioRequest) -> (BioDone, Result<usize, Errno>) {
         off,
         done,
     } = req;
-    (done, transfer(fd, op, data, len, off))
+    let r = match op {
+        BioOp::Write { sync: true } => transfer_sync_write(fd, data, len, off),
+        op => transfer(fd, op, data, len, off),
+    };
+    (done, r)
 }
 
 /// Performs one transfer synchronously on the calling thread.
@@ -298,6 +306,56 @@ pub fn transfer(fd: i32, op: BioOp, data: *mut u8, len: usize, off: u64) -> Resu
     if let BioOp::Write { sync: true } = op {
         // SAFETY: plain fdatasync on the request's descriptor.
         crate::sys::retry_int(|| unsafe { libc::fdatasync(fd) })?;
+    }
+    Ok(done)
+}
+
+/// Whether `pwritev2(RWF_DSYNC)` was refused once (then sync writes use
+/// `pwrite` + `fdatasync`).
+static NO_RWF_DSYNC: AtomicBool = AtomicBool::new(false);
+
+/// A `BIO_SYNC` write on the calling thread in one system call where the
+/// host allows: `pwritev2` with `RWF_DSYNC` makes just this range durable
+/// (what `BIO_SYNC` asks) before it returns, instead of a `pwrite`
+/// followed by an `fdatasync` of the whole file. Falls back to
+/// [`transfer`] where the flag is refused, and with faults injected.
+pub fn transfer_sync_write(fd: i32, data: *mut u8, len: usize, off: u64) -> Result<usize, Errno> {
+    let op = BioOp::Write { sync: true };
+    if faults().is_some() || NO_RWF_DSYNC.load(Ordering::Relaxed) {
+        return transfer(fd, op, data, len, off);
+    }
+    let mut done = 0usize;
+    while done < len {
+        let iov = libc::iovec {
+            iov_base: data.wrapping_add(done).cast(),
+            iov_len: len - done,
+        };
+        let r = crate::sys::retry_isize(|| {
+            // SAFETY: one iovec over the kernel's buffer, valid for `len`
+            // bytes until completion and this request's alone.
+            unsafe {
+                libc::pwritev2(
+                    fd,
+                    &iov,
+                    1,
+                    (off + done as u64) as libc::off_t,
+                    libc::RWF_DSYNC,
+                )
+            }
+        });
+        match r {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e)
+                if done == 0
+                    && (e == Errno::EOPNOTSUPP || e == Errno::EINVAL || e == Errno::ENOSYS) =>
+            {
+                NO_RWF_DSYNC.store(true, Ordering::Relaxed);
+                return transfer(fd, op, data, len, off);
+            }
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        }
     }
     Ok(done)
 }

@@ -9,6 +9,7 @@
 //! It is a crate of its own so that each flavour's static library exports
 //! only its own `rumpuser_*` symbols.
 
+pub mod alloc;
 pub mod blockio;
 pub mod clock;
 pub mod console;

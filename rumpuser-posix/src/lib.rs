@@ -31,6 +31,11 @@ pub static POSIX: Posix = Posix;
 
 rumpuser_core::export_rumpuser!(&crate::POSIX);
 
+/// The C allocator, with small cache-line-aligned blocks (the lock objects)
+/// from a slab instead of `posix_memalign` (see `rumpuser_host::alloc`).
+#[global_allocator]
+static ALLOCATOR: rumpuser_host::alloc::Allocator = rumpuser_host::alloc::Allocator;
+
 impl Hypervisor for Posix {
     type Mutex = sync::RawMutex;
     type RwLock = sync::RawRwLock;
@@ -183,6 +188,10 @@ impl Hypervisor for Posix {
         curlwp::set(l)
     }
 
+    fn describe_thread(&self, out: &mut dyn core::fmt::Write) -> core::fmt::Result {
+        thread::describe_current(out)
+    }
+
     fn mutex_new(&self, _flags: MutexFlags) -> sync::RawMutex {
         sync::RawMutex::new()
     }
@@ -197,6 +206,9 @@ impl Hypervisor for Posix {
     #[inline]
     fn mutex_unlock(&self, m: &sync::RawMutex) {
         m.unlock()
+    }
+    fn mutex_is_locked(&self, m: &sync::RawMutex) -> bool {
+        m.is_locked()
     }
 
     fn rw_new(&self) -> sync::RawRwLock {
@@ -221,6 +233,10 @@ impl Hypervisor for Posix {
     #[inline]
     fn rw_unlock_read(&self, rw: &sync::RawRwLock) {
         rw.unlock_read()
+    }
+    #[inline]
+    fn rw_try_unlock_read(&self, rw: &sync::RawRwLock) -> bool {
+        rw.try_unlock_read()
     }
     #[inline]
     fn rw_unlock_write(&self, rw: &sync::RawRwLock) {

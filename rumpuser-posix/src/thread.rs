@@ -54,6 +54,27 @@ extern "C" fn trampoline(p: *mut c_void) -> *mut c_void {
     unsafe { entry(arg.0) }
 }
 
+/// Names the calling host thread for a diagnostic: `host thread <tid>
+/// "<name>"` (the kernel's thread name given at creation, or the
+/// program's for the application's threads).
+pub fn describe_current(out: &mut dyn core::fmt::Write) -> core::fmt::Result {
+    // SAFETY: `gettid` has no preconditions.
+    let tid = unsafe { libc::gettid() };
+    let mut name = [0u8; 16];
+    // SAFETY: the buffer is 16 bytes, Linux's limit including the NUL,
+    // and `pthread_self()` is the calling thread.
+    let r = unsafe {
+        libc::pthread_getname_np(libc::pthread_self(), name.as_mut_ptr().cast(), name.len())
+    };
+    let len = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+    let name = if r == 0 {
+        core::str::from_utf8(&name[..len]).unwrap_or("?")
+    } else {
+        "?"
+    };
+    write!(out, "host thread {tid} \"{name}\"")
+}
+
 /// Creates a host thread running `entry(arg)`.
 pub fn create(
     entry: ThreadFn,

@@ -38,11 +38,13 @@ use std::process::Command;
 /// The platform libraries that build on this host.
 pub const FLAVOURS: &[&str] = &["posix", "green"];
 
-/// Flavours whose crate is only an `rlib` in its manifest, because `no_std`
-/// platforms depend on it (Cargo builds every crate type of a dependency,
-/// and a `no_std` staticlib cannot be built without a panic handler and an
-/// allocator); their archive is built with `cargo rustc --crate-type staticlib`.
-pub const RLIB_ONLY: &[&str] = &["green"];
+/// Flavours whose crate is only an `rlib` in its manifest (every flavour:
+/// `no_std` platforms depend on green, and Cargo builds every crate type of
+/// a dependency, while a `no_std` staticlib cannot be built without a panic
+/// handler and an allocator; and rustc runs the release profile's LTO only
+/// for a crate that is not also an rlib); their archive is built with
+/// `cargo rustc --crate-type staticlib`.
+pub const RLIB_ONLY: &[&str] = &["posix", "green"];
 
 /// Extra libraries a static link needs.
 pub const LIBS_PRIVATE: &str = "-lpthread -ldl -lm -lgcc_s";

@@ -18,6 +18,10 @@
 //! and NetBSD errno numbers, bad input, timing (never early), and what the
 //! call did with its virtual CPU according to the model kernel.
 //!
+//! [`misuse`] holds the lock misuse cases, which must each end the process
+//! with an abort and a message, so a harness runs each in a child process
+//! (see that module).
+//!
 //! The pieces the kit is made of serve any test that drives a library
 //! through its C ABI (the host-side test kit, `rumpuser-testkit`, builds on
 //! them): [`hyp`], a safe typed client of an [`Api`]; [`upcalls`], the one
@@ -28,6 +32,7 @@
 pub mod cases;
 pub mod hyp;
 pub mod kthread;
+pub mod misuse;
 pub mod model;
 pub mod upcalls;
 

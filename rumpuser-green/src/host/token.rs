@@ -54,7 +54,7 @@ use crate::host::HOST;
 use crate::sched_core::hosts::{self, HostCell, HostEvent, HostOps};
 use rumpuser_host::handshake;
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -73,9 +73,8 @@ static EVENTS: Mutex<Vec<HostEvent>> = Mutex::new(Vec::new());
 static EVENTS_PENDING: AtomicBool = AtomicBool::new(false);
 /// Whether other host threads may take part (set once by [`start`]).
 static ENABLED: AtomicBool = AtomicBool::new(false);
-/// The runner's cell and thread pointer.
+/// The runner's cell.
 static RUNNER: HostCell = HostCell::new();
-static RUNNER_TP: AtomicUsize = AtomicUsize::new(0);
 /// Ask the runner to take the token as soon as the owner is away.
 static STEAL_NOW: AtomicBool = AtomicBool::new(false);
 /// Retired cells of host threads that ended, for the next new one.
@@ -257,9 +256,6 @@ struct Ops;
 
 impl HostOps for Ops {
     fn this_host(&self) -> Option<&'static HostCell> {
-        if hosts_tp() == RUNNER_TP.load(Ordering::Relaxed) {
-            return Some(&RUNNER);
-        }
         if !ENABLED.load(Ordering::Relaxed) {
             return None;
         }
@@ -293,11 +289,6 @@ impl HostOps for Ops {
 
 static OPS: Ops = Ops;
 
-/// The thread pointer as the core's fast path compares it.
-fn hosts_tp() -> usize {
-    hosts::thread_pointer()
-}
-
 /// A host thread's cell, given back when the thread ends.
 struct Mine(Cell<Option<&'static HostCell>>);
 
@@ -315,7 +306,6 @@ impl Drop for Mine {
 /// process's end must not hand the green world to the runner while
 /// `atexit` handlers run).
 extern "C" fn primary_gone(_: *mut libc::c_void) {
-    hosts::retire_primary();
     depart(&hosts::PRIMARY);
 }
 
@@ -455,7 +445,7 @@ fn stepped_out(o: &HostCell) -> bool {
 
 /// The runner's loop (see the module doc).
 fn runner() {
-    RUNNER_TP.store(hosts_tp(), Ordering::Relaxed);
+    hosts::bind_here(&RUNNER);
     set_thread(&RUNNER);
     let me: &'static HostCell = &RUNNER;
     let mut period = SAMPLE_MIN;

@@ -284,15 +284,28 @@ impl RawRwLock {
     /// Releases a read hold.
     #[inline]
     pub fn unlock_read(&self) {
+        let released = self.try_unlock_read();
+        debug_assert!(released, "RawRwLock::unlock_read without a read hold");
+    }
+
+    /// Releases a read hold if the lock has one, and says whether it had:
+    /// `false` when it was free or write-held, which only a caller's bug
+    /// brings about (the release is undone at once, but another thread may
+    /// have seen the state in between; the caller is expected to abort).
+    /// The check tests the value the release returns, so it costs what
+    /// [`unlock_read`](Self::unlock_read) costs.
+    #[inline]
+    pub fn try_unlock_read(&self) -> bool {
         let prev = self.state.fetch_sub(READ_LOCKED, Ordering::Release);
-        debug_assert!(
-            !is_unlocked(prev) && !is_write_locked(prev),
-            "RawRwLock::unlock_read without a read hold"
-        );
+        if is_unlocked(prev) || is_write_locked(prev) {
+            self.state.fetch_add(READ_LOCKED, Ordering::Relaxed);
+            return false;
+        }
         let state = prev - READ_LOCKED;
         if is_unlocked(state) && (has_writers_waiting(state) || has_readers_waiting(state)) {
             self.wake_writer_or_readers(state);
         }
+        true
     }
 
     /// Releases the write hold.
@@ -478,6 +491,21 @@ mod tests {
         assert!(l.try_write());
         l.unlock_write();
         assert!(!l.is_write_locked() && !l.has_readers());
+    }
+
+    #[test]
+    fn try_unlock_read_refuses_a_lock_without_a_read_hold() {
+        let l = RawRwLock::new();
+        assert!(!l.try_unlock_read(), "free lock");
+        assert_eq!(l.state.load(Ordering::Relaxed), 0, "the refusal is undone");
+        assert!(l.try_write());
+        assert!(!l.try_unlock_read(), "write-held lock");
+        assert!(l.is_write_locked() && !l.has_readers());
+        l.unlock_write();
+        l.read();
+        assert!(l.try_unlock_read(), "read-held lock");
+        assert!(!l.has_readers() && l.try_write());
+        l.unlock_write();
     }
 
     #[test]

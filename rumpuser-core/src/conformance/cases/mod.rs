@@ -67,6 +67,7 @@ pub const ALL: &[(&str, Case)] = &[
         "mutex::contended_spin_keeps_cpu",
         mutex::contended_spin_keeps_cpu,
     ),
+    ("mutex::spin_without_lwp", mutex::spin_without_lwp),
     ("mutex::exclusion_stress", mutex::exclusion_stress),
     (
         "rw::readers_share_writers_exclude",

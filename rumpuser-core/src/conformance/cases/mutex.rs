@@ -1,6 +1,7 @@
 //! Mutexes (contract 3.13, 2.7, 2.4): owner tracking for KMUTEX, uncontended
 //! entry never touches the CPU, contended KMUTEX entry releases it, SPIN
-//! entry never does, and mutual exclusion holds under load.
+//! entry never does, a SPIN mutex works for a thread without an lwp, and
+//! mutual exclusion holds under load.
 
 use super::super::kthread::spawn;
 use super::super::{CaseResult, Ctx};
@@ -125,6 +126,39 @@ pub fn contended_spin_keeps_cpu(ctx: &Ctx) -> CaseResult {
     let (delta, owner_ok) = contend(ctx, RUMPUSER_MTX_SPIN | RUMPUSER_MTX_KMUTEX)?;
     crate::ensure_eq!(delta, 0, "contended SPIN|KMUTEX enter released the CPU");
     crate::ensure!(owner_ok, "owner of a SPIN|KMUTEX after a contended enter");
+    Ok(())
+}
+
+/// A SPIN mutex taken by a thread without an lwp, as scheduler.c's
+/// `lwp0busy` and threads.c's `threadbouncer` take theirs: enter, a
+/// refused tryenter (`EBUSY`, not a misuse report), exit, and again after
+/// the lwp is back; none of it is taken for lock misuse.
+pub fn spin_without_lwp(ctx: &Ctx) -> CaseResult {
+    let api = ctx.api;
+    let m = mutex(api, RUMPUSER_MTX_SPIN);
+    let l = ctx.lwp();
+    let model = ctx.model();
+    model.lwpop(crate::abi::RUMPUSER_LWP_CLEAR, l);
+    // SAFETY: live mutex, nowrap use as in scheduler.c.
+    let (held, none) = unsafe {
+        (api.mutex_enter_nowrap)(m.p());
+        let held = (api.mutex_tryenter)(m.p());
+        let none = (api.curlwp)().is_null();
+        (api.mutex_exit)(m.p());
+        (held, none)
+    };
+    model.lwpop(crate::abi::RUMPUSER_LWP_SET, l);
+    crate::ensure!(none, "curlwp still set after CLEAR");
+    crate::ensure_eq!(held, Errno::EBUSY.raw(), "tryenter of a held SPIN mutex");
+    // SAFETY: as above, now with the lwp bound.
+    let again = unsafe {
+        (api.mutex_enter_nowrap)(m.p());
+        let r = (api.mutex_tryenter)(m.p());
+        (api.mutex_exit)(m.p());
+        (api.mutex_destroy)(m.p());
+        r
+    };
+    crate::ensure_eq!(again, Errno::EBUSY.raw(), "tryenter by the holder");
     Ok(())
 }
 

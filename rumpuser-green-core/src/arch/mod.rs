@@ -35,34 +35,8 @@ compile_error!(
     "rumpuser-green's scheduler core supports x86_64 System V and AArch64 AAPCS64 ELF targets"
 );
 
-/// An identifier of the calling host thread: its thread pointer (the TLS
-/// ABI's x86_64 `%fs:0`, which holds the thread control block's own
-/// address, or AArch64's `tpidr_el0`), unique among live threads. One
-/// instruction, where `pthread_self` is a call through the PLT. Only on
-/// hosts with threads (`hosts`): bare metal has no thread control block.
 #[cfg(feature = "hosts")]
-#[inline(always)]
-pub(super) fn thread_pointer() -> usize {
-    #[cfg(target_arch = "x86_64")]
-    {
-        let tp: usize;
-        // SAFETY: reads the first word of the thread control block, which
-        // the x86_64 TLS ABI requires to be the thread pointer itself.
-        unsafe {
-            core::arch::asm!("mov {}, fs:0", out(reg) tp, options(nostack, readonly, preserves_flags))
-        };
-        tp
-    }
-    #[cfg(target_arch = "aarch64")]
-    {
-        let tp: usize;
-        // SAFETY: reads the thread pointer register (no memory access).
-        unsafe {
-            core::arch::asm!("mrs {}, tpidr_el0", out(reg) tp, options(nomem, nostack, preserves_flags))
-        };
-        tp
-    }
-}
+pub(crate) mod tls;
 
 /// Value written at the lowest word of every green-thread stack; checked
 /// when the stack is released (and on every switch in debug builds).

@@ -1,7 +1,11 @@
-//! The `no_std` cooperative green-thread scheduler core of rumpuser-green.
+//! `rumpuser-green-core`: the `no_std` cooperative green-thread scheduler of
+//! the green flavours (POSIX `rumpuser-green`, bare metal, Xen).
 //!
-//! Every rump-kernel thread runs as a green thread on **one** host thread,
-//! like NetBSD's rumpfiber, but without its defects (prior-art §3–5):
+//! Every rump-kernel thread is a green thread, switched cooperatively by
+//! register switches, like NetBSD's rumpfiber but without its defects
+//! (prior-art §3–5); one host thread at a time runs them (on bare metal and
+//! Xen the one CPU; on a POSIX host whichever host thread holds the token,
+//! see [`hosts`]):
 //!
 //! | prior art | here |
 //! |---|---|
@@ -13,19 +17,33 @@
 //!
 //! # Layout
 //!
+//! From the bottom up (each module uses only those above it, except that
+//! the scheduler's state refers to the switch's entry points):
+//!
+//! * `thread`: the thread record (TCB), ids, names, states.
+//! * `queue`: [`WaitQueue`], the intrusive FIFO list of blocked threads.
+//! * [`timer`]: the deadline heap (public for property tests); `rng` the
+//!   seeded choice of deterministic mode.
+//! * `config`: [`Config`], the API's error types, [`Stats`].
 //! * [`platform`](Platform): the host seam (clock, idle, stacks, events,
-//!   console, halt, optional IRQ masking).
-//! * `arch`: the context switch and first-entry frame (x86_64 SysV asm).
+//!   console, halt, optional IRQ masking, excursions, host events);
+//!   [`hosts`]: the host threads of a green world and the token's moves.
+//! * `arch`: the context switch and first-entry frame (x86_64 SysV and
+//!   AArch64 asm).
 //! * `global`: the single global scheduler cell and its invariants.
-//! * `sched`: the scheduler and the free functions re-exported here.
-//! * [`timer`]: the deadline heap (public for property tests).
-//! * `waitq`: [`WaitQueue`], the blocking primitive under `sync`.
-//! * `sync`: [`GreenMutex`], [`GreenRwLock`], [`GreenCondvar`].
+//! * `sched`: the scheduler's state machine (run queue, timers, blocking,
+//!   spawn, exit, reaping, excursions and hosts as state changes).
+//! * `switch`: performing a decision once the borrow has ended (register
+//!   switch, token hand-off, first entry, excursion trampoline).
+//! * `api`: the public functions re-exported here, built on the above.
+//! * `sync` ([`GreenMutex`], [`GreenRwLock`], [`GreenCondvar`]) and
+//!   [`excursion`]: users of the API.
 //!
 //! `unsafe` lives only in `arch` (asm, stack frames, canary), `global`
-//! (the cell) and a few commented spots in `sched`/`waitq` (performing the
-//! switch, freeing stacks, re-borrowing a wait queue to unlink a timed-out
-//! waiter). Every block carries a `// SAFETY:` argument.
+//! (the cell) and a few commented spots in `sched`, `switch` and `queue`
+//! (performing the switch, freeing stacks, re-borrowing a wait queue to
+//! unlink a timed-out waiter, host cells of threads). Every block carries
+//! a `// SAFETY:` argument.
 //!
 //! # Plugging in a host (e.g. the POSIX backend)
 //!
@@ -63,32 +81,42 @@
 //!
 //! Threads are cooperative: a thread runs until it blocks, yields, sleeps
 //! or exits. Never hold a green lock across a host call that blocks the
-//! host thread for long: it stalls every green thread.
+//! host thread for long: it stalls every green thread that host runs.
 
+#![cfg_attr(not(test), no_std)]
+
+extern crate alloc;
+
+mod api;
 mod arch;
+mod config;
 pub mod excursion;
 mod global;
 pub mod hosts;
 mod platform;
+mod queue;
 mod rng;
 mod sched;
+mod switch;
 mod sync;
 mod thread;
 pub mod timer;
-mod waitq;
 
-pub use excursion::{Excursion, ExcursionPtr};
-pub use platform::{Platform, Stack};
-pub use rng::SplitMix64;
-pub use sched::{
+pub use api::{
     bench_yield_pingpong, curlwp, current, current_for_report, errno, exit, fatal, init,
     is_initialized, join, now_ns, others_runnable, park, set_curlwp, set_errno, set_switch_hook,
     set_thread_name, set_tracing, set_user_data, shutdown, sleep_for, sleep_until, spawn,
     spawn_closure, spawn_fn, stats, take_trace, thread_name, try_current, user_data, user_data_of,
-    wake, yield_now, Config, InitError, JoinError, ShutdownError, SpawnError, Stats, SwitchEvent,
-    SwitchHook, DEFAULT_STACK_SIZE, MIN_STACK_SIZE,
+    wake, yield_now,
 };
+pub use config::{
+    Config, InitError, JoinError, ShutdownError, SpawnError, Stats, SwitchEvent, SwitchHook,
+    DEFAULT_STACK_SIZE, MIN_STACK_SIZE,
+};
+pub use excursion::{Excursion, ExcursionPtr};
+pub use platform::{Platform, Stack};
+pub use queue::WaitQueue;
+pub use rng::SplitMix64;
 pub use sync::{GreenCondvar, GreenMutex, GreenRwLock, LockError};
 pub use thread::{ThreadId, ThreadName, Wakeup, NAME_MAX};
 pub use timer::TimerQueue;
-pub use waitq::WaitQueue;

@@ -5,24 +5,23 @@ use core::ffi::c_void;
 use core::fmt;
 use core::ptr;
 
-use super::hosts::HostCell;
-use super::platform::Stack;
-use super::waitq::WaitQueue;
+use crate::hosts::HostCell;
+use crate::platform::Stack;
 
 /// "No thread" in slot-index links.
-pub(super) const NIL: u32 = u32::MAX;
+pub(crate) const NIL: u32 = u32::MAX;
 
 /// Identifies a green thread: a slot index plus a generation, so an id of
 /// a thread that has been reaped never matches the slot's next occupant.
 ///
 /// The raw value is never 0 and never `u64::MAX`; it is the token a
-/// platform returns from [`Platform::poll_events`](super::Platform::poll_events)
+/// platform returns from [`Platform::poll_events`](crate::Platform::poll_events)
 /// to wake a thread.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ThreadId(u64);
 
 impl ThreadId {
-    pub(super) fn new(slot: u32, gen: u32) -> Self {
+    pub(crate) fn new(slot: u32, gen: u32) -> Self {
         Self((u64::from(gen) << 32) | u64::from(slot))
     }
 
@@ -42,11 +41,11 @@ impl ThreadId {
         }
     }
 
-    pub(super) fn slot(self) -> u32 {
+    pub(crate) fn slot(self) -> u32 {
         self.0 as u32
     }
 
-    pub(super) fn gen(self) -> u32 {
+    pub(crate) fn gen(self) -> u32 {
         (self.0 >> 32) as u32
     }
 }
@@ -100,7 +99,7 @@ impl fmt::Debug for ThreadName {
 /// Why a blocked thread was made runnable again.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Wakeup {
-    /// Woken explicitly (wait-queue wake, [`wake`](super::wake), join
+    /// Woken explicitly (wait-queue wake, [`wake`](crate::wake), join
     /// target exit).
     Notified,
     /// The deadline passed (`now_ns() >= deadline`).
@@ -109,27 +108,27 @@ pub enum Wakeup {
 
 /// What a blocked thread waits for.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(super) enum BlockKind {
-    /// [`park`](super::park): woken by [`wake`](super::wake) or timeout.
+pub(crate) enum BlockKind {
+    /// [`park`](crate::park): woken by [`wake`](crate::wake) or timeout.
     Park,
-    /// [`sleep_until`](super::sleep_until): only the deadline wakes it.
+    /// [`sleep_until`](crate::sleep_until): only the deadline wakes it.
     Sleep,
-    /// Linked on a [`WaitQueue`].
+    /// Linked on a [`WaitQueue`](crate::WaitQueue).
     Queue,
-    /// Waiting in [`join`](super::join) for a thread to exit.
+    /// Waiting in [`join`](crate::join) for a thread to exit.
     Join,
-    /// Running on a helper host thread ([`excursion`](super::excursion));
+    /// Running on a helper host thread ([`excursion`](crate::excursion));
     /// only the excursion's return makes it runnable.
     Excursion,
     /// The runner's bound thread while it runs the scheduler for its host:
     /// never made runnable, only resumed to hand the token on
-    /// ([`hosts`](super::hosts)).
+    /// ([`hosts`](crate::hosts)).
     Host,
 }
 
 /// Scheduler state of a slot.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(super) enum State {
+pub(crate) enum State {
     /// Unused slot (on the free list).
     Free,
     /// The thread executing now.
@@ -144,12 +143,12 @@ pub(super) enum State {
     /// Exited joinable thread waiting for `join` (stack already freed).
     Zombie,
     /// A bound thread whose host thread runs outside the green world while
-    /// another host holds the token ([`hosts`](super::hosts)).
+    /// another host holds the token ([`hosts`](crate::hosts)).
     Away,
 }
 
 /// A thread's entry point.
-pub(super) enum Entry {
+pub(crate) enum Entry {
     C(extern "C" fn(*mut c_void), *mut c_void),
     Rust(fn(usize), usize),
     Closure(Box<dyn FnOnce()>),
@@ -157,38 +156,39 @@ pub(super) enum Entry {
 
 /// The thread control block. Boxed so its address (and that of `sp`, which
 /// the context switch writes) stays put when the slot table grows.
-pub(super) struct Thread {
+pub(crate) struct Thread {
     /// Saved stack pointer while not running.
-    pub(super) sp: usize,
-    pub(super) state: State,
-    pub(super) gen: u32,
+    pub(crate) sp: usize,
+    pub(crate) state: State,
+    pub(crate) gen: u32,
     /// Incremented each time the thread blocks; timer entries carry it so
     /// an entry of an earlier block is recognised as stale.
-    pub(super) block_seq: u64,
+    pub(crate) block_seq: u64,
     /// Whether the current block has a timer entry.
-    pub(super) timed: bool,
-    pub(super) wakeup: Wakeup,
+    pub(crate) timed: bool,
+    pub(crate) wakeup: Wakeup,
     /// A `wake` arrived while not parked: the next `park` returns at once.
-    pub(super) permit: bool,
-    /// The queue this thread is linked on (only while `Blocked(Queue)`).
-    pub(super) wq: *const WaitQueue,
-    pub(super) wq_prev: u32,
-    pub(super) wq_next: u32,
-    pub(super) stack: Option<Stack>,
-    pub(super) entry: Option<Entry>,
-    pub(super) joinable: bool,
-    pub(super) joiner: u32,
-    pub(super) curlwp: *mut c_void,
-    pub(super) errno: i32,
-    pub(super) user: usize,
-    pub(super) name: ThreadName,
+    pub(crate) permit: bool,
+    /// The queue this thread is linked on (only while `Blocked(Queue)`;
+    /// a `*const WaitQueue`, which only the queue module dereferences).
+    pub(crate) wq: *const (),
+    pub(crate) wq_prev: u32,
+    pub(crate) wq_next: u32,
+    pub(crate) stack: Option<Stack>,
+    pub(crate) entry: Option<Entry>,
+    pub(crate) joinable: bool,
+    pub(crate) joiner: u32,
+    pub(crate) curlwp: *mut c_void,
+    pub(crate) errno: i32,
+    pub(crate) user: usize,
+    pub(crate) name: ThreadName,
     /// The host whose native stack this thread runs on (null: a free thread
     /// with a stack of its own, run by whichever host holds the token).
-    pub(super) home: *const HostCell,
+    pub(crate) home: *const HostCell,
 }
 
 impl Thread {
-    pub(super) fn new(gen: u32) -> Self {
+    pub(crate) fn new(gen: u32) -> Self {
         Self {
             sp: 0,
             state: State::Free,
@@ -216,7 +216,7 @@ impl Thread {
     /// by the caller) and `block_seq`: the sequence must keep growing across
     /// occupants, or a stale timer entry of the previous occupant could
     /// match a later block of the new one and fire before its deadline.
-    pub(super) fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         let (gen, block_seq) = (self.gen, self.block_seq);
         *self = Self::new(gen);
         self.block_seq = block_seq;

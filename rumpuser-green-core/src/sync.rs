@@ -1,6 +1,6 @@
 //! Cooperative mutex, reader/writer lock and condition variable.
 //!
-//! All three are plain state plus [`WaitQueue`]s; there are no atomics
+//! All three are plain state plus [`WaitQueue`](crate::WaitQueue)s; there are no atomics
 //! because every green thread runs on one host thread and a thread is only
 //! ever preempted at a blocking call. Ownership is *handed off*: when a
 //! lock is released while threads wait, the releaser grants it directly to
@@ -27,15 +27,15 @@
 //!
 //! The types are not `Sync` (they use `Cell`); the C-ABI glue keeps them
 //! behind raw pointers, which is sound under the single-host-thread
-//! contract of [`init`](super::init). A lock used before `init` works for
+//! contract of [`init`](crate::init). A lock used before `init` works for
 //! uncontended `try_*` calls; blocking on it then halts (nobody could
 //! release it).
 
 use core::cell::Cell;
 
-use super::sched::{current_raw, fatal};
-use super::thread::{ThreadId, Wakeup};
-use super::waitq::WaitQueue;
+use crate::api::{current_raw, fatal};
+use crate::queue::WaitQueue;
+use crate::thread::{ThreadId, Wakeup};
 
 /// Owner tag meaning "unlocked" (thread ids are never 0).
 const NONE: u64 = 0;
@@ -127,7 +127,7 @@ impl GreenMutex {
         self.owner.get() != NONE
     }
 
-    /// The holder, if any (and if it was taken after [`init`](super::init)).
+    /// The holder, if any (and if it was taken after [`init`](crate::init)).
     pub fn owner(&self) -> Option<ThreadId> {
         ThreadId::from_raw(self.owner.get())
     }
@@ -296,7 +296,7 @@ impl GreenRwLock {
     }
 
     /// The writer, if any (and if it was taken after
-    /// [`init`](super::init)).
+    /// [`init`](crate::init)).
     pub fn writer(&self) -> Option<ThreadId> {
         ThreadId::from_raw(self.writer.get())
     }

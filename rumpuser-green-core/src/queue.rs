@@ -1,5 +1,7 @@
 //! Wait queues: FIFO lists of blocked green threads, the building block of
-//! every sync object.
+//! every sync object. This module is the list itself (linking and
+//! unlinking TCBs); blocking on a queue and waking it are the scheduler's
+//! (`WaitQueue::park`, `wake_one`, `wake_all`, in `api`).
 //!
 //! The list is intrusive: the queue holds head/tail slot indices and the
 //! links live in the waiting threads' TCBs, so parking, waking and removing
@@ -21,8 +23,7 @@ use core::cell::Cell;
 use core::fmt;
 use core::ptr;
 
-use super::sched;
-use super::thread::{Thread, ThreadId, Wakeup, NIL};
+use crate::thread::{Thread, NIL};
 
 /// A FIFO queue of parked green threads. Not `Sync`: all green threads
 /// live on one host thread.
@@ -56,37 +57,6 @@ impl WaitQueue {
         }
     }
 
-    /// Block the calling green thread on this queue until a
-    /// [`wake_one`](Self::wake_one)/[`wake_all`](Self::wake_all) picks it
-    /// (`Notified`) or `deadline` (absolute `now_ns`) passes (`TimedOut`;
-    /// never before the deadline). A deadline already in the past returns
-    /// `TimedOut` after yielding once. [`wake`](super::wake) does not
-    /// affect queue waiters, so `Notified` always means "picked by a waker".
-    ///
-    /// Halts via [`fatal`](super::fatal) if the scheduler is not initialised
-    /// (nobody could ever wake the caller).
-    pub fn park(&self, deadline: Option<u64>) -> Wakeup {
-        sched::park_on_queue(self, deadline)
-    }
-
-    /// Wake the longest-waiting thread, if any, and return its id.
-    pub fn wake_one(&self) -> Option<ThreadId> {
-        if self.is_empty() {
-            return None;
-        }
-        sched::wake_queue(self, 1, None)
-    }
-
-    /// Wake every waiting thread; returns how many were woken.
-    pub fn wake_all(&self) -> usize {
-        if self.is_empty() {
-            return 0;
-        }
-        let mut n = 0;
-        sched::wake_queue(self, usize::MAX, Some(&mut n));
-        n
-    }
-
     /// Number of parked threads (exact: timed-out waiters are removed).
     pub fn len(&self) -> usize {
         self.len.get() as usize
@@ -98,11 +68,11 @@ impl WaitQueue {
     }
 
     /// Link `slot` at the tail and record the queue in its TCB.
-    pub(super) fn link_back(&self, threads: &mut [Box<Thread>], slot: u32) {
+    pub(crate) fn link_back(&self, threads: &mut [Box<Thread>], slot: u32) {
         let tail = self.tail.get();
         {
             let t = &mut threads[slot as usize];
-            t.wq = self as *const WaitQueue;
+            t.wq = (self as *const WaitQueue).cast();
             t.wq_prev = tail;
             t.wq_next = NIL;
         }
@@ -116,10 +86,10 @@ impl WaitQueue {
     }
 
     /// Unlink `slot`, which must be linked on this queue.
-    pub(super) fn unlink(&self, threads: &mut [Box<Thread>], slot: u32) {
+    pub(crate) fn unlink(&self, threads: &mut [Box<Thread>], slot: u32) {
         let (prev, next) = {
             let t = &mut threads[slot as usize];
-            debug_assert!(ptr::eq(t.wq, self));
+            debug_assert!(ptr::eq(t.wq, (self as *const WaitQueue).cast()));
             let links = (t.wq_prev, t.wq_next);
             t.wq = ptr::null();
             t.wq_prev = NIL;
@@ -140,7 +110,7 @@ impl WaitQueue {
     }
 
     /// Unlink and return the head.
-    pub(super) fn unlink_front(&self, threads: &mut [Box<Thread>]) -> Option<u32> {
+    pub(crate) fn unlink_front(&self, threads: &mut [Box<Thread>]) -> Option<u32> {
         let head = self.head.get();
         if head == NIL {
             return None;
@@ -151,8 +121,8 @@ impl WaitQueue {
 }
 
 /// Unlink `slot` from the queue recorded in its TCB (timeout path).
-pub(super) fn unlink_recorded(threads: &mut [Box<Thread>], slot: u32) {
-    let q = threads[slot as usize].wq;
+pub(crate) fn unlink_recorded(threads: &mut [Box<Thread>], slot: u32) {
+    let q = threads[slot as usize].wq.cast::<WaitQueue>();
     if q.is_null() {
         return;
     }

@@ -3,7 +3,7 @@
 //! `rumpuser_component_unschedule` and `_schedule`) stops only that thread.
 //!
 //! Every other green thread keeps running on the green host thread (the one
-//! that called [`init`](super::init)); only the excursing thread moves, and
+//! that called [`init`](crate::init)); only the excursing thread moves, and
 //! only while it holds no virtual CPU and runs host code.
 //!
 //! # Life of an excursion
@@ -30,13 +30,13 @@
 //! [`begin`] and [`end`] G must not call into the scheduler: it is not on
 //! the green host thread.
 //!
-//! [`Platform::excursion_start`]: super::Platform::excursion_start
-//! [`Platform::poll_excursions`]: super::Platform::poll_excursions
+//! [`Platform::excursion_start`]: crate::Platform::excursion_start
+//! [`Platform::poll_excursions`]: crate::Platform::poll_excursions
 
 use core::cell::UnsafeCell;
 
-use super::sched;
-use super::thread::ThreadId;
+use crate::api as sched;
+use crate::thread::ThreadId;
 
 /// One excursion: where the green thread's and the helper's contexts are
 /// kept while the other runs. Owned by the excursing thread, which frees it
@@ -81,14 +81,14 @@ pub unsafe fn begin() -> bool {
         helper_sp: UnsafeCell::new(0),
         started: UnsafeCell::new(false),
     }));
-    let Some(to) = sched::excursion_prepare(ExcursionPtr(ex)) else {
+    let Some(to) = crate::switch::excursion_prepare(ExcursionPtr(ex)) else {
         // SAFETY: never handed out.
         drop(unsafe { alloc::boxed::Box::from_raw(ex) });
         return false;
     };
     // SAFETY: `sp` is the record's slot, alive until this thread frees it;
     // `to` is the trampoline's fresh frame (see `excursion_prepare`).
-    unsafe { super::arch::switch((*ex).sp.get(), to) };
+    unsafe { crate::arch::switch((*ex).sp.get(), to) };
     // Resumed: on a helper if the platform started the excursion, else
     // back on the green host thread. Either way the hand-over ordered the
     // trampoline's write before this read.
@@ -106,17 +106,17 @@ pub unsafe fn begin() -> bool {
 /// # Safety
 ///
 /// `ex` was handed to this helper by
-/// [`Platform::excursion_start`](super::Platform::excursion_start) and not
+/// [`Platform::excursion_start`](crate::Platform::excursion_start) and not
 /// run before; after this returns
 /// the helper must pass it to the green host (through its
-/// [`Platform::poll_excursions`](super::Platform::poll_excursions)) and not
+/// [`Platform::poll_excursions`](crate::Platform::poll_excursions)) and not
 /// touch it again.
 pub unsafe fn run(ex: ExcursionPtr) {
     let ex = ex.0;
     // SAFETY: the thread's context was completed by its switch into the
     // trampoline before the record was handed out (module doc); the helper
     // slot is ours to write until the thread switches back.
-    unsafe { super::arch::switch((*ex).helper_sp.get(), *(*ex).sp.get()) };
+    unsafe { crate::arch::switch((*ex).helper_sp.get(), *(*ex).sp.get()) };
 }
 
 /// The excursing thread, on its helper: switches back to the helper, and
@@ -130,7 +130,7 @@ pub unsafe fn end(ex: ExcursionPtr) {
     let ex = ex.0;
     // SAFETY: the helper's context was saved by `run`'s switch into this
     // thread; this thread's slot is the record's, alive until freed below.
-    unsafe { super::arch::switch((*ex).sp.get(), *(*ex).helper_sp.get()) };
+    unsafe { crate::arch::switch((*ex).sp.get(), *(*ex).helper_sp.get()) };
     // Resumed by the scheduler on the green host thread, which has read
     // this thread's context out of the record: it is no longer needed.
     // SAFETY: the helper let go of it before handing it back (see `run`).

@@ -1,7 +1,7 @@
 //! Host threads of a green world.
 //!
 //! A platform with one CPU and no host threads (bare metal, Xen) runs every
-//! green thread on the one thread that called [`init`](super::init), and
+//! green thread on the one thread that called [`init`](crate::init), and
 //! nothing here costs it more than a static. A POSIX host may let several
 //! host threads take part (`Config::hosts`): the thread that called
 //! `init` (the *primary*), a thread of the library's own (the *runner*,
@@ -30,15 +30,15 @@
 //!   another host holds the token is *away*; it rejoins by asking for the
 //!   token ([`admit`]).
 //!
-//! The per-host mirrors in [`HostCell`] (the curlwp of the green thread
-//! running on that host, whether that is the bound thread) are written
-//! only by the host itself, or by the scheduler while that host waits for
-//! the token, so `curlwp` is one load without the token.
+//! Each host thread keeps the curlwp of the green thread running on it in
+//! a TLS word of its own, written only by itself (at switches, when it
+//! sets an lwp, and when the token comes back to it), so `curlwp` is one
+//! TLS load without the token.
 
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
-use super::thread::NIL;
+use crate::thread::NIL;
 
 /// One host thread taking part in the green world. The scheduler's fields
 /// are private; the public atomics belong to the platform's token protocol.
@@ -62,7 +62,8 @@ pub struct HostCell {
     /// The runner: after handing the token on it returns to its loop
     /// instead of waiting for the token to come back.
     pub runner: AtomicBool,
-    /// `curlwp` of the green thread executing on this host.
+    /// `curlwp` of the green thread executing on this host, without the
+    /// `hosts` feature (with it, a TLS word of the host thread).
     pub(super) cur_lwp: AtomicPtr<c_void>,
     /// Slot of the bound thread (`NIL` until admitted). Token holder only.
     pub(super) bound: AtomicU32,
@@ -80,12 +81,6 @@ impl HostCell {
             cur_lwp: AtomicPtr::new(core::ptr::null_mut()),
             bound: AtomicU32::new(NIL),
         }
-    }
-
-    /// `curlwp` of the green thread executing on this host.
-    #[inline(always)]
-    pub fn curlwp(&self) -> *mut c_void {
-        self.cur_lwp.load(Ordering::Relaxed)
     }
 
     /// Whether the host has a bound thread in the scheduler.
@@ -110,7 +105,7 @@ impl Default for HostCell {
     }
 }
 
-/// The thread that called [`init`](super::init). Its cell is also the only
+/// The thread that called [`init`](crate::init). Its cell is also the only
 /// one on platforms without host threads.
 pub static PRIMARY: HostCell = HostCell::new();
 
@@ -134,17 +129,17 @@ impl HostOps for NoOps {
         None
     }
     fn give(&self, _: &'static HostCell, _: &'static HostCell) {
-        super::fatal("rumpuser-green: a token hand-off without host threads");
+        crate::fatal("rumpuser-green: a token hand-off without host threads");
     }
     fn wait(&self, _: &'static HostCell) {
-        super::fatal("rumpuser-green: a token wait without host threads");
+        crate::fatal("rumpuser-green: a token wait without host threads");
     }
 }
 
 /// The platform's [`HostOps`] (none until [`set_ops`]).
 static OPS: spin::Once<&'static dyn HostOps> = spin::Once::new();
-/// The primary's thread pointer (0: none set).
-static PRIMARY_TP: AtomicUsize = AtomicUsize::new(0);
+/// Whether [`init`] has run (before it, every caller is the primary-to-be).
+static STARTED: AtomicBool = AtomicBool::new(false);
 
 /// Install the platform's token moves (once; later calls are ignored).
 pub fn set_ops(ops: &'static dyn HostOps) {
@@ -155,36 +150,38 @@ pub(super) fn ops() -> &'static dyn HostOps {
     OPS.get().copied().unwrap_or(&NoOps)
 }
 
-/// The calling host thread's thread pointer (see `arch`), as
-/// [`this_host`] compares it.
-#[cfg(feature = "hosts")]
-#[inline(always)]
-pub fn thread_pointer() -> usize {
-    super::arch::thread_pointer()
-}
-
-/// Record the calling host thread as the primary (its thread pointer).
-pub(super) fn set_primary_here() {
+/// Make the calling host thread `h`'s (the primary at `init`, the
+/// platform's own threads when they start): from now on [`this_host`]
+/// finds it without asking the platform.
+pub fn bind_here(h: &'static HostCell) {
     #[cfg(feature = "hosts")]
-    PRIMARY_TP.store(super::arch::thread_pointer(), Ordering::Relaxed);
+    crate::arch::tls::set_host(h as *const HostCell as usize);
+    #[cfg(not(feature = "hosts"))]
+    let _ = h;
 }
 
-/// The primary's host thread has ended: from now on no thread is the
-/// primary (a new thread may get the same thread pointer), and the
-/// platform reports its departure like any other host's.
-pub fn retire_primary() {
-    PRIMARY_TP.store(usize::MAX, Ordering::Relaxed);
+/// The calling thread is the primary (called by `init`).
+pub(super) fn set_primary_here() {
+    bind_here(&PRIMARY);
+    set_lwp_here(core::ptr::null_mut());
+    STARTED.store(true, Ordering::Relaxed);
 }
 
-/// The calling host thread's cell: the primary's, else the platform's
-/// answer (`None`: a host thread that may not take part). Without the
-/// `hosts` feature there is only the primary.
+/// The calling host thread's cell: the one bound to it, else the
+/// platform's answer, which is then bound (`None`: a host thread that may
+/// not take part). Without the `hosts` feature there is only the primary.
 #[inline(always)]
 pub fn this_host() -> Option<&'static HostCell> {
     #[cfg(feature = "hosts")]
-    if super::arch::thread_pointer() != PRIMARY_TP.load(Ordering::Relaxed) {
-        return other_host();
+    {
+        let h = crate::arch::tls::host();
+        if h == 0 {
+            return other_host();
+        }
+        // SAFETY: only `bind_here` stores it, from a `&'static HostCell`.
+        Some(unsafe { &*(h as *const HostCell) })
     }
+    #[cfg(not(feature = "hosts"))]
     Some(&PRIMARY)
 }
 
@@ -192,24 +189,40 @@ pub fn this_host() -> Option<&'static HostCell> {
 #[cold]
 #[inline(never)]
 fn other_host() -> Option<&'static HostCell> {
-    if PRIMARY_TP.load(Ordering::Relaxed) == 0 {
+    if !STARTED.load(Ordering::Relaxed) {
         // Before `init`: the calling thread will be the primary.
         return Some(&PRIMARY);
     }
-    ops().this_host()
+    let h = ops().this_host()?;
+    bind_here(h);
+    Some(h)
 }
 
 /// `curlwp` of the green thread running on the calling host thread (null
-/// on a host thread that has none).
+/// on a host thread that has none). One TLS load with `hosts`, one static
+/// load without.
 #[inline(always)]
 pub fn curlwp() -> *mut c_void {
-    match this_host() {
-        Some(h) => h.curlwp(),
-        None => core::ptr::null_mut(),
+    #[cfg(feature = "hosts")]
+    {
+        crate::arch::tls::curlwp() as *mut c_void
     }
+    #[cfg(not(feature = "hosts"))]
+    PRIMARY.cur_lwp.load(Ordering::Relaxed)
 }
 
-/// What a platform reports from [`Platform::poll_hosts`](super::Platform::poll_hosts).
+/// Sets what [`curlwp`] returns on the calling host thread (the scheduler,
+/// whenever the green thread running on this host changes or sets its
+/// lwp).
+#[inline(always)]
+pub(crate) fn set_lwp_here(l: *mut c_void) {
+    #[cfg(feature = "hosts")]
+    crate::arch::tls::set_curlwp(l as usize);
+    #[cfg(not(feature = "hosts"))]
+    PRIMARY.cur_lwp.store(l, Ordering::Relaxed);
+}
+
+/// What a platform reports from [`Platform::poll_hosts`](crate::Platform::poll_hosts).
 #[derive(Clone, Copy, Debug)]
 pub enum HostEvent {
     /// The host asks for the token: its bound thread becomes runnable
@@ -220,4 +233,4 @@ pub enum HostEvent {
     Depart(&'static HostCell),
 }
 
-pub use super::sched::{admit, depart, serve, take_over, yield_token};
+pub use crate::api::{admit, depart, serve, take_over, yield_token};

@@ -6,7 +6,7 @@
 //! use, so two `&mut` to the scheduler can never coexist on one host
 //! thread.
 //!
-//! # Invariants (the contract of [`init`](super::init), an `unsafe fn`)
+//! # Invariants (the contract of [`init`](crate::init), an `unsafe fn`)
 //!
 //! * Only the host thread that called `init` ever touches the cell. There is
 //!   no cross-host-thread synchronisation at all: external wake-ups arrive

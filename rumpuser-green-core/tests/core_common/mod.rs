@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-pub use rumpuser_green::sched_core as sc;
+pub use rumpuser_green_core as sc;
 use sc::{Config, Platform, Stack};
 
 /// How long `idle(None)` waits for an external event before declaring a

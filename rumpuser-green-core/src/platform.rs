@@ -1,9 +1,9 @@
-//! The host seam of the scheduler core: the [`Platform`] trait and [`Stack`].
+//! The host seam of the scheduler core: the [`Platform`](crate::Platform) trait and [`Stack`].
 //!
 //! The core never calls the host directly. Everything host-specific (the
 //! monotonic clock, blocking the host while nothing is runnable, stack
 //! memory, the console, halting, and delivering external events) goes
-//! through one `&'static dyn Platform` handed to [`init`](super::init).
+//! through one `&'static dyn Platform` handed to [`init`](crate::init).
 //! This mirrors rumprun's `bmk-core/platform.h` contract, which let the hw
 //! and Xen platforms share one scheduler.
 //!
@@ -14,7 +14,7 @@
 //!   state; a re-entrant call is detected and panics. External wake-ups are
 //!   delivered only by returning tokens from [`Platform::poll_events`].
 //! * Everything runs on the single host thread that called
-//!   [`init`](super::init). Other host threads (I/O completion workers,
+//!   [`init`](crate::init). Other host threads (I/O completion workers,
 //!   interrupt handlers) may only touch the platform's *own* state (e.g. push
 //!   a token on a queue and signal an eventfd / set a pending bit).
 
@@ -60,7 +60,7 @@ pub trait Platform: 'static {
 
     /// Drain the external events that completed since the last call and
     /// hand each one's token to `wake` (a token is a
-    /// [`ThreadId::as_raw`](super::ThreadId::as_raw) value; unknown or stale
+    /// [`ThreadId::as_raw`](crate::ThreadId::as_raw) value; unknown or stale
     /// tokens are ignored). Called before and after every
     /// [`idle`](Self::idle) and every `poll_interval` switches while busy,
     /// so it must be cheap when nothing is pending (check an atomic flag
@@ -102,13 +102,13 @@ pub trait Platform: 'static {
         false
     }
 
-    /// Hand an [`excursion`](super::excursion) to a host thread that will
-    /// call [`excursion::run`](super::excursion::run) with it, then give it
+    /// Hand an [`excursion`](crate::excursion) to a host thread that will
+    /// call [`excursion::run`](crate::excursion::run) with it, then give it
     /// back through [`poll_excursions`](Self::poll_excursions). `false`: no
     /// such thread (the default; bare metal and Xen have one CPU and no
     /// host threads), and the green thread stays where it is. Called on the
     /// green host thread, inside the scheduler.
-    fn excursion_start(&self, _ex: super::ExcursionPtr) -> bool {
+    fn excursion_start(&self, _ex: crate::ExcursionPtr) -> bool {
         false
     }
 
@@ -117,12 +117,12 @@ pub trait Platform: 'static {
     /// [`poll_events`](Self::poll_events), so it must be as cheap when
     /// nothing is pending; [`idle`](Self::idle) must return when an
     /// excursion comes back.
-    fn poll_excursions(&self, _back: &mut dyn FnMut(super::ExcursionPtr)) {}
+    fn poll_excursions(&self, _back: &mut dyn FnMut(crate::ExcursionPtr)) {}
 
-    /// Hand every [`HostEvent`](super::hosts::HostEvent) since the last
+    /// Hand every [`HostEvent`](crate::hosts::HostEvent) since the last
     /// call to `ev` (host threads asking for the token, host threads gone).
     /// Called with [`poll_events`](Self::poll_events), so it must be as
     /// cheap when nothing is pending; [`idle`](Self::idle) must return
     /// when a host asks for the token. The default has none.
-    fn poll_hosts(&self, _ev: &mut dyn FnMut(super::hosts::HostEvent)) {}
+    fn poll_hosts(&self, _ev: &mut dyn FnMut(crate::hosts::HostEvent)) {}
 }
