@@ -19,12 +19,15 @@
 //! * [`kernels`]: named model kernels with upcall counters (the
 //!   [`kernels::LwpKernel`] the benches initialise every library with);
 //! * [`dl`]: a library loaded with `dlopen`, as an `Api`;
+//! * [`misuse`]: the harness that runs each of the kit's lock misuse
+//!   cases in a child process and checks its abort and report;
 //! * [`sp`]: the syscall proxy test kit: a model kernel with processes and
 //!   system calls, a protocol client that can misbehave on purpose, and
 //!   the scenario both flavours' servers pass.
 
 pub mod dl;
 pub mod kernels;
+pub mod misuse;
 pub mod sp;
 
 pub use rumpuser_core::conformance;
