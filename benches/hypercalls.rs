@@ -24,9 +24,10 @@
 
 mod common;
 
-use common::{Lib, Libs, Mtx};
+use common::{Lib, Libs};
 use criterion::{BenchmarkGroup, Criterion};
 use rumpuser_core::abi::*;
+use rumpuser_testkit::hyp::{Cv, Mtx};
 use std::collections::BTreeMap;
 use std::ffi::{c_int, c_void};
 use std::hint::black_box;
@@ -69,10 +70,11 @@ fn mutex(c: &mut Criterion, libs: &'static Libs) {
         g.bench_function(lib.name, |b| {
             let m = lib.mutex_new();
             b.iter(|| {
-                lib.mutex_enter(black_box(m));
-                lib.mutex_exit(m);
+                black_box(m).enter();
+                m.exit();
             });
-            lib.mutex_destroy(m);
+            // SAFETY: unheld, and the bench is its only user.
+            unsafe { m.destroy() };
         });
     }
     g.bench_function(BASELINE, |b| {
@@ -88,10 +90,11 @@ fn rw(c: &mut Criterion, libs: &'static Libs) {
         g.bench_function(lib.name, |b| {
             let rw = lib.rw_new();
             b.iter(|| {
-                lib.rw_enter_read(black_box(rw));
-                lib.rw_exit(rw);
+                black_box(rw).enter(RUMPUSER_RW_READER);
+                rw.exit();
             });
-            lib.rw_destroy(rw);
+            // SAFETY: unheld, and the bench is its only user.
+            unsafe { rw.destroy() };
         });
     }
     g.bench_function(BASELINE, |b| {
@@ -118,13 +121,15 @@ unsafe extern "C" fn contend_partner(arg: *mut c_void) -> *mut c_void {
         s.started.store(true, Ordering::Release);
         let mut n = 0u64;
         while !s.stop.load(Ordering::Relaxed) {
-            s.lib.mutex_enter(s.m);
+            s.m.enter();
             n += 1;
-            s.lib.mutex_exit(s.m);
+            s.m.exit();
         }
         s.partner_ops.fetch_add(n, Ordering::Relaxed);
     }
-    s.lib.thread_end()
+    // SAFETY: the end of a thread started by `Lib::spawn`, with nothing
+    // that has a destructor alive.
+    unsafe { s.lib.thread_end() }
 }
 
 /// Two host threads on one lock: the time per enter+exit of the measuring
@@ -145,21 +150,23 @@ fn mutex_contended(c: &mut Criterion, libs: &'static Libs) {
             b.iter_custom(|iters| {
                 s.started.store(false, Ordering::Relaxed);
                 s.stop.store(false, Ordering::Relaxed);
-                let t = lib.spawn(contend_partner, arg);
+                // SAFETY: `contend_partner` ends with `thread_end`; `arg` outlives the join below.
+                let t = unsafe { lib.spawn(contend_partner, arg) };
                 while !s.started.load(Ordering::Acquire) {
                     std::hint::spin_loop();
                 }
                 let t0 = Instant::now();
                 for _ in 0..iters {
-                    lib.mutex_enter(s.m);
-                    lib.mutex_exit(black_box(s.m));
+                    s.m.enter();
+                    black_box(s.m).exit();
                 }
                 let el = t0.elapsed();
                 s.stop.store(true, Ordering::Relaxed);
                 lib.join(t);
                 el
             });
-            lib.mutex_destroy(s.m);
+            // SAFETY: the partner was joined; nobody uses it any more.
+            unsafe { s.m.destroy() };
         });
     }
     g.bench_function(BASELINE, |b| {
@@ -197,7 +204,7 @@ fn mutex_contended(c: &mut Criterion, libs: &'static Libs) {
 struct PingPong {
     lib: &'static Lib,
     m: Mtx,
-    cv: common::Cv,
+    cv: Cv,
     /// 1: the partner's turn; 0: the bench thread's turn.
     turn: AtomicU32,
     stop: AtomicBool,
@@ -208,20 +215,22 @@ unsafe extern "C" fn pingpong_partner(arg: *mut c_void) -> *mut c_void {
     let s = unsafe { &*(arg as *const PingPong) };
     {
         let _lwp = s.lib.bind_lwp();
-        s.lib.mutex_enter(s.m);
+        s.m.enter();
         loop {
             while s.turn.load(Ordering::Relaxed) == 0 && !s.stop.load(Ordering::Relaxed) {
-                s.lib.cv_wait(s.cv, s.m);
+                s.cv.wait(s.m);
             }
             if s.stop.load(Ordering::Relaxed) {
                 break;
             }
             s.turn.store(0, Ordering::Relaxed);
-            s.lib.cv_signal(s.cv);
+            s.cv.signal();
         }
-        s.lib.mutex_exit(s.m);
+        s.m.exit();
     }
-    s.lib.thread_end()
+    // SAFETY: the end of a thread started by `Lib::spawn`, with nothing
+    // that has a destructor alive.
+    unsafe { s.lib.thread_end() }
 }
 
 /// Round trip A→B→A over one mutex and one cv, the way kernel code hands
@@ -243,16 +252,17 @@ fn cv_pingpong(c: &mut Criterion, libs: &'static Libs) {
             b.iter_custom(|iters| {
                 s.stop.store(false, Ordering::Relaxed);
                 s.turn.store(0, Ordering::Relaxed);
-                let t = lib.spawn(pingpong_partner, arg);
+                // SAFETY: `pingpong_partner` ends with `thread_end`; `arg` outlives the join below.
+                let t = unsafe { lib.spawn(pingpong_partner, arg) };
                 // One untimed round trip so the partner is up and waiting.
                 let round = || {
                     s.turn.store(1, Ordering::Relaxed);
-                    lib.cv_signal(s.cv);
+                    s.cv.signal();
                     while s.turn.load(Ordering::Relaxed) == 1 {
-                        lib.cv_wait(s.cv, s.m);
+                        s.cv.wait(s.m);
                     }
                 };
-                lib.mutex_enter(s.m);
+                s.m.enter();
                 round();
                 let t0 = Instant::now();
                 for _ in 0..iters {
@@ -260,13 +270,16 @@ fn cv_pingpong(c: &mut Criterion, libs: &'static Libs) {
                 }
                 let el = t0.elapsed();
                 s.stop.store(true, Ordering::Relaxed);
-                lib.cv_signal(s.cv);
-                lib.mutex_exit(s.m);
+                s.cv.signal();
+                s.m.exit();
                 lib.join(t);
                 el
             });
-            lib.cv_destroy(s.cv);
-            lib.mutex_destroy(s.m);
+            // SAFETY: the partner was joined; nobody uses them any more.
+            unsafe {
+                s.cv.destroy();
+                s.m.destroy();
+            }
         });
     }
     g.bench_function(BASELINE, |b| {
@@ -324,7 +337,8 @@ fn cv_pingpong(c: &mut Criterion, libs: &'static Libs) {
 unsafe extern "C" fn empty_thread(arg: *mut c_void) -> *mut c_void {
     // SAFETY: `arg` is a `&'static Lib`.
     let lib = unsafe { &*(arg as *const Lib) };
-    lib.thread_end()
+    // SAFETY: the end of a thread started by `Lib::spawn`.
+    unsafe { lib.thread_end() }
 }
 
 fn thread_create_join(c: &mut Criterion, libs: &'static Libs) {
@@ -333,7 +347,8 @@ fn thread_create_join(c: &mut Criterion, libs: &'static Libs) {
         g.bench_function(lib.name, |b| {
             let arg = lib as *const Lib as *mut c_void;
             b.iter(|| {
-                let t = lib.spawn(empty_thread, arg);
+                // SAFETY: `empty_thread` ends with `thread_end`; `arg` outlives the join below.
+                let t = unsafe { lib.spawn(empty_thread, arg) };
                 lib.join(t);
             });
         });
@@ -497,7 +512,7 @@ fn offsets() -> &'static [i64] {
 struct BioQueue {
     lib: &'static Lib,
     m: Mtx,
-    cv: common::Cv,
+    cv: Cv,
     ring: [AtomicU16; MAX_DEPTH],
     head: AtomicU64,
     errors: AtomicU64,
@@ -519,12 +534,12 @@ unsafe extern "C" fn bio_done(arg: *mut c_void, done: usize, error: c_int) {
     if error != 0 || done != BIO_BLOCK {
         q.errors.fetch_add(1, Ordering::Relaxed);
     }
-    q.lib.mutex_enter(q.m);
+    q.m.enter();
     let h = q.head.load(Ordering::Relaxed);
     q.ring[h as usize % MAX_DEPTH].store(slot.idx, Ordering::Relaxed);
     q.head.store(h + 1, Ordering::Relaxed);
-    q.lib.cv_signal(q.cv);
-    q.lib.mutex_exit(q.m);
+    q.cv.signal();
+    q.m.exit();
 }
 
 impl BioQueue {
@@ -585,9 +600,9 @@ impl BioQueue {
             submitted += 1;
         }
         while completed < n {
-            self.lib.mutex_enter(self.m);
+            self.m.enter();
             while self.head.load(Ordering::Relaxed) == tail {
-                self.lib.cv_wait(self.cv, self.m);
+                self.cv.wait(self.m);
             }
             let head = self.head.load(Ordering::Relaxed);
             let k = (head - tail) as usize;
@@ -595,7 +610,7 @@ impl BioQueue {
                 *r = self.ring[(tail as usize + i) % MAX_DEPTH].load(Ordering::Relaxed);
             }
             tail = head;
-            self.lib.mutex_exit(self.m);
+            self.m.exit();
             for &slot in &ready[..k] {
                 completed += 1;
                 if submitted < n {
@@ -610,8 +625,11 @@ impl BioQueue {
 
 impl Drop for BioQueue {
     fn drop(&mut self) {
-        self.lib.cv_destroy(self.cv);
-        self.lib.mutex_destroy(self.m);
+        // SAFETY: no request is in flight, so no `bio_done` can use them.
+        unsafe {
+            self.cv.destroy();
+            self.m.destroy();
+        }
         let layout = std::alloc::Layout::from_size_align(MAX_DEPTH * BIO_BLOCK, 4096).unwrap();
         // SAFETY: allocated in `new` with this layout; no request is in flight.
         unsafe { std::alloc::dealloc(self.bufs, layout) };
@@ -680,7 +698,9 @@ unsafe extern "C" fn yield_partner(arg: *mut c_void) -> *mut c_void {
     while !s.stop.load(Ordering::Relaxed) {
         s.lib.sleep_rel(0, 0);
     }
-    s.lib.thread_end()
+    // SAFETY: the end of a thread started by `Lib::spawn`, with nothing
+    // that has a destructor alive.
+    unsafe { s.lib.thread_end() }
 }
 
 /// One context switch between two green threads. Through the C ABI a
@@ -699,7 +719,8 @@ fn green_switch(c: &mut Criterion, libs: &'static Libs) {
             let arg = &*s as *const Yielder as *mut c_void;
             b.iter_custom(|iters| {
                 s.stop.store(false, Ordering::Relaxed);
-                let t = lib.spawn(yield_partner, arg);
+                // SAFETY: `yield_partner` ends with `thread_end`; `arg` outlives the join below.
+                let t = unsafe { lib.spawn(yield_partner, arg) };
                 lib.sleep_rel(0, 0);
                 let t0 = Instant::now();
                 for _ in 0..iters {

@@ -15,24 +15,20 @@
 //! | `baseline-socket` | no server: a thread echoing the same frame sizes (24-byte request, 48-byte response) over a unix socket pair, raw reads and writes on both ends |
 //! | `baseline-protocol` | no kernel, no workers: one thread answering the same client's frames directly (the floor of a proxied call with this client) |
 //!
-//! The client is the test suite's protocol client
-//! (`tests/sp_support/client.rs`) on its own host thread. Run with
+//! The client is the test kit's protocol client
+//! (`rumpuser_testkit::sp::client`) on its own host thread. Run with
 //! `taskset -c 1 cargo bench --bench sysproxy`: pinned to one CPU the
 //! figures are stable; unpinned on an idle VM every cross-CPU wake-up
 //! (the socket baseline's too) costs tens of microseconds.
 
 mod common;
 
-#[allow(dead_code)]
-#[path = "../tests/sp_support/client.rs"]
-mod client;
-
-use client::{Client, Target};
 use criterion::Criterion;
 use rumpuser_core::abi::*;
-use rumpuser_core::api::Api;
 use rumpuser_core::sp::wire::{put_handshake_resp, put_syscall_resp, Header, HDRSZ};
-use std::ffi::{c_char, c_int, c_long, c_void, CStr, CString};
+use rumpuser_testkit::sp::client::{Client, Target};
+use rumpuser_testkit::{Hyp, Kernel};
+use std::ffi::{c_int, c_long, c_void, CStr, CString};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{channel, Receiver, Sender, TryRecvError};
@@ -43,83 +39,38 @@ const SYS_GETPID: u32 = 20;
 
 // ---- a null kernel -------------------------------------------------------------
 
-extern "C" fn up_nop() {}
-extern "C" fn up_backend_unschedule(_n: c_int, countp: *mut c_int, _il: *mut c_void) {
-    if !countp.is_null() {
-        // SAFETY: the hypervisor passes a pointer to its local count.
-        unsafe { *countp = 0 };
-    }
-}
-extern "C" fn up_backend_schedule(_n: c_int, _il: *mut c_void) {}
-extern "C" fn up_lwproc_switch(_l: *mut Lwp) {}
-extern "C" fn up_lwproc_rfork(_p: *mut c_void, _flags: c_int, _comm: *const c_char) -> c_int {
-    0
-}
-extern "C" fn up_lwproc_newlwp(_pid: i32) -> c_int {
-    0
-}
+/// The null kernel: one lwp, no CPUs to take, and a `getpid` that answers
+/// at once. The other upcalls are the kit's defaults (do nothing; `0` or
+/// `ENOSYS`), but for `rfork` and `newlwp`, which succeed without making
+/// anything.
+struct NullKernel;
+
 /// The one lwp of the null kernel (the hypervisor never dereferences it).
 static LWP: u64 = 0;
-extern "C" fn up_lwproc_curlwp() -> *mut Lwp {
-    &LWP as *const u64 as *mut Lwp
-}
-extern "C" fn up_syscall(num: c_int, _args: *mut c_void, rv: *mut c_long) -> c_int {
-    if num as u32 != SYS_GETPID {
-        return 78; // ENOSYS
-    }
-    // SAFETY: the hypervisor passes two writable longs.
-    unsafe {
-        *rv = 2;
-        *rv.add(1) = 1;
-    }
-    0
-}
-extern "C" fn up_execnotify(_comm: *const c_char) {}
-extern "C" fn up_getpid() -> i32 {
-    2
-}
 
-static NULL_KERNEL: Hyperup = Hyperup {
-    hyp_schedule: Some(up_nop),
-    hyp_unschedule: Some(up_nop),
-    hyp_backend_unschedule: Some(up_backend_unschedule),
-    hyp_backend_schedule: Some(up_backend_schedule),
-    hyp_lwproc_switch: Some(up_lwproc_switch),
-    hyp_lwproc_release: Some(up_nop),
-    hyp_lwproc_rfork: Some(up_lwproc_rfork),
-    hyp_lwproc_newlwp: Some(up_lwproc_newlwp),
-    hyp_lwproc_curlwp: Some(up_lwproc_curlwp),
-    hyp_syscall: Some(up_syscall),
-    hyp_lwpexit: Some(up_nop),
-    hyp_execnotify: Some(up_execnotify),
-    hyp_getpid: Some(up_getpid),
-    hyp_extra: [std::ptr::null_mut(); 8],
-};
+impl Kernel for NullKernel {
+    unsafe fn lwproc_rfork(_cookie: *mut c_void, _flags: c_int, _comm: Option<&CStr>) -> c_int {
+        0
+    }
+    fn lwproc_newlwp(_pid: i32) -> c_int {
+        0
+    }
+    fn lwproc_curlwp() -> *mut Lwp {
+        &LWP as *const u64 as *mut Lwp
+    }
+    unsafe fn syscall(num: c_int, _args: *mut c_void, rv: &mut [c_long; 2]) -> c_int {
+        if num as u32 != SYS_GETPID {
+            return 78; // ENOSYS
+        }
+        *rv = [2, 1];
+        0
+    }
+    fn getpid() -> i32 {
+        2
+    }
+}
 
 // ---- libraries -------------------------------------------------------------------
-
-/// `dlopen`s one library and resolves its C ABI.
-fn open(path: &Path) -> Api {
-    let c = CString::new(path.as_os_str().as_encoded_bytes()).expect("path with NUL");
-    // SAFETY: a valid C string; the handle is never closed.
-    let h = unsafe { libc::dlopen(c.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
-    if h.is_null() {
-        // SAFETY: dlerror returns NULL or a C string valid until the next dl call.
-        let msg = unsafe {
-            let e = libc::dlerror();
-            if e.is_null() {
-                "unknown error".into()
-            } else {
-                CStr::from_ptr(e).to_string_lossy().into_owned()
-            }
-        };
-        panic!("cannot dlopen {}: {msg}", path.display());
-    }
-    // SAFETY: every rumpuser_* symbol of a v17 librumpuser has the v17
-    // signature; `h` stays open for the life of the process.
-    unsafe { Api::resolve(|name| libc::dlsym(h, name.as_ptr())) }
-        .unwrap_or_else(|missing| panic!("{}: missing symbol {missing}", path.display()))
-}
 
 /// Every implementation with a syscall proxy: (name, library, green?).
 fn implementations() -> Vec<(&'static str, PathBuf, bool)> {
@@ -179,14 +130,14 @@ fn baseline(c: &mut Criterion) {
 
 /// Waits for the client thread. The green server only runs while this
 /// (the green host) thread is in the scheduler, so it sleeps there.
-fn wait<T>(api: &Api, green: bool, rx: &Receiver<T>) -> T {
+fn wait<T>(hyp: Hyp, green: bool, rx: &Receiver<T>) -> T {
     loop {
         match rx.try_recv() {
             Ok(v) => return v,
             Err(TryRecvError::Disconnected) => panic!("the client thread died"),
             Err(TryRecvError::Empty) if green => {
-                // SAFETY: plain values; this thread called rumpuser_init.
-                unsafe { (api.clock_sleep)(RUMPUSER_CLOCK_RELWALL, 0, 1_000_000) };
+                // This thread called rumpuser_init.
+                hyp.clock_sleep(RUMPUSER_CLOCK_RELWALL, 0, 1_000_000);
             }
             Err(TryRecvError::Empty) => std::thread::sleep(Duration::from_micros(200)),
         }
@@ -235,23 +186,14 @@ fn baseline_protocol(c: &mut Criterion) {
 }
 
 fn bench_one(c: &mut Criterion, name: &str, path: &Path, green: bool) {
-    let api = open(path);
-    // SAFETY: version 17 and a static upcall table.
-    let e = unsafe { (api.init)(RUMPUSER_VERSION, &NULL_KERNEL) };
+    let hyp = Hyp::new(rumpuser_testkit::dl::open(path));
+    let e = hyp.init::<NullKernel>();
     assert_eq!(e, 0, "{name}: rumpuser_init failed: {e}");
     let sock =
         std::env::temp_dir().join(format!("rumpsp-bench-{}-{name}.sock", std::process::id()));
     let _ = std::fs::remove_file(&sock);
     let url = CString::new(format!("unix://{}", sock.display())).unwrap();
-    // SAFETY: valid C strings.
-    let e = unsafe {
-        (api.sp_init)(
-            url.as_ptr(),
-            c"NetBSD".as_ptr(),
-            c"7.99.34".as_ptr(),
-            c"amd64".as_ptr(),
-        )
-    };
+    let e = hyp.sp_init(&url, c"NetBSD", c"7.99.34", c"amd64");
     assert_eq!(e, 0, "{name}: rumpuser_sp_init failed: {e}");
 
     let (ready_tx, ready_rx) = channel::<()>();
@@ -264,18 +206,18 @@ fn bench_one(c: &mut Criterion, name: &str, path: &Path, green: bool) {
         ready_tx.send(()).unwrap();
         client_thread(c, cmd_rx, done_tx);
     });
-    wait(&api, green, &ready_rx);
+    wait(hyp, green, &ready_rx);
     c.benchmark_group("sysproxy_getpid_roundtrip")
         .bench_function(name, |b| {
             b.iter_custom(|iters| {
                 cmd_tx.send(iters).unwrap();
-                wait(&api, green, &done_rx)
+                wait(hyp, green, &done_rx)
             })
         });
     drop(cmd_tx);
     client.join().unwrap();
-    // SAFETY: NULL = a local halt; stops the server and removes the socket.
-    unsafe { (api.sp_fini)(std::ptr::null_mut()) };
+    // A local halt: stops the server and removes the socket.
+    hyp.sp_fini_local();
 }
 
 fn main() {

@@ -1,6 +1,6 @@
 //! The syscall proxy server of the green flavour against the project's
 //! own protocol client and a model kernel: the same scenario as the posix
-//! flavour's (`tests/sp_support/`).
+//! flavour's (`rumpuser_testkit::sp`).
 //!
 //! The test thread boots the model kernel and then sleeps in the green
 //! scheduler (running the scenario's kernel jobs, such as
@@ -9,14 +9,12 @@
 //! direct calls of the scheduler core take the token first, as every
 //! hypercall of the library does.
 
-#[path = "../../tests/sp_support/mod.rs"]
-mod sp_support;
-
 use rumpuser_green::rumpuser_exports::API;
 use rumpuser_green::sched_core;
-use sp_support::client::{Client, Target};
-use sp_support::kernel;
-use sp_support::scenario::{self, Hooks};
+use rumpuser_testkit::sp::client::{Client, Target};
+use rumpuser_testkit::sp::kernel;
+use rumpuser_testkit::sp::scenario::{self, Hooks};
+use rumpuser_testkit::Hyp;
 use std::collections::VecDeque;
 use std::ffi::CString;
 use std::sync::mpsc;
@@ -40,7 +38,7 @@ fn on_green_host(job: Job) {
 
 #[test]
 fn sysproxy_server_green() {
-    kernel::boot();
+    kernel::boot(&API);
     let client = std::thread::Builder::new()
         .name("scenario".into())
         .spawn(|| {
@@ -82,16 +80,8 @@ fn cpu_us() -> i64 {
 fn idle_server_sleeps() {
     let path = std::env::temp_dir().join(format!("rumpsp-idle-{}.sock", std::process::id()));
     let url = CString::new(format!("unix://{}", path.display())).unwrap();
-    // SAFETY: valid C strings.
-    let e = unsafe {
-        (API.sp_init)(
-            url.as_ptr(),
-            c"NetBSD".as_ptr(),
-            c"7.99.34".as_ptr(),
-            c"amd64".as_ptr(),
-        )
-    };
-    assert_eq!(e, 0);
+    let hyp = Hyp::new(&API);
+    assert_eq!(hyp.sp_init(&url, c"NetBSD", c"7.99.34", c"amd64"), 0);
     let (ready_tx, ready_rx) = mpsc::channel();
     let (go_tx, go_rx) = mpsc::channel::<()>();
     let t = Target::Unix(path.clone());
@@ -120,8 +110,7 @@ fn idle_server_sleeps() {
         sleep_ns(1_000_000);
     }
     client.join().unwrap();
-    // SAFETY: NULL cookie = local halt.
-    unsafe { (API.sp_fini)(core::ptr::null_mut()) };
+    hyp.sp_fini_local();
     sleep_ns(Duration::from_millis(10).as_nanos() as u64);
     assert!(!path.exists());
 }

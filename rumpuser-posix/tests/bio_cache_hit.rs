@@ -6,14 +6,15 @@
 
 use rumpuser_core::abi::*;
 use rumpuser_core::conformance::cases::bio::Done;
+use rumpuser_core::conformance::hyp::Hyp;
 use rumpuser_core::conformance::model;
 use std::sync::atomic::Ordering;
 
 #[test]
 fn cached_read_completes_without_releasing_the_cpu() {
     let api = &rumpuser_posix::rumpuser_exports::API;
-    // SAFETY: the model's static table; first init in this process.
-    assert_eq!(unsafe { (api.init)(17, &model::HYPERUP) }, 0);
+    // The first call of the library in this process.
+    assert_eq!(Hyp::new(api).init::<model::ModelKernel>(), 0);
     // Two virtual CPUs: the completion thread needs one while this thread
     // keeps its own.
     let m = model::install(api, 2);

@@ -1,6 +1,6 @@
 //! Running a bare-metal image under QEMU and collecting its serial output,
 //! and the steps the bare-metal and Xen tests share (`baremetal.rs`,
-//! `xen.rs`): building the freestanding test image, archive and clippy
+//! `xen/`): building the freestanding test image, archive and clippy
 //! run, counting the guest's test lines, checking exit statuses, linking
 //! the C image and the real kernel layer against a platform archive.
 //!

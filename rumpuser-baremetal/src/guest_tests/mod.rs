@@ -23,25 +23,8 @@ use core::ffi::{c_int, c_void, CStr};
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use rumpuser_core::abi::*;
 use rumpuser_core::conformance::{self, model, Config, Ctx, KitApi, Report};
-use rumpuser_core::Errno;
+use rumpuser_core::{ensure, Errno};
 use rumpuser_green::sched_core;
-
-#[doc(hidden)]
-pub use alloc::format as __format;
-
-/// Fails the case with a formatted message (and the line) unless `$c` holds.
-#[macro_export]
-macro_rules! ensure {
-    ($c:expr, $($f:tt)+) => {
-        if !$c {
-            return Err($crate::guest_tests::__format!(
-                "{} (line {})",
-                $crate::guest_tests::__format!($($f)+),
-                line!()
-            ));
-        }
-    };
-}
 
 /// A platform test: `Ok`, `Err(SKIP)` or `Err(why it failed)`.
 pub type Case = fn(&Ctx, &Hooks) -> Result<(), String>;

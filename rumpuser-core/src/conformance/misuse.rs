@@ -8,7 +8,7 @@
 //!
 //! Every case ends the process when the library works, so each runs in a
 //! process of its own, started by a host-side harness (the flavours'
-//! `tests/lock_misuse.rs`, through `tests/misuse_support/`):
+//! `tests/lock_misuse.rs`, through `rumpuser_testkit::misuse`):
 //!
 //! 1. the child calls [`run_one`] with the case's name, which initialises
 //!    the library with the model kernel, takes a virtual CPU with a model

@@ -21,16 +21,24 @@
 //! [`misuse`] holds the lock misuse cases, which must each end the process
 //! with an abort and a message, so a harness runs each in a child process
 //! (see that module).
+//!
+//! The pieces the kit is made of serve any test that drives a library
+//! through its C ABI (the host-side test kit, `rumpuser-testkit`, builds on
+//! them): [`hyp`], a safe typed client of an [`Api`]; [`upcalls`], the one
+//! configurable upcall table (a model kernel is a type implementing
+//! [`upcalls::Kernel`]); and [`ensure!`]/[`ensure_eq!`], which fail a case
+//! with a message.
 
 pub mod cases;
+pub mod hyp;
 pub mod kthread;
 pub mod misuse;
 pub mod model;
+pub mod upcalls;
 
 use crate::api::Api;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::ffi::c_long;
 
 /// The implementation under test.
 pub type KitApi = &'static Api;
@@ -97,27 +105,41 @@ pub struct Summary {
 /// Result of one case.
 pub type CaseResult = Result<(), String>;
 
-/// Fails the case with a formatted message unless `cond` holds.
-#[macro_export]
 #[doc(hidden)]
+pub use alloc::format as __format;
+
+/// Returns `Err` with a formatted message and the place (`file:line`)
+/// from the enclosing function unless `cond` holds: the failure of a case
+/// (any function returning `Result<_, String>`).
+#[macro_export]
 macro_rules! ensure {
     ($cond:expr, $($fmt:tt)+) => {
         if !$cond {
-            return Err(alloc::format!("{} ({}:{})", alloc::format!($($fmt)+), file!(), line!()));
+            return Err($crate::conformance::__format!(
+                "{} ({}:{})",
+                $crate::conformance::__format!($($fmt)+),
+                file!(),
+                line!()
+            ));
         }
     };
 }
 pub use ensure;
 
-/// Fails unless `a == b`, showing both.
+/// Like [`ensure!`] for `a == b`, showing both values.
 #[macro_export]
-#[doc(hidden)]
 macro_rules! ensure_eq {
     ($a:expr, $b:expr, $($fmt:tt)+) => {{
         let (a, b) = (&$a, &$b);
         if a != b {
-            return Err(alloc::format!("{}: left {:?} != right {:?} ({}:{})",
-                alloc::format!($($fmt)+), a, b, file!(), line!()));
+            return Err($crate::conformance::__format!(
+                "{}: left {:?} != right {:?} ({}:{})",
+                $crate::conformance::__format!($($fmt)+),
+                a,
+                b,
+                file!(),
+                line!()
+            ));
         }
     }};
 }
@@ -137,24 +159,19 @@ impl Ctx {
         model::model()
     }
 
+    /// The typed client of the implementation.
+    pub fn hyp(&self) -> hyp::Hyp {
+        hyp::Hyp::new(self.api)
+    }
+
     /// Monotonic nanoseconds through `rumpuser_clock_gettime`.
     pub fn now(&self) -> u64 {
-        let (mut s, mut n): (i64, c_long) = (0, 0);
-        // SAFETY: valid out-pointers.
-        unsafe { (self.api.clock_gettime)(crate::abi::RUMPUSER_CLOCK_ABSMONO, &mut s, &mut n) };
-        s as u64 * 1_000_000_000 + n as u64
+        self.hyp().now_ns()
     }
 
     /// Sleeps `ns` nanoseconds through `rumpuser_clock_sleep` (releases the CPU).
     pub fn sleep_ns(&self, ns: u64) {
-        // SAFETY: plain hypercall.
-        unsafe {
-            (self.api.clock_sleep)(
-                crate::abi::RUMPUSER_CLOCK_RELWALL,
-                (ns / 1_000_000_000) as i64,
-                (ns % 1_000_000_000) as c_long,
-            )
-        };
+        self.hyp().sleep_ns(ns);
     }
 
     /// Polls `cond` every millisecond until it holds or `timeout_ms` passed.

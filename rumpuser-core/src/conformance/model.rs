@@ -10,6 +10,8 @@
 //! forbids (releasing a CPU one does not hold, nested schedule, ...) are
 //! recorded as violations, which fail the test that caused them.
 
+use super::hyp::{Cv, Hyp, Mtx};
+use super::upcalls::{self, Kernel};
 use super::KitApi;
 use crate::abi::{
     Hyperup, Lwp, RUMPUSER_LWP_CLEAR, RUMPUSER_LWP_CREATE, RUMPUSER_LWP_DESTROY, RUMPUSER_LWP_SET,
@@ -18,8 +20,7 @@ use crate::abi::{
 use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::ffi::{c_char, c_int, c_long, c_void};
-use core::ptr;
+use core::ffi::{c_int, c_void};
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU8, Ordering};
 
 /// What a CPU reacquisition saw of its interlock mutex.
@@ -84,9 +85,9 @@ impl ModelLwp {
 
 /// Global state of the model kernel.
 pub struct Model {
-    api: KitApi,
-    cpu_mtx: *mut c_void,
-    cpu_cv: *mut c_void,
+    hyp: Hyp,
+    cpu_mtx: Mtx,
+    cpu_cv: Cv,
     free_cpus: AtomicU32,
     /// Number of virtual CPUs.
     pub ncpu: u32,
@@ -94,6 +95,7 @@ pub struct Model {
     /// holding it (contract 2.5); `hyp_backend_unschedule` takes it and
     /// `hyp_backend_schedule` drops it, like scheduler.c.
     pub sched_mtx: *mut c_void,
+    sched: Mtx,
     next_id: AtomicU32,
     violations: spin::Mutex<Vec<String>>,
     nviolations: AtomicU32,
@@ -112,44 +114,28 @@ pub fn model() -> &'static Model {
     MODEL.get().expect("conformance model kernel not installed")
 }
 
+/// The model kernel as a [`Kernel`]: its upcalls.
+pub struct ModelKernel;
+
 /// The upcall table handed to `rumpuser_init`.
-pub static HYPERUP: Hyperup = Hyperup {
-    hyp_schedule: Some(up_schedule),
-    hyp_unschedule: Some(up_unschedule),
-    hyp_backend_unschedule: Some(up_backend_unschedule),
-    hyp_backend_schedule: Some(up_backend_schedule),
-    hyp_lwproc_switch: Some(up_lwproc_switch),
-    hyp_lwproc_release: Some(up_lwproc_release),
-    hyp_lwproc_rfork: Some(up_lwproc_rfork),
-    hyp_lwproc_newlwp: Some(up_lwproc_newlwp),
-    hyp_lwproc_curlwp: Some(up_lwproc_curlwp),
-    hyp_syscall: Some(up_syscall),
-    hyp_lwpexit: Some(up_lwpexit),
-    hyp_execnotify: Some(up_execnotify),
-    hyp_getpid: Some(up_getpid),
-    hyp_extra: [ptr::null_mut(); 8],
-};
+pub static HYPERUP: Hyperup = upcalls::table::<ModelKernel>();
 
 /// Creates the model's CPUs with the hypervisor's own primitives. Must run
 /// after `rumpuser_init` succeeded.
 pub fn install(api: KitApi, ncpu: u32) -> &'static Model {
     MODEL.call_once(|| {
-        let mut m = ptr::null_mut();
-        let mut c = ptr::null_mut();
-        let mut s = ptr::null_mut();
-        // SAFETY: valid out-pointers; the library is initialised.
-        unsafe {
-            (api.mutex_init)(&mut m, RUMPUSER_MTX_SPIN);
-            (api.cv_init)(&mut c);
-            (api.mutex_init)(&mut s, RUMPUSER_MTX_SPIN);
-        }
+        let hyp = Hyp::new(api);
+        let cpu_mtx = hyp.mutex(RUMPUSER_MTX_SPIN);
+        let cpu_cv = hyp.cv();
+        let sched = hyp.mutex(RUMPUSER_MTX_SPIN);
         Model {
-            api,
-            cpu_mtx: m,
-            cpu_cv: c,
+            hyp,
+            cpu_mtx,
+            cpu_cv,
             free_cpus: AtomicU32::new(ncpu),
             ncpu,
-            sched_mtx: s,
+            sched_mtx: sched.raw(),
+            sched,
             next_id: AtomicU32::new(1),
             violations: spin::Mutex::new(Vec::new()),
             nviolations: AtomicU32::new(0),
@@ -195,55 +181,47 @@ impl Model {
 
     /// The calling thread's lwp.
     pub fn current(&self) -> Option<&'static ModelLwp> {
-        // SAFETY: plain hypercall.
-        let l = unsafe { (self.api.curlwp)() } as *const ModelLwp;
+        let l = self.hyp.curlwp() as *const ModelLwp;
         // SAFETY: every lwp the kit SETs is a leaked `ModelLwp`.
         unsafe { l.as_ref() }
     }
 
     /// `curlwpop` through the hypervisor.
     pub fn lwpop(&self, op: c_int, l: &ModelLwp) {
-        // SAFETY: plain hypercall with a live lwp.
-        unsafe { (self.api.curlwpop)(op, l.as_lwp()) };
+        // SAFETY: a live model lwp, which is what the model's upcalls expect
+        // to get back from curlwp.
+        unsafe { self.hyp.curlwpop(op, l.as_lwp()) };
     }
 
-    /// Takes a virtual CPU for `l` (scheduler.c, with nowrap primitives).
+    /// Takes a virtual CPU for `l` (scheduler.c, with nowrap primitives:
+    /// the model-owned SPIN mutex and cv).
     pub fn take_cpu(&self, l: &ModelLwp) {
-        let a = &self.api;
-        // SAFETY: model-owned SPIN mutex and cv, used with nowrap calls
-        // exactly like scheduler.c.
-        unsafe {
-            (a.mutex_enter_nowrap)(self.cpu_mtx.cast());
-            while self.free_cpus.load(Ordering::Relaxed) == 0 {
-                (a.cv_wait_nowrap)(self.cpu_cv.cast(), self.cpu_mtx.cast());
-            }
-            self.free_cpus.fetch_sub(1, Ordering::Relaxed);
-            (a.mutex_exit)(self.cpu_mtx.cast());
+        self.cpu_mtx.enter_nowrap();
+        while self.free_cpus.load(Ordering::Relaxed) == 0 {
+            self.cpu_cv.wait_nowrap(self.cpu_mtx);
         }
+        self.free_cpus.fetch_sub(1, Ordering::Relaxed);
+        self.cpu_mtx.exit();
         l.holds_cpu.store(true, Ordering::Release);
     }
 
     /// Gives `l`'s virtual CPU back.
     pub fn release_cpu(&self, l: &ModelLwp) {
         l.holds_cpu.store(false, Ordering::Release);
-        let a = &self.api;
-        // SAFETY: see `take_cpu`.
-        unsafe {
-            (a.mutex_enter_nowrap)(self.cpu_mtx.cast());
-            self.free_cpus.fetch_add(1, Ordering::Relaxed);
-            (a.cv_broadcast)(self.cpu_cv.cast());
-            (a.mutex_exit)(self.cpu_mtx.cast());
-        }
+        self.cpu_mtx.enter_nowrap();
+        self.free_cpus.fetch_add(1, Ordering::Relaxed);
+        self.cpu_cv.broadcast();
+        self.cpu_mtx.exit();
     }
 
     /// `rump_schedule` for the calling (test) thread.
     pub fn enter(&self) {
-        up_schedule();
+        ModelKernel::schedule();
     }
 
     /// `rump_unschedule` for the calling (test) thread.
     pub fn leave(&self) {
-        up_unschedule();
+        ModelKernel::unschedule();
     }
 
     fn drop_lwp_if_done(&self, l: &'static ModelLwp) {
@@ -256,186 +234,184 @@ impl Model {
     }
 }
 
-extern "C" fn up_schedule() {
-    let m = model();
-    let l = match m.current() {
-        Some(l) => l,
-        None => {
-            let l = m.new_lwp(true);
-            m.lwpop(RUMPUSER_LWP_CREATE, l);
-            m.lwpop(RUMPUSER_LWP_SET, l);
-            l
+/// The upcalls (scheduler.c, lwproc.c). `rfork` answers `ENXIO` and
+/// `syscall` `ENOSYS` ([`Kernel`]'s defaults): the model has no syscall
+/// proxy.
+impl Kernel for ModelKernel {
+    fn schedule() {
+        let m = model();
+        let l = match m.current() {
+            Some(l) => l,
+            None => {
+                let l = m.new_lwp(true);
+                m.lwpop(RUMPUSER_LWP_CREATE, l);
+                m.lwpop(RUMPUSER_LWP_SET, l);
+                l
+            }
+        };
+        if l.holds_cpu.load(Ordering::Acquire) {
+            m.violation(alloc::format!("lwp {}: nested hyp_schedule", l.id));
+            return;
         }
-    };
-    if l.holds_cpu.load(Ordering::Acquire) {
-        m.violation(alloc::format!("lwp {}: nested hyp_schedule", l.id));
-        return;
+        m.take_cpu(l);
     }
-    m.take_cpu(l);
-}
 
-extern "C" fn up_unschedule() {
-    let m = model();
-    let Some(l) = m.current() else {
-        m.violation("hyp_unschedule without curlwp".into());
-        return;
-    };
-    if !l.holds_cpu.load(Ordering::Acquire) {
-        m.violation(alloc::format!("lwp {}: hyp_unschedule without a CPU", l.id));
-        return;
+    fn unschedule() {
+        let m = model();
+        let Some(l) = m.current() else {
+            m.violation("hyp_unschedule without curlwp".into());
+            return;
+        };
+        if !l.holds_cpu.load(Ordering::Acquire) {
+            m.violation(alloc::format!("lwp {}: hyp_unschedule without a CPU", l.id));
+            return;
+        }
+        m.release_cpu(l);
+        m.drop_lwp_if_done(l);
     }
-    m.release_cpu(l);
-    m.drop_lwp_if_done(l);
-}
 
-extern "C" fn up_backend_unschedule(_nlocks: c_int, countp: *mut c_int, interlock: *mut c_void) {
-    let m = model();
-    let Some(l) = m.current() else {
-        m.violation("hyp_backend_unschedule without curlwp".into());
-        return;
-    };
-    if !countp.is_null() {
-        // SAFETY: the hypervisor passes a pointer to its local count.
-        unsafe { *countp = l.biglocks.swap(0, Ordering::Relaxed) };
-    } else {
-        m.violation(alloc::format!(
-            "lwp {}: hyp_backend_unschedule with NULL countp",
-            l.id
-        ));
-    }
-    if !l.holds_cpu.load(Ordering::Acquire) {
-        m.violation(alloc::format!(
-            "lwp {}: hyp_backend_unschedule without a CPU",
-            l.id
-        ));
-        return;
-    }
-    l.releases.fetch_add(1, Ordering::Relaxed);
-    if !interlock.is_null() && interlock == m.sched_mtx {
-        // SAFETY: scheduler.c takes its CPU mutex here (contract 2.5).
-        unsafe { (m.api.mutex_enter_nowrap)(interlock.cast()) };
-    }
-    m.release_cpu(l);
-}
-
-extern "C" fn up_backend_schedule(nlocks: c_int, interlock: *mut c_void) {
-    let m = model();
-    let Some(l) = m.current() else {
-        m.violation("hyp_backend_schedule without curlwp".into());
-        return;
-    };
-    if l.holds_cpu.load(Ordering::Acquire) {
-        m.violation(alloc::format!(
-            "lwp {}: hyp_backend_schedule while holding a CPU",
-            l.id
-        ));
-        return;
-    }
-    let seen = if interlock.is_null() {
-        InterlockSeen::None
-    } else if interlock == m.sched_mtx {
-        InterlockSeen::Held
-    } else {
-        // Probe whether the interlock is held right now. In the kit's tests
-        // only the waiting thread uses it, so "busy" means "the caller holds it".
-        // SAFETY: the interlock is a live hypervisor mutex.
-        if unsafe { (m.api.mutex_tryenter)(interlock.cast()) } == 0 {
-            // SAFETY: we just took it.
-            unsafe { (m.api.mutex_exit)(interlock.cast()) };
-            InterlockSeen::Free
+    unsafe fn backend_unschedule(
+        _nlocks: c_int,
+        count: Option<&mut c_int>,
+        interlock: *mut c_void,
+    ) {
+        let m = model();
+        let Some(l) = m.current() else {
+            m.violation("hyp_backend_unschedule without curlwp".into());
+            return;
+        };
+        if let Some(count) = count {
+            *count = l.biglocks.swap(0, Ordering::Relaxed);
         } else {
+            m.violation(alloc::format!(
+                "lwp {}: hyp_backend_unschedule with NULL countp",
+                l.id
+            ));
+        }
+        if !l.holds_cpu.load(Ordering::Acquire) {
+            m.violation(alloc::format!(
+                "lwp {}: hyp_backend_unschedule without a CPU",
+                l.id
+            ));
+            return;
+        }
+        l.releases.fetch_add(1, Ordering::Relaxed);
+        if !interlock.is_null() && interlock == m.sched_mtx {
+            // scheduler.c takes its CPU mutex here (contract 2.5).
+            m.sched.enter_nowrap();
+        }
+        m.release_cpu(l);
+    }
+
+    unsafe fn backend_schedule(nlocks: c_int, interlock: *mut c_void) {
+        let m = model();
+        let Some(l) = m.current() else {
+            m.violation("hyp_backend_schedule without curlwp".into());
+            return;
+        };
+        if l.holds_cpu.load(Ordering::Acquire) {
+            m.violation(alloc::format!(
+                "lwp {}: hyp_backend_schedule while holding a CPU",
+                l.id
+            ));
+            return;
+        }
+        let seen = if interlock.is_null() {
+            InterlockSeen::None
+        } else if interlock == m.sched_mtx {
             InterlockSeen::Held
+        } else {
+            // Probe whether the interlock is held right now. In the kit's tests
+            // only the waiting thread uses it, so "busy" means "the caller holds it".
+            // SAFETY: the interlock is a live mutex of this hypervisor (the
+            // caller's promise).
+            let il = unsafe { Mtx::from_raw(m.hyp, interlock) };
+            if il.try_enter() {
+                il.exit();
+                InterlockSeen::Free
+            } else {
+                InterlockSeen::Held
+            }
+        };
+        l.interlock_seen.store(seen as u8, Ordering::Relaxed);
+        m.take_cpu(l);
+        l.reacquires.fetch_add(1, Ordering::Relaxed);
+        l.biglocks.store(nlocks, Ordering::Relaxed);
+        if !interlock.is_null() && interlock == m.sched_mtx {
+            // The kernel releases the scheduler mutex it took in
+            // `backend_unschedule` (the hypervisor reacquired it for us).
+            m.sched.exit();
         }
-    };
-    l.interlock_seen.store(seen as u8, Ordering::Relaxed);
-    m.take_cpu(l);
-    l.reacquires.fetch_add(1, Ordering::Relaxed);
-    l.biglocks.store(nlocks, Ordering::Relaxed);
-    if !interlock.is_null() && interlock == m.sched_mtx {
-        // SAFETY: the kernel releases the scheduler mutex it took in
-        // `up_backend_unschedule` (the hypervisor reacquired it for us).
-        unsafe { (m.api.mutex_exit)(interlock.cast()) };
     }
-}
 
-extern "C" fn up_lwproc_switch(newl: *mut Lwp) {
-    let m = model();
-    let old = m.current();
-    let cpu = old
-        .map(|o| o.holds_cpu.swap(false, Ordering::AcqRel))
-        .unwrap_or(false);
-    if let Some(o) = old {
-        m.lwpop(RUMPUSER_LWP_CLEAR, o);
+    unsafe fn lwproc_switch(newl: *mut Lwp) {
+        let m = model();
+        let old = m.current();
+        let cpu = old
+            .map(|o| o.holds_cpu.swap(false, Ordering::AcqRel))
+            .unwrap_or(false);
+        if let Some(o) = old {
+            m.lwpop(RUMPUSER_LWP_CLEAR, o);
+        }
+        // SAFETY: the hypervisor passes back lwps of the kit, which are
+        // `ModelLwp`s (the caller's promise).
+        if let Some(n) = unsafe { (newl as *const ModelLwp).as_ref() } {
+            m.lwpop(RUMPUSER_LWP_SET, n);
+            n.holds_cpu.store(cpu, Ordering::Release);
+        }
+        if let Some(o) = old {
+            if o.temp || o.exiting.load(Ordering::Relaxed) {
+                m.lwpop(RUMPUSER_LWP_DESTROY, o);
+                // SAFETY: cleared and destroyed.
+                unsafe { m.free_lwp(o) };
+            }
+        }
     }
-    // SAFETY: the kit only switches to lwps it made.
-    if let Some(n) = unsafe { (newl as *const ModelLwp).as_ref() } {
-        m.lwpop(RUMPUSER_LWP_SET, n);
-        n.holds_cpu.store(cpu, Ordering::Release);
+
+    fn lwproc_release() {
+        let m = model();
+        match m.current() {
+            Some(l) => l.exiting.store(true, Ordering::Relaxed),
+            None => m.violation("hyp_lwproc_release without curlwp".into()),
+        }
     }
-    if let Some(o) = old {
-        if o.temp || o.exiting.load(Ordering::Relaxed) {
-            m.lwpop(RUMPUSER_LWP_DESTROY, o);
+
+    fn lwproc_newlwp(_pid: i32) -> c_int {
+        let m = model();
+        let Some(old) = m.current() else {
+            m.violation("hyp_lwproc_newlwp without curlwp".into());
+            return crate::Errno::EINVAL.raw();
+        };
+        if !old.holds_cpu.load(Ordering::Acquire) {
+            m.violation(alloc::format!(
+                "lwp {}: hyp_lwproc_newlwp without a CPU",
+                old.id
+            ));
+        }
+        let new = m.new_lwp(false);
+        m.lwpop(RUMPUSER_LWP_CLEAR, old);
+        m.lwpop(RUMPUSER_LWP_CREATE, new);
+        m.lwpop(RUMPUSER_LWP_SET, new);
+        new.holds_cpu.store(
+            old.holds_cpu.swap(false, Ordering::AcqRel),
+            Ordering::Release,
+        );
+        if old.temp {
+            m.lwpop(RUMPUSER_LWP_DESTROY, old);
             // SAFETY: cleared and destroyed.
-            unsafe { m.free_lwp(o) };
+            unsafe { m.free_lwp(old) };
+        }
+        0
+    }
+
+    fn lwproc_curlwp() -> *mut Lwp {
+        match model().current() {
+            Some(l) if !l.exiting.load(Ordering::Relaxed) => l.as_lwp(),
+            _ => core::ptr::null_mut(),
         }
     }
-}
 
-extern "C" fn up_lwproc_release() {
-    let m = model();
-    match m.current() {
-        Some(l) => l.exiting.store(true, Ordering::Relaxed),
-        None => m.violation("hyp_lwproc_release without curlwp".into()),
+    fn getpid() -> i32 {
+        1
     }
-}
-
-extern "C" fn up_lwproc_rfork(_priv: *mut c_void, _flags: c_int, _comm: *const c_char) -> c_int {
-    crate::Errno::ENXIO.raw()
-}
-
-extern "C" fn up_lwproc_newlwp(_pid: i32) -> c_int {
-    let m = model();
-    let Some(old) = m.current() else {
-        m.violation("hyp_lwproc_newlwp without curlwp".into());
-        return crate::Errno::EINVAL.raw();
-    };
-    if !old.holds_cpu.load(Ordering::Acquire) {
-        m.violation(alloc::format!(
-            "lwp {}: hyp_lwproc_newlwp without a CPU",
-            old.id
-        ));
-    }
-    let new = m.new_lwp(false);
-    m.lwpop(RUMPUSER_LWP_CLEAR, old);
-    m.lwpop(RUMPUSER_LWP_CREATE, new);
-    m.lwpop(RUMPUSER_LWP_SET, new);
-    new.holds_cpu.store(
-        old.holds_cpu.swap(false, Ordering::AcqRel),
-        Ordering::Release,
-    );
-    if old.temp {
-        m.lwpop(RUMPUSER_LWP_DESTROY, old);
-        // SAFETY: cleared and destroyed.
-        unsafe { m.free_lwp(old) };
-    }
-    0
-}
-
-extern "C" fn up_lwproc_curlwp() -> *mut Lwp {
-    match model().current() {
-        Some(l) if !l.exiting.load(Ordering::Relaxed) => l.as_lwp(),
-        _ => ptr::null_mut(),
-    }
-}
-
-extern "C" fn up_syscall(_num: c_int, _args: *mut c_void, _retval: *mut c_long) -> c_int {
-    crate::Errno::ENOSYS.raw()
-}
-
-extern "C" fn up_lwpexit() {}
-
-extern "C" fn up_execnotify(_comm: *const c_char) {}
-
-extern "C" fn up_getpid() -> i32 {
-    1
 }

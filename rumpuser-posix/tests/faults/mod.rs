@@ -5,6 +5,7 @@
 
 use rumpuser_core::abi::*;
 use rumpuser_core::conformance::cases::bio::Done;
+use rumpuser_core::conformance::hyp::Hyp;
 use rumpuser_core::conformance::model;
 use std::ffi::c_void;
 
@@ -13,8 +14,8 @@ pub fn run(backend: &str) {
     // Set before the first request: the injector reads it once.
     std::env::set_var("RUMPUSER_BIO_FAULTS", "250:11");
     let api = &rumpuser_posix::rumpuser_exports::API;
-    // SAFETY: the model's static table; first init in this process.
-    assert_eq!(unsafe { (api.init)(17, &model::HYPERUP) }, 0);
+    // The first call of the library in this process.
+    assert_eq!(Hyp::new(api).init::<model::ModelKernel>(), 0);
     let m = model::install(api, 2);
     m.enter();
     let path =

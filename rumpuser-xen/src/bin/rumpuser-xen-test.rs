@@ -33,9 +33,9 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::ffi::{c_char, c_int};
 use core::sync::atomic::{AtomicU64, Ordering};
-use rumpuser_baremetal::ensure;
 use rumpuser_baremetal::guest_tests::{self as gt, BenchSizes, Hooks, SKIP};
 use rumpuser_core::conformance::Ctx;
+use rumpuser_core::ensure;
 use rumpuser_green::sched_core;
 use rumpuser_xen::{blkfront, events, platform, rumpuser_exports::API, time, xprintln};
 

@@ -38,10 +38,10 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::ffi::{c_char, c_int};
 use rumpuser_baremetal::guest_tests::{self as gt, BenchSizes, Done, Hooks, SKIP};
-use rumpuser_baremetal::{disk, ensure, kprintln, platform, rumpuser_exports::API, time};
+use rumpuser_baremetal::{disk, kprintln, platform, rumpuser_exports::API, time};
 use rumpuser_core::abi::*;
 use rumpuser_core::conformance::Ctx;
-use rumpuser_core::Errno;
+use rumpuser_core::{ensure, Errno};
 
 static HOOKS: Hooks = Hooks {
     api: &API,

@@ -1,15 +1,14 @@
 //! The syscall proxy protocol scenario both flavours' tests run against
 //! the project's own protocol client ([`super::client`]) and the model
-//! kernel ([`super::kernel`]): banner and handshakes, every request type,
-//! pipelined and concurrent clients, prefork/fork/exec, clients that
-//! disconnect mid-call, malformed and random frames, `sp_fini`, TCP (IPv4
-//! and IPv6), client limits, socket modes and relative paths. Sequential
-//! steps, because a process can call `rumpuser_init` only once.
+//! kernel ([`super::kernel`], booted first): banner and handshakes, every
+//! request type, pipelined and concurrent clients, prefork/fork/exec,
+//! clients that disconnect mid-call, malformed and random frames,
+//! `sp_fini`, TCP (IPv4 and IPv6), client limits, socket modes and
+//! relative paths. Sequential steps, because a process can call
+//! `rumpuser_init` only once.
 
 use super::client::{Client, CopyinMode, Target};
 use super::kernel::*;
-use crate::API;
-use core::ffi::c_void;
 use rumpuser_core::sp::wire::*;
 use std::ffi::CString;
 use std::os::unix::fs::PermissionsExt;
@@ -38,22 +37,12 @@ impl Hooks {
 
     fn sp_init(&self, url: &str) -> i32 {
         let u = CString::new(url).unwrap();
-        self.kernel(move || {
-            // SAFETY: valid C strings.
-            unsafe {
-                (API.sp_init)(
-                    u.as_ptr(),
-                    c"NetBSD".as_ptr(),
-                    c"7.99.34".as_ptr(),
-                    c"amd64".as_ptr(),
-                )
-            }
-        })
+        self.kernel(move || hyp().sp_init(&u, c"NetBSD", c"7.99.34", c"amd64"))
     }
 
     fn sp_fini_local(&self) {
-        // SAFETY: NULL cookie = the halt came from a local process.
-        self.kernel(|| unsafe { (API.sp_fini)(core::ptr::null_mut::<c_void>()) });
+        // The halt came from a local process.
+        self.kernel(|| hyp().sp_fini_local());
     }
 }
 

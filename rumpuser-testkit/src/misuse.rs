@@ -1,6 +1,6 @@
 //! The child-process harness of the kit's lock misuse cases
-//! (`rumpuser_core::conformance::misuse`), shared by the flavours'
-//! `tests/lock_misuse.rs` through `#[path]`.
+//! (`rumpuser_core::conformance::misuse`), run by the flavours'
+//! `tests/lock_misuse.rs`.
 //!
 //! The test function calls [`run`]. In the test process it re-runs its own
 //! test binary once per case, with `RUMPUSER_MISUSE_CASE` naming the case,
