@@ -1,14 +1,13 @@
 //! Network cases: `if_virt`'s hypercalls ([`crate::virtif`]) through
 //! their C symbols, on device 0 attached to QEMU's user-mode network
 //! (slirp: gateway 10.0.2.2, the guest 10.0.2.15). The image stands in for
-//! `if_virt`: it defines `rump_virtif_virt_deliverpkt` and records every
-//! frame delivered, with the thread and CPU it came on.
+//! `if_virt`: its `rump_virtif_virt_deliverpkt` ([`deliverpkt`]) records
+//! every frame delivered, with the thread and CPU it came on.
 //!
 //! Platform-independent: any [`crate::virtif::NetDevice`] on a network
 //! that answers ARP and ICMP echo for a gateway passes them.
 
 use super::{Hooks, SKIP};
-use crate::ensure;
 use crate::virtif::{self, Viu};
 use alloc::collections::VecDeque;
 use alloc::format;
@@ -19,6 +18,7 @@ use core::ffi::{c_int, c_void};
 use core::sync::atomic::{AtomicU64, Ordering};
 use rumpuser_core::abi::IoVec;
 use rumpuser_core::conformance::{model, Ctx};
+use rumpuser_core::ensure;
 use rumpuser_core::Errno;
 use rumpuser_green::sched_core;
 
@@ -42,16 +42,14 @@ pub struct Delivered {
 static RX: spin::Mutex<VecDeque<Delivered>> = spin::Mutex::new(VecDeque::new());
 static WAITER: AtomicU64 = AtomicU64::new(0);
 
-/// `if_virt`'s delivery function, as the test image's stand-in.
+/// `if_virt`'s delivery function, as the test image's stand-in: the test
+/// image exports it as `rump_virtif_virt_deliverpkt` from a crate of its
+/// own (the platform refers to that symbol weakly, and a weak reference
+/// and a definition cannot share one compilation unit).
 ///
 /// # Safety
 /// C ABI: `iov` holds `iovlen` readable iovecs.
-#[no_mangle]
-pub unsafe extern "C" fn rump_virtif_virt_deliverpkt(
-    sc: *mut c_void,
-    iov: *mut IoVec,
-    iovlen: usize,
-) {
+pub unsafe extern "C" fn deliverpkt(sc: *mut c_void, iov: *mut IoVec, iovlen: usize) {
     let mut frame = Vec::new();
     // SAFETY: the caller's contract.
     for v in unsafe { core::slice::from_raw_parts(iov, iovlen) } {

@@ -110,6 +110,21 @@ pub extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
     gt::main(&HOOKS)
 }
 
+/// `if_virt`'s delivery function, for the network cases: the platform
+/// refers to it weakly, so it is defined here, in a crate of its own.
+///
+/// # Safety
+/// C ABI: `iov` holds `iovlen` readable iovecs.
+#[no_mangle]
+pub unsafe extern "C" fn rump_virtif_virt_deliverpkt(
+    sc: *mut core::ffi::c_void,
+    iov: *mut IoVec,
+    iovlen: usize,
+) {
+    // SAFETY: the caller's contract, passed on.
+    unsafe { gt::net::deliverpkt(sc, iov, iovlen) }
+}
+
 /// `virtio1`, when the host attached it, is read-only.
 fn blk_readonly(ctx: &Ctx, _h: &Hooks) -> Result<(), String> {
     let mut size = 0u64;

@@ -15,8 +15,9 @@ use core::ffi::{c_int, c_uint, c_ulong, c_void};
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use rumpuser_baremetal::guest_tests::{Hooks, SKIP};
 use rumpuser_baremetal::pcihyp::{self, DmaSeg};
-use rumpuser_baremetal::{dma, ensure, kprintln};
+use rumpuser_baremetal::{dma, kprintln};
 use rumpuser_core::conformance::{model, Ctx};
+use rumpuser_core::ensure;
 use rumpuser_core::Errno;
 use rumpuser_green::sched_core;
 
