@@ -501,3 +501,29 @@ fn service_thread() {
         }
     }
 }
+
+/// The virtio disks as the bare-metal machine's [`Disks`](crate::hyp::Disks).
+#[derive(Debug)]
+pub struct VirtioDisks;
+
+impl crate::hyp::Disks for VirtioDisks {
+    fn getfileinfo(name: &CStr) -> HyperResult<(u64, FileType)> {
+        getfileinfo(name)
+    }
+    fn open(name: &CStr, flags: OpenFlags) -> HyperResult<c_int> {
+        open(name, flags)
+    }
+    fn close(fd: c_int) -> HyperResult<()> {
+        close(fd)
+    }
+    unsafe fn iov(fd: c_int, v: &[IoVec], off: Option<u64>, write: bool) -> HyperResult<usize> {
+        // SAFETY: forwarded contract (iovecs valid for the call).
+        unsafe { iov(fd, v, off, write) }
+    }
+    fn sync(fd: c_int, write: bool) -> HyperResult<()> {
+        sync(fd, write)
+    }
+    fn bio(req: BioRequest) {
+        bio(req)
+    }
+}

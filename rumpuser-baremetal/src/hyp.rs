@@ -1,42 +1,38 @@
-//! `impl Hypervisor for Baremetal`: the hypercalls on bare x86_64.
+//! The bare-metal platform, and the PVH host half it shares with Xen.
 //!
-//! Scheduling (locks, cvs, threads, sleeps, curlwp) is the green core's,
-//! through [`rumpuser_green::glue`]; the host half is this crate's:
-//! memory from [`crate::heap`], clocks from [`crate::time`], randomness
-//! from [`crate::random`], the serial console, disks from [`crate::disk`],
-//! and exit through `isa-debug-exit`.
-//!
-//! That host half is the [`pvh_hypervisor_host!`](crate::pvh_hypervisor_host)
-//! macro (with the helpers below), which `rumpuser-xen` uses too with its
-//! own command line, disks, clocks, console and exit.
+//! Scheduling (locks, cvs, threads, sleeps, curlwp) is the green core's:
+//! [`rumpuser_green::sched::GreenSched`] with [`OneCpu`] hooks. The host
+//! half is [`PvhHost`], over what a PVH [`Machine`] supplies (command
+//! line, disks, clocks, console, exit): memory comes from [`crate::heap`],
+//! randomness from [`crate::random`] and parameters from the command
+//! line on both machines. [`BaremetalMachine`] is this crate's: disks
+//! from [`crate::disk`], clocks from [`crate::time`], the serial console
+//! and exit through `isa-debug-exit`; `rumpuser-xen` supplies its own.
 
-use core::ffi::{c_int, c_void};
+use core::ffi::{c_int, c_void, CStr};
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicUsize, Ordering};
+use rumpuser_core::abi::IoVec;
+use rumpuser_core::bio::BioRequest;
 use rumpuser_core::param::ParamWriter;
-use rumpuser_core::{Errno, HyperResult, Hypervisor};
+use rumpuser_core::types::*;
+use rumpuser_core::{Errno, Host, HyperResult, Platform};
+use rumpuser_green::sched::{GreenSched, OneCpu};
 
-/// The bare-metal hypervisor.
-pub struct Baremetal;
+/// A PVH platform: green threads on the one CPU over [`PvhHost`].
+pub type PvhPlatform<M> = Platform<GreenSched<OneCpu>, PvhHost<M>>;
+
+/// Joins `machine` with the green scheduling half (whose kernel threads
+/// get [`stack_size`] bytes of stack).
+pub const fn pvh_platform<M: Machine>(machine: M) -> PvhPlatform<M> {
+    Platform::new(GreenSched(OneCpu { stack_size }), PvhHost(machine))
+}
+
+/// The bare-metal platform.
+pub type Baremetal = PvhPlatform<BaremetalMachine>;
 
 /// The instance exported through the C ABI.
-pub static BAREMETAL: Baremetal = Baremetal;
-
-impl Hypervisor for Baremetal {
-    rumpuser_green::green_hypervisor_sched!(
-        guard = rumpuser_green::glue::no_guard,
-        stack_size = crate::hyp::stack_size()
-    );
-
-    crate::pvh_hypervisor_host!(
-        name = "baremetal",
-        cmdline = crate::bootinfo::cmdline,
-        disk = crate::disk,
-        clock = crate::time,
-        console = crate::serial::write_bytes,
-        exit = crate::start::exit_status,
-    );
-}
+pub static BAREMETAL: Baremetal = pvh_platform(BaremetalMachine);
 
 /// The calling green thread's errno as last set by `rumpuser_seterrno`
 /// (what `rump_sys_*` failures leave): bare-metal C programs have no libc
@@ -46,181 +42,200 @@ pub extern "C" fn rumpuser_baremetal_errno() -> c_int {
     rumpuser_green::sched_core::errno()
 }
 
-/// The non-scheduling half of `impl Hypervisor` for a platform on this
-/// crate's machine (one identity-mapped address space, [`crate::heap`],
-/// [`crate::random`], parameters on the PVH command line), given:
-///
-/// * `name`: [`Hypervisor::NAME`]; messages say `rumpuser-<name>`, the
-///   default host name is `rump-<name>`;
-/// * `cmdline`: `fn() -> &'static str`, the boot command line;
-/// * `disk`: a module with `open`, `close`, `getfileinfo`, `iov`, `sync`
-///   and `bio` (as [`crate::disk`]);
-/// * `clock`: a module with `wall()` and `now_ns()` (as [`crate::time`]);
-/// * `console`: `fn(&[u8])`, console output;
-/// * `exit`: `fn(u32) -> !`, the end with a [`crate::status`] value.
-///
-/// Use it inside the `impl Hypervisor` block, next to
-/// `rumpuser_green::green_hypervisor_sched!` (with
-/// [`stack_size`] as its stack size).
-#[macro_export]
-macro_rules! pvh_hypervisor_host {
-    (
-        name = $name:literal,
-        cmdline = $cmdline:path,
-        disk = $($disk:ident)::+,
-        clock = $($clock:ident)::+,
-        console = $console:path,
-        exit = $exit:path $(,)?
-    ) => {
-        const NAME: &'static str = $name;
+/// What a PVH machine supplies to [`PvhHost`]: functions of the type
+/// (a machine is one per image, its state in its modules' statics).
+pub trait Machine: Sync + 'static {
+    /// The name messages start with, e.g. `rumpuser-baremetal`.
+    const WHO: &'static str;
+    /// `_RUMPUSER_HOSTNAME` when the command line names none.
+    const DEFAULT_HOSTNAME: &'static str;
+    /// The machine's virtual disks (the names `rumpuser_open` knows).
+    type Disks: Disks;
 
-        fn init(&self) -> $crate::__core::HyperResult<()> {
-            $crate::__core::diag::set_fatal(|| $exit($crate::status::PANIC));
-            $crate::hyp::set_stack_size($cmdline());
-            // The scheduler, clocks and entropy were set up at boot.
-            Ok(())
-        }
+    /// The boot command line (parameters, `RUMPUSER_STACK`, the host name).
+    fn cmdline() -> &'static str;
+    /// Wall-clock time as `(sec, nsec)` since the epoch.
+    fn wall() -> (i64, i64);
+    /// Monotonic nanoseconds since boot; cheap.
+    fn now_ns() -> MonoNanos;
+    /// Console output; any context.
+    fn console_write(bytes: &[u8]);
+    /// The end, with a [`crate::status`] value.
+    fn exit(status: u32) -> !;
+    /// The syscall proxy, if the machine has one. Default: none.
+    fn sysproxy() -> Option<&'static dyn rumpuser_core::sysproxy::SysProxy> {
+        None
+    }
+}
 
-        fn ncpu(&self) -> u32 {
-            1
-        }
+/// A machine's virtual disks, which are its only files: `rumpuser_open`
+/// of a disk name gives a descriptor for [`Disks::iov`], [`Disks::bio`]
+/// and the rest; every other name is `ENOENT`.
+pub trait Disks {
+    /// `rumpuser_getfileinfo`: a disk's size and `RUMPUSER_FT_BLK`.
+    fn getfileinfo(name: &CStr) -> HyperResult<(u64, FileType)>;
+    /// `rumpuser_open` of a disk.
+    fn open(name: &CStr, flags: OpenFlags) -> HyperResult<c_int>;
+    /// `rumpuser_close`.
+    fn close(fd: c_int) -> HyperResult<()>;
+    /// `rumpuser_iovread` (`write == false`) or `rumpuser_iovwrite`.
+    ///
+    /// # Safety
+    /// Every iovec describes memory valid for the call (writable to read into).
+    unsafe fn iov(fd: c_int, iov: &[IoVec], off: Option<u64>, write: bool) -> HyperResult<usize>;
+    /// `rumpuser_syncfd`: flush the device's write cache if `write`.
+    fn sync(fd: c_int, write: bool) -> HyperResult<()>;
+    /// `rumpuser_bio`: asynchronous, completed by the device's interrupt.
+    fn bio(req: BioRequest);
+}
 
-        fn hostname(
-            &self,
-            out: &mut $crate::__core::param::ParamWriter<'_>,
-        ) -> $crate::__core::HyperResult<()> {
-            $crate::hyp::hostname($cmdline(), concat!("rump-", $name), out)
-        }
+/// The host half of a PVH platform over machine `M`.
+#[derive(Debug)]
+pub struct PvhHost<M>(pub M);
 
-        fn param(
-            &self,
-            name: &str,
-            out: &mut $crate::__core::param::ParamWriter<'_>,
-        ) -> $crate::__core::HyperResult<()> {
-            $crate::hyp::param($cmdline(), name, out)
-        }
+impl<M: Machine> Host for PvhHost<M> {
+    fn init_host(&self) -> HyperResult<()> {
+        // The scheduler, clocks and entropy were set up at boot.
+        rumpuser_core::diag::set_fatal(fatal::<M>);
+        set_stack_size(M::cmdline());
+        Ok(())
+    }
 
-        fn malloc(
-            &self,
-            len: usize,
-            align: usize,
-        ) -> $crate::__core::HyperResult<::core::ptr::NonNull<u8>> {
-            $crate::heap::alloc(len, align).ok_or($crate::__core::Errno::ENOMEM)
-        }
+    fn hostname(&self, out: &mut ParamWriter<'_>) -> HyperResult<()> {
+        hostname(M::cmdline(), M::DEFAULT_HOSTNAME, out)
+    }
 
-        unsafe fn free(&self, ptr: ::core::ptr::NonNull<u8>, len: usize) {
-            // SAFETY: forwarded contract (`ptr` from `malloc` with this `len`).
-            unsafe { $crate::heap::free(ptr, len) }
-        }
+    fn param(&self, name: &str, out: &mut ParamWriter<'_>) -> HyperResult<()> {
+        param(M::cmdline(), name, out)
+    }
 
-        fn anonmmap(
-            &self,
-            _hint: *mut ::core::ffi::c_void,
-            size: usize,
-            alignbit: u32,
-            _exec: bool,
-        ) -> $crate::__core::HyperResult<::core::ptr::NonNull<u8>> {
-            $crate::hyp::anonmmap(size, alignbit)
-        }
+    fn malloc(&self, len: usize, align: usize) -> HyperResult<NonNull<u8>> {
+        crate::heap::alloc(len, align).ok_or(Errno::ENOMEM)
+    }
 
-        unsafe fn unmap(&self, addr: *mut ::core::ffi::c_void, len: usize) {
-            // SAFETY: forwarded contract: a mapping from `anonmmap` of `len` bytes.
-            unsafe { $crate::hyp::unmap(addr, len) }
-        }
+    unsafe fn free(&self, ptr: NonNull<u8>, len: usize) {
+        // SAFETY: forwarded contract (`ptr` from `malloc` with this `len`).
+        unsafe { crate::heap::free(ptr, len) }
+    }
 
-        fn open(
-            &self,
-            name: &::core::ffi::CStr,
-            flags: $crate::__core::types::OpenFlags,
-        ) -> $crate::__core::HyperResult<::core::ffi::c_int> {
-            $($disk)::+::open(name, flags)
-        }
+    fn anonmmap(
+        &self,
+        _hint: *mut c_void,
+        size: usize,
+        alignbit: u32,
+        _exec: bool,
+    ) -> HyperResult<NonNull<u8>> {
+        anonmmap(size, alignbit)
+    }
 
-        fn close(&self, fd: ::core::ffi::c_int) -> $crate::__core::HyperResult<()> {
-            $($disk)::+::close(fd)
-        }
+    unsafe fn unmap(&self, addr: *mut c_void, len: usize) {
+        // SAFETY: forwarded contract: a mapping from `anonmmap` of `len` bytes.
+        unsafe { unmap(addr, len) }
+    }
 
-        fn getfileinfo(
-            &self,
-            name: &::core::ffi::CStr,
-            _want_size: bool,
-        ) -> $crate::__core::HyperResult<(u64, $crate::__core::types::FileType)> {
-            $($disk)::+::getfileinfo(name)
-        }
+    fn open(&self, name: &CStr, flags: OpenFlags) -> HyperResult<c_int> {
+        M::Disks::open(name, flags)
+    }
 
-        unsafe fn iovread(
-            &self,
-            fd: ::core::ffi::c_int,
-            iov: &[$crate::__core::abi::IoVec],
-            off: Option<u64>,
-        ) -> $crate::__core::HyperResult<usize> {
-            // SAFETY: forwarded contract (writable iovecs).
-            unsafe { $($disk)::+::iov(fd, iov, off, false) }
-        }
+    fn close(&self, fd: c_int) -> HyperResult<()> {
+        M::Disks::close(fd)
+    }
 
-        unsafe fn iovwrite(
-            &self,
-            fd: ::core::ffi::c_int,
-            iov: &[$crate::__core::abi::IoVec],
-            off: Option<u64>,
-        ) -> $crate::__core::HyperResult<usize> {
-            // SAFETY: forwarded contract (readable iovecs).
-            unsafe { $($disk)::+::iov(fd, iov, off, true) }
-        }
+    fn getfileinfo(&self, name: &CStr, _want_size: bool) -> HyperResult<(u64, FileType)> {
+        M::Disks::getfileinfo(name)
+    }
 
-        fn syncfd(
-            &self,
-            fd: ::core::ffi::c_int,
-            flags: $crate::__core::types::SyncFlags,
-            _start: u64,
-            _len: u64,
-        ) -> $crate::__core::HyperResult<()> {
-            $($disk)::+::sync(fd, flags.write)
-        }
+    unsafe fn iovread(&self, fd: c_int, iov: &[IoVec], off: Option<u64>) -> HyperResult<usize> {
+        // SAFETY: forwarded contract (writable iovecs).
+        unsafe { M::Disks::iov(fd, iov, off, false) }
+    }
 
-        fn bio(&self, req: $crate::__core::bio::BioRequest) {
-            $($disk)::+::bio(req)
-        }
+    unsafe fn iovwrite(&self, fd: c_int, iov: &[IoVec], off: Option<u64>) -> HyperResult<usize> {
+        // SAFETY: forwarded contract (readable iovecs).
+        unsafe { M::Disks::iov(fd, iov, off, true) }
+    }
 
-        fn clock_wall(&self) -> $crate::__core::HyperResult<(i64, i64)> {
-            Ok($($clock)::+::wall())
-        }
+    fn syncfd(&self, fd: c_int, flags: SyncFlags, _start: u64, _len: u64) -> HyperResult<()> {
+        M::Disks::sync(fd, flags.write)
+    }
 
-        #[inline]
-        fn clock_monotonic(&self) -> $crate::__core::types::MonoNanos {
-            $($clock)::+::now_ns()
-        }
+    fn bio(&self, req: BioRequest) {
+        M::Disks::bio(req)
+    }
 
-        fn getrandom(
-            &self,
-            buf: &mut [u8],
-            flags: $crate::__core::types::RandomFlags,
-        ) -> $crate::__core::HyperResult<usize> {
-            $crate::random::fill(buf, flags)
-        }
+    fn clock_wall(&self) -> HyperResult<(i64, i64)> {
+        Ok(M::wall())
+    }
 
-        fn putchar(&self, c: u8) {
-            $console(&[c]);
-        }
+    #[inline]
+    fn clock_monotonic(&self) -> MonoNanos {
+        M::now_ns()
+    }
 
-        fn console_write(&self, bytes: &[u8]) {
-            $console(bytes);
-        }
+    fn getrandom(&self, buf: &mut [u8], flags: RandomFlags) -> HyperResult<usize> {
+        crate::random::fill(buf, flags)
+    }
 
-        fn set_errno(&self, error: ::core::ffi::c_int) {
-            $crate::__green::sched_core::set_errno(error);
-        }
+    fn putchar(&self, c: u8) {
+        M::console_write(&[c]);
+    }
 
-        fn kill(&self, _pid: i64, _sig: ::core::ffi::c_int) -> $crate::__core::HyperResult<()> {
-            // There is no host process to signal: the advice is ignored, as
-            // on rumprun (the kernel ignores the return value).
-            Ok(())
-        }
+    fn console_write(&self, bytes: &[u8]) {
+        M::console_write(bytes);
+    }
 
-        fn exit(&self, how: $crate::__core::types::ExitKind) -> ! {
-            $exit($crate::hyp::exit_value(concat!("rumpuser-", $name), how))
-        }
-    };
+    fn set_errno(&self, error: c_int) {
+        // No libc errno: the green thread keeps it (`rumpuser_*_errno`).
+        rumpuser_green::sched_core::set_errno(error);
+    }
+
+    fn kill(&self, _pid: i64, _sig: c_int) -> HyperResult<()> {
+        // There is no host process to signal: the advice is ignored, as
+        // on rumprun (the kernel ignores the return value).
+        Ok(())
+    }
+
+    fn exit(&self, how: ExitKind) -> ! {
+        M::exit(exit_value(M::WHO, how))
+    }
+
+    fn sysproxy(&self) -> Option<&dyn rumpuser_core::sysproxy::SysProxy> {
+        M::sysproxy()
+    }
+}
+
+/// The fatal-error handler of `rumpuser_core::diag` on machine `M`: ends
+/// with [`crate::status::PANIC`].
+fn fatal<M: Machine>() -> ! {
+    M::exit(crate::status::PANIC)
+}
+
+/// The bare-metal machine: the serial console, the TSC clocks, virtio
+/// disks, `isa-debug-exit`.
+#[derive(Debug)]
+pub struct BaremetalMachine;
+
+impl Machine for BaremetalMachine {
+    const WHO: &'static str = "rumpuser-baremetal";
+    const DEFAULT_HOSTNAME: &'static str = "rump-baremetal";
+    type Disks = crate::disk::VirtioDisks;
+
+    fn cmdline() -> &'static str {
+        crate::bootinfo::cmdline()
+    }
+    fn wall() -> (i64, i64) {
+        crate::time::wall()
+    }
+    #[inline]
+    fn now_ns() -> MonoNanos {
+        crate::time::now_ns()
+    }
+    fn console_write(bytes: &[u8]) {
+        crate::serial::write_bytes(bytes)
+    }
+    fn exit(status: u32) -> ! {
+        crate::start::exit_status(status)
+    }
 }
 
 /// Stack size of kernel threads (`RUMPUSER_STACK`, default 256 KiB).

@@ -69,13 +69,6 @@ extern crate std;
 
 extern crate alloc;
 
-// For the exported macros (`pvh_hypervisor_host!`, `ensure!`).
-#[doc(hidden)]
-pub use rumpuser_core as __core;
-#[cfg(target_os = "none")]
-#[doc(hidden)]
-pub use rumpuser_green as __green;
-
 pub mod clockmath;
 pub mod cmdline;
 pub mod memmap;

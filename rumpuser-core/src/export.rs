@@ -42,7 +42,7 @@ macro_rules! export_rumpuser {
             pub static API: $crate::api::Api = $crate::__api_from_exports!();
 
             fn diag_sink(b: &[u8]) {
-                $crate::Hypervisor::console_write(h(), b)
+                $crate::Host::console_write(h(), b)
             }
 
             #[no_mangle]
@@ -217,7 +217,7 @@ macro_rules! export_rumpuser {
             }
             #[no_mangle]
             pub extern "C" fn rumpuser_thread_exit() -> ! {
-                $crate::Hypervisor::thread_exit(h())
+                $crate::Sched::thread_exit(h())
             }
             #[no_mangle]
             pub unsafe extern "C" fn rumpuser_thread_join(cookie: *mut c_void) -> c_int {
@@ -230,7 +230,7 @@ macro_rules! export_rumpuser {
             }
             #[no_mangle]
             pub extern "C" fn rumpuser_curlwp() -> *mut Lwp {
-                $crate::Hypervisor::curlwp(h())
+                $crate::Sched::curlwp(h())
             }
             #[no_mangle]
             pub unsafe extern "C" fn rumpuser_mutex_init(mtxp: *mut *mut c_void, flags: c_int) {

@@ -70,7 +70,7 @@ pub unsafe fn init<H: Hypervisor>(h: &H, version: c_int, hyp: *const Hyperup) ->
     }
     // SAFETY: non-NULL; the kernel's table is a static object.
     sched::install(unsafe { &*hyp });
-    rc(h.init())
+    rc(h.init_host().and_then(|()| h.init_sched()))
 }
 
 /// `rumpuser_getparam`.

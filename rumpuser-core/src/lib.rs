@@ -53,4 +53,4 @@ pub mod conformance;
 
 pub use errno::Errno;
 #[cfg(feature = "alloc")]
-pub use hypervisor::{HyperResult, Hypervisor, SendPtr};
+pub use hypervisor::{Host, HyperResult, Hypervisor, Platform, Sched, SendPtr};

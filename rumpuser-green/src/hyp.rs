@@ -1,11 +1,10 @@
-//! `impl Hypervisor for Green`: the hypercalls on the green scheduler.
-//!
-//! Scheduling-related hypercalls (locks, cvs, threads, sleeps, curlwp) come
-//! from [`crate::glue`] (shared with the bare-metal platform); files,
-//! memory, randomness, console, signals, dl and daemonize reuse the POSIX
-//! flavour's modules unchanged; block I/O is
-//! asynchronous through [`crate::host::bio`]. `_RUMPUSER_NCPU` is always 1:
-//! there is one host thread.
+//! The green platform: [`GreenSched`] with this flavour's [`GreenHooks`]
+//! (the token, the scheduler's start, component excursions) joined with
+//! the shared POSIX host and this flavour's [`GreenFlavour`]
+//! (asynchronous block I/O through [`crate::host::bio`], the virtual
+//! clock of deterministic mode, the syscall proxy on green threads).
+//! `_RUMPUSER_NCPU` is always 1: green threads take turns on one host
+//! thread at a time.
 //!
 //! Deterministic mode: `RUMPUSER_GREEN_SEED=<u64>` picks the next runnable
 //! thread with a seeded PRNG and switches to a virtual clock that only
@@ -14,22 +13,28 @@
 //! prints the switch trace at exit so runs can be compared).
 
 use crate::host::HOST;
+use crate::sched::{GreenSched, Hooks};
 use crate::sched_core::{self, Config};
-use core::ffi::{c_int, c_void, CStr};
-use core::ptr::NonNull;
-use rumpuser_core::abi::{CompLoadFn, IoVec, ModinitFn, SymloadFn};
 use rumpuser_core::bio::BioRequest;
-use rumpuser_core::param::ParamWriter;
 use rumpuser_core::types::*;
-use rumpuser_core::{Errno, HyperResult, Hypervisor};
+use rumpuser_core::{Errno, HyperResult, Platform};
 use rumpuser_host as px;
+use rumpuser_host::host::{Flavour, PosixHost};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// The green hypervisor.
-pub struct Green;
+/// The green flavour's scheduling hooks.
+#[derive(Debug)]
+pub struct GreenHooks;
+
+/// What the green flavour adds to the shared POSIX host.
+#[derive(Debug)]
+pub struct GreenFlavour;
+
+/// The green platform.
+pub type Green = Platform<GreenSched<GreenHooks>, PosixHost<GreenFlavour>>;
 
 /// The instance exported through the C ABI.
-pub static GREEN: Green = Green;
+pub static GREEN: Green = Platform::new(GreenSched(GreenHooks), PosixHost(GreenFlavour));
 
 /// Stack size of kernel threads (`RUMPUSER_GREEN_STACK`, default 256 KiB).
 static STACK_SIZE: AtomicUsize = AtomicUsize::new(256 * 1024);
@@ -45,29 +50,38 @@ fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
 }
 
+/// `RUMPUSER_GREEN_SEED`: deterministic mode's seed, if set.
+fn seed() -> Option<u64> {
+    env_u64("RUMPUSER_GREEN_SEED")
+}
+
 /// Stack size of kernel threads (and of the syscall proxy's green threads).
 pub(crate) fn stack_size() -> usize {
     STACK_SIZE.load(Ordering::Relaxed)
 }
 
-impl Hypervisor for Green {
-    crate::green_hypervisor_sched!(guard = on_green_host, stack_size = stack_size());
+impl Hooks for GreenHooks {
+    type Entered = crate::host::token::Entered;
 
-    const NAME: &'static str = "green";
+    #[inline(always)]
+    fn enter(&self) -> Self::Entered {
+        on_green_host()
+    }
 
+    fn stack_size(&self) -> usize {
+        stack_size()
+    }
+
+    /// Makes the calling host thread the primary host and starts the
+    /// scheduler on it (after [`GreenFlavour::init`] started the host).
     fn init(&self) -> HyperResult<()> {
-        rumpuser_core::diag::set_fatal(px::signal::abort_now);
         if sched_core::is_initialized() {
             return Ok(());
         }
-        px::random::init()?;
-        // Every green sleep ends in this host thread's ppoll: 1 ns slack.
-        px::clock::tight_timer_slack();
-        let seed = env_u64("RUMPUSER_GREEN_SEED");
-        HOST.start(seed.is_some()).map_err(Errno::from_linux)?;
         if let Some(s) = env_u64("RUMPUSER_GREEN_STACK") {
             STACK_SIZE.store((s as usize).max(16 * 1024), Ordering::Relaxed);
         }
+        let seed = seed();
         let mut cfg = match seed {
             Some(s) => Config::seeded(s),
             None => Config::default(),
@@ -77,10 +91,10 @@ impl Hypervisor for Green {
         // Other host threads take part (and the runner keeps the kernel
         // going while the application is outside it), except in
         // deterministic mode, whose schedule must depend on the seed only.
-        let hosts = seed.is_none() && !px::param::switched_off("RUMPUSER_GREEN_HOSTS");
-        cfg.hosts = hosts;
         // Taking part needs membarrier(2) (Linux 4.14).
-        let hosts = hosts && crate::host::token::supported();
+        let hosts = seed.is_none()
+            && !px::param::switched_off("RUMPUSER_GREEN_HOSTS")
+            && crate::host::token::supported();
         cfg.hosts = hosts;
         // SAFETY: this host thread becomes the primary host; from now on
         // every hypercall that touches the green world takes the token
@@ -109,73 +123,6 @@ impl Hypervisor for Green {
         Ok(())
     }
 
-    fn ncpu(&self) -> u32 {
-        1
-    }
-
-    fn hostname(&self, out: &mut ParamWriter<'_>) -> HyperResult<()> {
-        px::param::hostname(out)
-    }
-
-    fn param(&self, name: &str, out: &mut ParamWriter<'_>) -> HyperResult<()> {
-        px::param::env(name, out)
-    }
-
-    fn malloc(&self, len: usize, align: usize) -> HyperResult<NonNull<u8>> {
-        px::mem::malloc(len, align)
-    }
-
-    unsafe fn free(&self, ptr: NonNull<u8>, len: usize) {
-        // SAFETY: forwarded contract.
-        unsafe { px::mem::free(ptr, len) }
-    }
-
-    fn anonmmap(
-        &self,
-        hint: *mut c_void,
-        size: usize,
-        alignbit: u32,
-        exec: bool,
-    ) -> HyperResult<NonNull<u8>> {
-        px::mem::anonmmap(hint, size, alignbit, exec)
-    }
-
-    unsafe fn unmap(&self, addr: *mut c_void, len: usize) {
-        // SAFETY: forwarded contract.
-        unsafe { px::mem::unmap(addr, len) }
-    }
-
-    fn open(&self, name: &CStr, flags: OpenFlags) -> HyperResult<c_int> {
-        px::file::open(name, flags)
-    }
-
-    fn close(&self, fd: c_int) -> HyperResult<()> {
-        px::file::close(fd)
-    }
-
-    fn getfileinfo(&self, name: &CStr, want_size: bool) -> HyperResult<(u64, FileType)> {
-        px::file::getfileinfo(name, want_size)
-    }
-
-    unsafe fn iovread(&self, fd: c_int, iov: &[IoVec], off: Option<u64>) -> HyperResult<usize> {
-        // SAFETY: forwarded contract.
-        unsafe { px::file::iovread(fd, iov, off) }
-    }
-
-    unsafe fn iovwrite(&self, fd: c_int, iov: &[IoVec], off: Option<u64>) -> HyperResult<usize> {
-        // SAFETY: forwarded contract.
-        unsafe { px::file::iovwrite(fd, iov, off) }
-    }
-
-    fn syncfd(&self, fd: c_int, flags: SyncFlags, start: u64, len: u64) -> HyperResult<()> {
-        px::file::syncfd(fd, flags, start, len)
-    }
-
-    fn bio(&self, req: BioRequest) {
-        let _entered = on_green_host();
-        crate::host::bio::submit(req)
-    }
-
     fn component_block_begin(&self) {
         let entered = on_green_host();
         crate::host::excursion::component_block_begin(entered.outermost())
@@ -184,6 +131,22 @@ impl Hypervisor for Green {
     fn component_block_end(&self) {
         // On the excursion's helper: not the green host thread.
         crate::host::excursion::component_block_end()
+    }
+}
+
+impl Flavour for GreenFlavour {
+    /// Starts the host the scheduler runs on (its eventfd, the virtual
+    /// clock in deterministic mode); once.
+    fn init(&self) -> HyperResult<()> {
+        if sched_core::is_initialized() {
+            return Ok(());
+        }
+        HOST.start(seed().is_some()).map_err(Errno::from_linux)
+    }
+
+    fn bio(&self, req: BioRequest) {
+        let _entered = on_green_host();
+        crate::host::bio::submit(req)
     }
 
     fn bio_try_now(&self, req: BioRequest) -> Result<(), BioRequest> {
@@ -206,8 +169,8 @@ impl Hypervisor for Green {
         })
     }
 
-    fn clock_wall(&self) -> HyperResult<(i64, i64)> {
-        Ok(px::clock::wall())
+    fn sysproxy(&self) -> Option<&dyn rumpuser_core::sysproxy::SysProxy> {
+        Some(&crate::sp::SYSPROXY)
     }
 
     fn clock_monotonic(&self) -> MonoNanos {
@@ -217,52 +180,10 @@ impl Hypervisor for Green {
     fn clock_monotonic_parts(&self) -> (i64, i64) {
         if HOST.is_virtual() {
             let t = HOST.now();
-            ((t / 1_000_000_000) as i64, (t % 1_000_000_000) as i64)
+            ((t / NANOS_PER_SEC) as i64, (t % NANOS_PER_SEC) as i64)
         } else {
             // Already split by the host: no 64-bit division.
-            rumpuser_host::clock::monotonic_parts()
+            px::clock::monotonic_parts()
         }
-    }
-
-    fn getrandom(&self, buf: &mut [u8], flags: RandomFlags) -> HyperResult<usize> {
-        px::random::fill(buf, flags)
-    }
-
-    fn putchar(&self, c: u8) {
-        px::console::putchar(c)
-    }
-
-    fn console_write(&self, bytes: &[u8]) {
-        px::console::write_stderr(bytes)
-    }
-
-    fn set_errno(&self, error: c_int) {
-        // The application reads its host thread's errno right after the
-        // call (an application thread is bound to its host thread).
-        px::sys::set_errno(error);
-    }
-
-    fn kill(&self, pid: i64, sig: c_int) -> HyperResult<()> {
-        px::signal::kill(pid, sig)
-    }
-
-    fn exit(&self, how: ExitKind) -> ! {
-        px::signal::exit(how)
-    }
-
-    fn dl_bootstrap(&self, modinit: ModinitFn, symload: SymloadFn, compload: CompLoadFn) {
-        px::dl::bootstrap(modinit, symload, compload)
-    }
-
-    fn daemonize_begin(&self) -> HyperResult<()> {
-        px::daemonize::begin().map_err(Errno::from_raw)
-    }
-
-    fn daemonize_done(&self, error: c_int) -> HyperResult<()> {
-        px::daemonize::done(error).map_err(Errno::from_raw)
-    }
-
-    fn sysproxy(&self) -> Option<&dyn rumpuser_core::sysproxy::SysProxy> {
-        Some(&crate::sp::SYSPROXY)
     }
 }

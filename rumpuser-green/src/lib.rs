@@ -9,18 +9,21 @@
 //!   on an eventfd when idle, guard-paged `mmap` stacks, a host worker pool
 //!   for block I/O whose completions wake a green thread, and the optional
 //!   deterministic mode.
-//! * [`glue`] is the scheduling half of `impl Hypervisor` (locks, cvs,
-//!   threads, curlwp, sleeps), shared by every green platform through
-//!   [`green_hypervisor_sched!`].
-//! * `hyp` (feature `posix`) implements [`rumpuser_core::Hypervisor`] and
-//!   exports the C ABI (`librumpuser_green`).
+//! * [`sched`] is the scheduling half ([`rumpuser_core::Sched`]: locks,
+//!   cvs, threads, curlwp, sleeps) of every green platform,
+//!   [`sched::GreenSched`], with what a platform says in [`sched::Hooks`].
+//! * `hyp` (feature `posix`) joins it with the POSIX host
+//!   (`rumpuser_host::host::PosixHost`) and exports the C ABI
+//!   (`librumpuser_green`).
 //! * `sp` (feature `posix`) is the syscall proxy server on green threads
 //!   and non-blocking sockets (the shared server of `rumpuser_host::sp`).
 //!
 //! The kernel layer must be built with `RUMP_CURLWP=hypercall`: with
 //! `__thread` the kernel caches curlwp in host TLS, which all green threads
-//! share. Every hypercall must come from the host thread that called
-//! `rumpuser_init`; anything else is reported and aborts.
+//! share. Any host thread may make hypercalls: one at a time runs green
+//! code, holding the token (`host::token`). With `RUMPUSER_GREEN_HOSTS=0`,
+//! in deterministic mode, or on a kernel without membarrier(2) only the
+//! thread that called `rumpuser_init` may; others are reported and abort.
 #![cfg_attr(not(feature = "posix"), no_std)]
 
 extern crate alloc;
@@ -28,10 +31,7 @@ extern crate alloc;
 /// The scheduler core (its own crate, `rumpuser-green-core`).
 pub use rumpuser_green_core as sched_core;
 
-pub mod glue;
-
-#[doc(hidden)]
-pub use rumpuser_core as __core;
+pub mod sched;
 
 #[cfg(feature = "posix")]
 pub mod host;

@@ -17,6 +17,7 @@ pub mod daemonize;
 pub mod dl;
 pub mod file;
 pub mod handshake;
+pub mod host;
 #[cfg(not(loom))]
 pub mod mapped;
 /// Under `--cfg loom` only the lease is built, for its model checks (loom's

@@ -1,11 +1,13 @@
 //! `rumpuser-posix`: the rumpuser v17 hypercall layer for Linux userspace,
 //! on host threads.
 //!
-//! Threads, curlwp, locks and the block I/O pool live here ([`thread`],
-//! [`curlwp`], [`sync`], [`bio`]); files, memory, clocks, randomness,
-//! console, signals, parameters, dl and daemonize come from
-//! `rumpuser-host`, which the green flavour shares. This file only joins
-//! them into the [`Hypervisor`] implementation and exports the C ABI.
+//! The scheduling half ([`PosixSched`]: threads, curlwp, locks) lives
+//! here ([`thread`], [`curlwp`], [`sync`]), with the block I/O pool
+//! ([`bio`]) and the syscall proxy's runtime ([`sp`]); the host half is
+//! `rumpuser_host::PosixHost` (files, memory, clocks, randomness,
+//! console, signals, parameters, dl, daemonize), which the green flavour
+//! shares, with this flavour's [`PosixFlavour`]. This file joins them
+//! into the exported [`POSIX`] platform.
 
 pub mod bio;
 pub mod curlwp;
@@ -13,21 +15,28 @@ pub mod sp;
 pub mod sync;
 pub mod thread;
 
-use rumpuser_host::{clock, console, daemonize, dl, file, mem, param, random, signal, sys};
-
-use core::ffi::{c_int, c_void, CStr};
-use core::ptr::NonNull;
-use rumpuser_core::abi::{CompLoadFn, IoVec, Lwp, ModinitFn, SymloadFn, ThreadFn};
+use rumpuser_core::abi::{Lwp, ThreadFn};
 use rumpuser_core::bio::BioRequest;
-use rumpuser_core::param::ParamWriter;
 use rumpuser_core::types::*;
-use rumpuser_core::{Errno, HyperResult, Hypervisor, SendPtr};
+use rumpuser_core::{HyperResult, Platform, Sched, SendPtr};
+use rumpuser_host::host::{Flavour, PosixHost};
+use rumpuser_host::{clock, param};
 
-/// The POSIX hypervisor. Stateless: all state lives in the modules.
-pub struct Posix;
+/// The scheduling half on host threads. Stateless: the state lives in the
+/// modules.
+#[derive(Debug)]
+pub struct PosixSched;
+
+/// What this flavour adds to the shared POSIX host: the worker pool for
+/// block I/O and the syscall proxy on host threads.
+#[derive(Debug)]
+pub struct PosixFlavour;
+
+/// The POSIX platform: host threads and the POSIX host.
+pub type Posix = Platform<PosixSched, PosixHost<PosixFlavour>>;
 
 /// The instance exported through the C ABI.
-pub static POSIX: Posix = Posix;
+pub static POSIX: Posix = Platform::new(PosixSched, PosixHost(PosixFlavour));
 
 rumpuser_core::export_rumpuser!(&crate::POSIX);
 
@@ -36,129 +45,28 @@ rumpuser_core::export_rumpuser!(&crate::POSIX);
 #[global_allocator]
 static ALLOCATOR: rumpuser_host::alloc::Allocator = rumpuser_host::alloc::Allocator;
 
-impl Hypervisor for Posix {
+impl Flavour for PosixFlavour {
+    fn bio(&self, req: BioRequest) {
+        bio::submit(req)
+    }
+
+    fn sysproxy(&self) -> Option<&dyn rumpuser_core::sysproxy::SysProxy> {
+        Some(&sp::SYSPROXY)
+    }
+}
+
+impl Sched for PosixSched {
     type Mutex = sync::RawMutex;
     type RwLock = sync::RawRwLock;
     type Cond = sync::Condvar;
     type Thread = thread::JoinHandle;
 
-    const NAME: &'static str = "posix";
-
-    fn init(&self) -> HyperResult<()> {
-        rumpuser_core::diag::set_fatal(signal::abort_now);
-        clock::tight_timer_slack();
-        random::init()
-    }
-
     fn ncpu(&self) -> u32 {
         param::ncpu()
     }
 
-    fn hostname(&self, out: &mut ParamWriter<'_>) -> HyperResult<()> {
-        param::hostname(out)
-    }
-
-    fn param(&self, name: &str, out: &mut ParamWriter<'_>) -> HyperResult<()> {
-        param::env(name, out)
-    }
-
-    fn malloc(&self, len: usize, align: usize) -> HyperResult<NonNull<u8>> {
-        mem::malloc(len, align)
-    }
-
-    unsafe fn free(&self, ptr: NonNull<u8>, len: usize) {
-        // SAFETY: forwarded contract of `Hypervisor::free`.
-        unsafe { mem::free(ptr, len) }
-    }
-
-    fn anonmmap(
-        &self,
-        hint: *mut c_void,
-        size: usize,
-        alignbit: u32,
-        exec: bool,
-    ) -> HyperResult<NonNull<u8>> {
-        mem::anonmmap(hint, size, alignbit, exec)
-    }
-
-    unsafe fn unmap(&self, addr: *mut c_void, len: usize) {
-        // SAFETY: forwarded contract of `Hypervisor::unmap`.
-        unsafe { mem::unmap(addr, len) }
-    }
-
-    fn open(&self, name: &CStr, flags: OpenFlags) -> HyperResult<c_int> {
-        file::open(name, flags)
-    }
-
-    fn close(&self, fd: c_int) -> HyperResult<()> {
-        file::close(fd)
-    }
-
-    fn getfileinfo(&self, name: &CStr, want_size: bool) -> HyperResult<(u64, FileType)> {
-        file::getfileinfo(name, want_size)
-    }
-
-    unsafe fn iovread(&self, fd: c_int, iov: &[IoVec], off: Option<u64>) -> HyperResult<usize> {
-        // SAFETY: forwarded contract of `Hypervisor::iovread`.
-        unsafe { file::iovread(fd, iov, off) }
-    }
-
-    unsafe fn iovwrite(&self, fd: c_int, iov: &[IoVec], off: Option<u64>) -> HyperResult<usize> {
-        // SAFETY: forwarded contract of `Hypervisor::iovwrite`.
-        unsafe { file::iovwrite(fd, iov, off) }
-    }
-
-    fn syncfd(&self, fd: c_int, flags: SyncFlags, start: u64, len: u64) -> HyperResult<()> {
-        file::syncfd(fd, flags, start, len)
-    }
-
-    fn bio(&self, req: BioRequest) {
-        bio::submit(req)
-    }
-
-    fn bio_try_now(&self, req: BioRequest) -> Result<(), BioRequest> {
-        rumpuser_host::blockio::try_now(req)
-    }
-
-    fn clock_wall(&self) -> HyperResult<(i64, i64)> {
-        Ok(clock::wall())
-    }
-
-    fn clock_monotonic(&self) -> MonoNanos {
-        clock::monotonic()
-    }
-
-    #[inline]
-    fn clock_monotonic_parts(&self) -> (i64, i64) {
-        clock::monotonic_parts()
-    }
-
     fn sleep_until(&self, deadline: MonoNanos) {
         clock::sleep_until(deadline)
-    }
-
-    fn getrandom(&self, buf: &mut [u8], flags: RandomFlags) -> HyperResult<usize> {
-        random::fill(buf, flags)
-    }
-
-    fn putchar(&self, c: u8) {
-        console::putchar(c)
-    }
-
-    fn console_write(&self, bytes: &[u8]) {
-        console::write_stderr(bytes)
-    }
-
-    fn set_errno(&self, error: c_int) {
-        sys::set_errno(error)
-    }
-
-    fn kill(&self, pid: i64, sig: c_int) -> HyperResult<()> {
-        signal::kill(pid, sig)
-    }
-
-    fn exit(&self, how: ExitKind) -> ! {
-        signal::exit(how)
     }
 
     fn thread_create(
@@ -255,22 +163,6 @@ impl Hypervisor for Posix {
     #[inline]
     fn rw_has_readers(&self, rw: &sync::RawRwLock) -> bool {
         rw.has_readers()
-    }
-
-    fn dl_bootstrap(&self, modinit: ModinitFn, symload: SymloadFn, compload: CompLoadFn) {
-        dl::bootstrap(modinit, symload, compload)
-    }
-
-    fn daemonize_begin(&self) -> HyperResult<()> {
-        daemonize::begin().map_err(Errno::from_raw)
-    }
-
-    fn daemonize_done(&self, error: c_int) -> HyperResult<()> {
-        daemonize::done(error).map_err(Errno::from_raw)
-    }
-
-    fn sysproxy(&self) -> Option<&dyn rumpuser_core::sysproxy::SysProxy> {
-        Some(&sp::SYSPROXY)
     }
 
     fn cond_new(&self) -> sync::Condvar {

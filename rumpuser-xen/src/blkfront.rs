@@ -949,3 +949,35 @@ pub fn sync(fd: c_int, write: bool) -> HyperResult<()> {
     }
     Ok(())
 }
+
+/// The domain's virtual block devices as the Xen machine's
+/// [`Disks`](rumpuser_baremetal::hyp::Disks).
+#[derive(Debug)]
+pub struct Blkfront;
+
+impl rumpuser_baremetal::hyp::Disks for Blkfront {
+    fn getfileinfo(name: &CStr) -> HyperResult<(u64, FileType)> {
+        getfileinfo(name)
+    }
+    fn open(name: &CStr, flags: OpenFlags) -> HyperResult<c_int> {
+        open(name, flags)
+    }
+    fn close(fd: c_int) -> HyperResult<()> {
+        close(fd)
+    }
+    unsafe fn iov(
+        fd: c_int,
+        v: &[rumpuser_core::abi::IoVec],
+        off: Option<u64>,
+        write: bool,
+    ) -> HyperResult<usize> {
+        // SAFETY: forwarded contract (iovecs valid for the call).
+        unsafe { iov(fd, v, off, write) }
+    }
+    fn sync(fd: c_int, write: bool) -> HyperResult<()> {
+        sync(fd, write)
+    }
+    fn bio(req: BioRequest) {
+        bio(req)
+    }
+}

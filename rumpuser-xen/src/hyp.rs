@@ -1,40 +1,52 @@
-//! `impl Hypervisor for Xen`: the hypercalls on a Xen PVH guest.
+//! The Xen platform: bare metal's [`PvhPlatform`] over the Xen machine.
 //!
-//! Scheduling (locks, cvs, threads, sleeps, curlwp) is the green core's,
-//! through [`rumpuser_green::glue`]; the host half is bare metal's
-//! `pvh_hypervisor_host!` with Xen's parts: memory from the heap shared
-//! with bare metal, clocks from [`crate::time`] (pvclock and
-//! shared_info), RDRAND/RDSEED through bare metal's `random`, the console
-//! of [`crate::console`], parameters from the PVH command line, and exit
-//! through [`crate::start::exit_status`] (`SCHEDOP_shutdown`).
+//! Scheduling is the green core's; the host half is bare metal's
+//! [`PvhHost`](rumpuser_baremetal::hyp::PvhHost) with Xen's parts: memory
+//! from the heap shared with bare metal, clocks from [`crate::time`]
+//! (pvclock and shared_info), RDRAND/RDSEED through bare metal's
+//! `random`, the console of [`crate::console`], parameters from the PVH
+//! command line, and exit through [`crate::start::exit_status`]
+//! (`SCHEDOP_shutdown`).
 //!
 //! Files are the domU's virtual disks ([`crate::blkfront`]: `xvda`, … or
 //! the xenstore device id); dom0 has none, so every name is `ENOENT`
 //! there. There are no host files: the kit's file cases skip.
 
 use core::ffi::c_int;
-use rumpuser_core::Hypervisor;
+use rumpuser_baremetal::hyp::{pvh_platform, Machine, PvhPlatform};
+use rumpuser_core::types::MonoNanos;
 
-/// The Xen hypervisor layer.
-pub struct Xen;
+/// The Xen PVH guest machine.
+#[derive(Debug)]
+pub struct XenMachine;
+
+/// The Xen platform.
+pub type Xen = PvhPlatform<XenMachine>;
 
 /// The instance exported through the C ABI.
-pub static XEN: Xen = Xen;
+pub static XEN: Xen = pvh_platform(XenMachine);
 
-impl Hypervisor for Xen {
-    rumpuser_green::green_hypervisor_sched!(
-        guard = rumpuser_green::glue::no_guard,
-        stack_size = rumpuser_baremetal::hyp::stack_size()
-    );
+impl Machine for XenMachine {
+    const WHO: &'static str = "rumpuser-xen";
+    const DEFAULT_HOSTNAME: &'static str = "rump-xen";
+    type Disks = crate::blkfront::Blkfront;
 
-    rumpuser_baremetal::pvh_hypervisor_host!(
-        name = "xen",
-        cmdline = crate::start::cmdline,
-        disk = crate::blkfront,
-        clock = crate::time,
-        console = crate::console::write,
-        exit = crate::start::exit_status,
-    );
+    fn cmdline() -> &'static str {
+        crate::start::cmdline()
+    }
+    fn wall() -> (i64, i64) {
+        crate::time::wall()
+    }
+    #[inline]
+    fn now_ns() -> MonoNanos {
+        crate::time::now_ns()
+    }
+    fn console_write(bytes: &[u8]) {
+        crate::console::write(bytes)
+    }
+    fn exit(status: u32) -> ! {
+        crate::start::exit_status(status)
+    }
 }
 
 /// The calling green thread's errno as last set by `rumpuser_seterrno`
