@@ -1453,7 +1453,7 @@ pub fn sp_fini<H: Hypervisor>(h: &H, arg: *mut c_void) {
 
 /// `rumpuser_component_unschedule`: the cookie encodes the biglock count.
 /// The component then blocks in the host, so the platform may move the
-/// caller off a shared host thread ([`Hypervisor::component_block_begin`]).
+/// caller off a shared host thread ([`Sched::component_block_begin`](crate::Sched::component_block_begin)).
 pub fn component_unschedule<H: Hypervisor>(h: &H) -> *mut c_void {
     let cookie = sched::release_cpu(ptr::null_mut()) as isize as *mut c_void;
     h.component_block_begin();

@@ -211,7 +211,7 @@ pub trait Host: Sync + 'static {
     /// `rumpuser_free`.
     ///
     /// # Safety
-    /// `ptr` came from [`Hypervisor::malloc`] with this `len`, not yet freed.
+    /// `ptr` came from [`Host::malloc`] with this `len`, not yet freed.
     unsafe fn free(&self, ptr: NonNull<u8>, len: usize);
 
     /// `rumpuser_anonmmap`: anonymous zeroed memory aligned to `1 << alignbit`.

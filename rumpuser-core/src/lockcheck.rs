@@ -11,7 +11,7 @@
 //! [`diag::fatal`], i.e. the platform's abort) after one console line
 //! naming the operation, the lock (its `struct rumpuser_mtx *` or
 //! `struct rumpuser_rw *` and, for a mutex, its flags), the calling lwp
-//! and the calling host or green thread ([`Hypervisor::describe_thread`]):
+//! and the calling host or green thread ([`Sched::describe_thread`](crate::Sched::describe_thread)):
 //!
 //! ```text
 //! rumpuser: lock misuse: mutex_enter: mutex 0x5612a8c0 (KMUTEX) is already held by the caller (self-deadlock); caller: lwp 0x7ffc1000 on host thread 4242 "kthread"
@@ -107,7 +107,7 @@
 //! on the line the release writes anyway, with the caller's (an
 //! initial-exec TLS load on POSIX); a read release learns from the
 //! release itself that there was no read hold
-//! ([`Hypervisor::rw_try_unlock_read`]). BENCHMARKS.md has the
+//! ([`Sched::rw_try_unlock_read`](crate::Sched::rw_try_unlock_read)). BENCHMARKS.md has the
 //! uncontended instruction counts with and without the checks.
 
 use crate::abi::Lwp;

@@ -1,14 +1,14 @@
 //! `rumpuser_getparam`: the parameter namespace and the output buffer.
 //!
-//! The core answers the two mandatory names through [`Hypervisor::ncpu`]
-//! and [`Hypervisor::hostname`], rejects other reserved `_` names with
+//! The core answers the two mandatory names through [`Sched::ncpu`]
+//! and [`Host::hostname`], rejects other reserved `_` names with
 //! `EINVAL` (as the reference does), and hands the rest to
-//! [`Hypervisor::param`]. Values are NUL-terminated; one that does not fit
+//! [`Host::param`]. Values are NUL-terminated; one that does not fit
 //! is `ERANGE` and the buffer is left holding an empty string.
 //!
-//! [`Hypervisor::ncpu`]: crate::Hypervisor::ncpu
-//! [`Hypervisor::hostname`]: crate::Hypervisor::hostname
-//! [`Hypervisor::param`]: crate::Hypervisor::param
+//! [`Sched::ncpu`]: crate::Sched::ncpu
+//! [`Host::hostname`]: crate::Host::hostname
+//! [`Host::param`]: crate::Host::param
 
 use crate::errno::Errno;
 use core::fmt;

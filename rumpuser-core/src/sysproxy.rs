@@ -1,7 +1,7 @@
 //! The syscall-proxy hypercalls (`rumpuser_sp_*`) as an optional extension.
 //!
 //! A platform without a proxy returns `None` from
-//! [`crate::Hypervisor::sysproxy`]; the exported symbols then answer
+//! [`crate::Host::sysproxy`]; the exported symbols then answer
 //! `EOPNOTSUPP` for `sp_init` and `EFAULT` for the transfer calls, which is
 //! what a client-less kernel would see.
 

@@ -142,7 +142,7 @@ pub unsafe fn try_nowait(
     }
 }
 
-/// `Hypervisor::bio_try_now` for POSIX hosts: completes `req` on the
+/// `Host::bio_try_now` for POSIX hosts: completes `req` on the
 /// calling thread, which holds a virtual CPU, when the page cache serves
 /// all of it without blocking (a read copied out of the descriptor's
 /// mapping, [`crate::mapped`], else [`try_nowait`]), or when the host reports

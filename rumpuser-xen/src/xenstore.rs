@@ -15,8 +15,8 @@
 //! event channel ([`crate::events::wait`]), never spins. A port has one
 //! waiter, and a request and watchers (e.g. blkfront's back-end watch)
 //! may wait at once, so one of them waits on the port and the others on
-//! [`PARKED`], which the port's waiter wakes whenever it returns
-//! ([`wait_ring`]); everyone then looks at the ring again. Every request
+//! `PARKED`, which the port's waiter wakes whenever it returns
+//! (`wait_ring`); everyone then looks at the ring again. Every request
 //! has a deadline (10 s), so a dead xenstored is an error, not a hang.
 
 use crate::{abi, events, hypercall};

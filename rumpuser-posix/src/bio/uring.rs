@@ -12,7 +12,7 @@
 //! delivers `biodone` with a virtual CPU held. `BIO_SYNC` writes carry
 //! `RWF_DSYNC`, so the data is durable when the CQE arrives.
 //!
-//! Fast path (before this module): `Hypervisor::bio_try_now` tries a read
+//! Fast path (before this module): `Host::bio_try_now` tries a read
 //! (or a write without `BIO_SYNC`) on the calling thread, still holding its
 //! virtual CPU, with `preadv2`/`pwritev2(RWF_NOWAIT)`, which succeeds only
 //! when the page cache can satisfy it without blocking; then `biodone`
