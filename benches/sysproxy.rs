@@ -128,8 +128,9 @@ fn baseline(c: &mut Criterion) {
         });
 }
 
-/// Waits for the client thread. The green server only runs while this
-/// (the green host) thread is in the scheduler, so it sleeps there.
+/// Waits for the client thread. On green this thread sleeps in the kernel,
+/// so the server's green threads run on it (as in an application that
+/// stays in the kernel) rather than on the library's `rumpgreen` thread.
 fn wait<T>(hyp: Hyp, green: bool, rx: &Receiver<T>) -> T {
     loop {
         match rx.try_recv() {
