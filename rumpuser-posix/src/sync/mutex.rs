@@ -43,11 +43,10 @@
 //! unlock bumps it (release) after releasing, so either it sees the lock
 //! free or its futex wait sees the new `handoff`: no lost wake-up.
 //!
-//! (An earlier version let every starving waiter take the reserved lock and
-//! had `unlock` wake all sleepers on the lock word to be sure to reach one.
-//! With dozens of lwps queueing for a kernel lock, most of them starving,
-//! every unlock woke them all: 50 context switches per 4 KiB read in the
-//! real kernel with 64 readers, 6-30x slower than without the bound.)
+//! Invariant: at most one waiter holds the reservation, and only it is woken
+//! through `handoff`; an unlock never wakes every sleeper on the lock word
+//! (with dozens of lwps queueing for a kernel lock, most of them starving,
+//! waking them all costs dozens of context switches per unlock).
 //!
 //! The constants live in [`super::primitive`] (loom: one pause, and a
 //! waiter starves as soon as it has been woken, so the models explore the
