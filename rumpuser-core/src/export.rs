@@ -230,7 +230,7 @@ macro_rules! export_rumpuser {
             }
             #[no_mangle]
             pub extern "C" fn rumpuser_curlwp() -> *mut Lwp {
-                $crate::Sched::curlwp(h())
+                $crate::Sched::kernel_curlwp(h())
             }
             #[no_mangle]
             pub unsafe extern "C" fn rumpuser_mutex_init(mtxp: *mut *mut c_void, flags: c_int) {

@@ -751,14 +751,22 @@ pub unsafe fn mutex_enter<H: Hypervisor>(h: &H, m: *mut c_void) {
     // SAFETY: caller's contract.
     let m = unsafe { mtx::<H>(m) };
     if !h.mutex_try_lock(&m.raw) {
-        check_not_owner(h, m, "mutex_enter");
-        if m.flags.spin {
-            h.mutex_lock(&m.raw);
-        } else {
-            sched::klock_wrap(|| h.mutex_lock(&m.raw));
-        }
+        mutex_enter_wait(h, m);
     }
     set_owner(h, m);
+}
+
+/// `mutex_enter` after a failed try: out of line, so that the uncontended
+/// path saves no registers for it.
+#[cold]
+#[inline(never)]
+fn mutex_enter_wait<H: Hypervisor>(h: &H, m: &MutexObj<H>) {
+    check_not_owner(h, m, "mutex_enter");
+    if m.flags.spin {
+        h.mutex_lock(&m.raw);
+    } else {
+        sched::klock_wrap(|| h.mutex_lock(&m.raw));
+    }
 }
 
 /// `rumpuser_mutex_enter_nowrap`: never touches the scheduler.
@@ -914,19 +922,34 @@ pub unsafe fn rw_enter<H: Hypervisor>(h: &H, op: c_int, rw: *mut c_void) {
     match RwMode::from_raw(op) {
         Some(RwMode::Reader) => {
             if !h.rw_try_read(&rw.raw) {
-                check_not_writer(h, rw, "rw_enter(READER)");
-                sched::klock_wrap(|| h.rw_read(&rw.raw));
+                rw_enter_wait(h, rw, RwMode::Reader);
             }
         }
         Some(RwMode::Writer) => {
             if !h.rw_try_write(&rw.raw) {
-                check_not_writer(h, rw, "rw_enter(WRITER)");
-                sched::klock_wrap(|| h.rw_write(&rw.raw));
+                rw_enter_wait(h, rw, RwMode::Writer);
             }
             rw.writer.store(h.curlwp(), Ordering::Relaxed);
         }
         // Proceeding without the lock would silently break exclusion.
         None => diag::fatal(format_args!("rumpuser_rw_enter: invalid op {op}")),
+    }
+}
+
+/// `rw_enter` after a failed try: out of line, so that the uncontended
+/// path saves no registers for it.
+#[cold]
+#[inline(never)]
+fn rw_enter_wait<H: Hypervisor>(h: &H, rw: &RwObj<H>, mode: RwMode) {
+    match mode {
+        RwMode::Reader => {
+            check_not_writer(h, rw, "rw_enter(READER)");
+            sched::klock_wrap(|| h.rw_read(&rw.raw));
+        }
+        RwMode::Writer => {
+            check_not_writer(h, rw, "rw_enter(WRITER)");
+            sched::klock_wrap(|| h.rw_write(&rw.raw));
+        }
     }
 }
 

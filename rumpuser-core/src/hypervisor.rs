@@ -80,8 +80,16 @@ pub trait Sched: Sync + 'static {
     /// `rumpuser_thread_join`. # Blocking
     fn thread_join(&self, thread: Self::Thread) -> HyperResult<()>;
 
-    /// The calling thread's lwp, NULL if none. Hot path: lock-free, cheap.
+    /// The calling thread's lwp, NULL if none. Hot path: lock-free, cheap
+    /// (every lock operation reads it for the owner record).
     fn curlwp(&self) -> *mut Lwp;
+
+    /// `rumpuser_curlwp` itself, the kernel asking: a platform may note
+    /// that it does (green warns about kernels that never ask, built with
+    /// `RUMP_CURLWP=__thread`). Default: [`curlwp`](Self::curlwp).
+    fn kernel_curlwp(&self) -> *mut Lwp {
+        self.curlwp()
+    }
 
     /// Binds `l` (or NULL) to the calling thread.
     fn set_curlwp(&self, l: *mut Lwp);
@@ -394,6 +402,10 @@ impl<S: Sched, H: Sync + 'static> Sched for Platform<S, H> {
     #[inline(always)]
     fn curlwp(&self) -> *mut Lwp {
         self.sched.curlwp()
+    }
+    #[inline(always)]
+    fn kernel_curlwp(&self) -> *mut Lwp {
+        self.sched.kernel_curlwp()
     }
     #[inline(always)]
     fn set_curlwp(&self, l: *mut Lwp) {

@@ -127,13 +127,19 @@ pub fn cond_wait(
 static SETS: AtomicU32 = AtomicU32::new(0);
 static ASKED: AtomicBool = AtomicBool::new(false);
 
-/// `rumpuser_curlwp`: the green thread's lwp.
+/// The green thread's lwp.
 #[inline]
 pub fn curlwp() -> *mut Lwp {
+    sched_core::curlwp() as *mut Lwp
+}
+
+/// `rumpuser_curlwp`: the green thread's lwp, noting that the kernel asks.
+#[inline]
+pub fn kernel_curlwp() -> *mut Lwp {
     if !ASKED.load(Ordering::Relaxed) {
         ASKED.store(true, Ordering::Relaxed);
     }
-    sched_core::curlwp() as *mut Lwp
+    curlwp()
 }
 
 /// Binds `l` to the green thread; warns once if the kernel evidently keeps
@@ -201,6 +207,11 @@ impl<H: Hooks> Sched for GreenSched<H> {
     #[inline]
     fn curlwp(&self) -> *mut Lwp {
         curlwp()
+    }
+
+    #[inline]
+    fn kernel_curlwp(&self) -> *mut Lwp {
+        kernel_curlwp()
     }
 
     fn set_curlwp(&self, l: *mut Lwp) {
