@@ -43,8 +43,10 @@ extern "C" fn ready_thread(_: *mut c_void) -> *mut c_void {
 #[test]
 fn buffered_write_inline_and_sync_write_inline_only_when_idle() {
     let api = &rumpuser_green::rumpuser_exports::API;
-    // SAFETY: the model's static table; first init in this process.
-    assert_eq!(unsafe { (api.init)(17, &model::HYPERUP) }, 0);
+    assert_eq!(
+        rumpuser_core::conformance::hyp::Hyp::new(api).init::<model::ModelKernel>(),
+        0
+    );
     let m = model::install(api, 1);
     m.enter();
     let path = std::env::temp_dir().join(format!("rumpuser-green-inlinew-{}", std::process::id()));

@@ -12,8 +12,10 @@ const WORKLOAD_ENV: &str = "RUMPUSER_GREEN_DETERMINISM_WORKLOAD";
 
 fn workload() {
     let api = &rumpuser_green::rumpuser_exports::API;
-    // SAFETY: the model's static upcall table; first init in this process.
-    assert_eq!(unsafe { (api.init)(17, &model::HYPERUP) }, 0);
+    assert_eq!(
+        rumpuser_core::conformance::hyp::Hyp::new(api).init::<model::ModelKernel>(),
+        0
+    );
     let m = model::install(api, 1);
     m.enter();
     let mut mtx = std::ptr::null_mut();

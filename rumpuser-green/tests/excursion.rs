@@ -46,8 +46,10 @@ fn sleep_ms(api: Api, ms: i64) {
 #[test]
 fn a_thread_blocked_in_a_component_does_not_stop_the_others() {
     let api: Api = &rumpuser_green::rumpuser_exports::API;
-    // SAFETY: the model's static table; first init in this process.
-    assert_eq!(unsafe { (api.init)(17, &model::HYPERUP) }, 0);
+    assert_eq!(
+        rumpuser_core::conformance::hyp::Hyp::new(api).init::<model::ModelKernel>(),
+        0
+    );
     let m = model::install(api, 1);
     m.enter();
 

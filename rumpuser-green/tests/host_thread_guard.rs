@@ -5,7 +5,6 @@
 //! the scheduler). The check runs in a child process, since it aborts.
 
 use rumpuser_core::abi::RUMPUSER_MTX_KMUTEX;
-use rumpuser_core::conformance::model::HYPERUP;
 
 const CHILD: &str = "RUMPUSER_GREEN_GUARD_CHILD";
 
@@ -16,8 +15,8 @@ fn guard_child() {
         return;
     }
     let api = &rumpuser_green::rumpuser_exports::API;
-    // SAFETY: a valid upcall table that lives for the whole process.
-    let rc = unsafe { (api.init)(rumpuser_core::abi::RUMPUSER_VERSION, &HYPERUP) };
+    let rc = rumpuser_core::conformance::hyp::Hyp::new(api)
+        .init::<rumpuser_core::conformance::model::ModelKernel>();
     assert_eq!(rc, 0);
     let mut m = std::ptr::null_mut();
     // SAFETY: valid out-pointer; on the init thread.

@@ -24,8 +24,7 @@ fn api() -> &'static Api {
 fn setup() -> &'static model::Model {
     static INIT: Once = Once::new();
     INIT.call_once(|| {
-        // SAFETY: a valid upcall table that lives for the whole process.
-        let rc = unsafe { (api().init)(rumpuser_core::abi::RUMPUSER_VERSION, &model::HYPERUP) };
+        let rc = rumpuser_core::conformance::hyp::Hyp::new(api()).init::<model::ModelKernel>();
         assert_eq!(rc, 0);
         model::install(api(), 1);
     });
