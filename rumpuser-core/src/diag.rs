@@ -25,13 +25,18 @@ pub fn violations() -> usize {
     VIOLATIONS.load(Ordering::Relaxed)
 }
 
-/// Reports a contract violation (or lost request) on the console.
+/// Reports a contract violation (or lost request) on the console. Out of
+/// line: hot hypercalls report on rare paths, and an inlined formatting
+/// buffer would cost each of their calls a stack frame.
+#[cold]
+#[inline(never)]
 pub fn report(args: fmt::Arguments<'_>) {
     VIOLATIONS.fetch_add(1, Ordering::Relaxed);
     log(args);
 }
 
 /// Writes one `rumpuser: ...` line to the console without counting it.
+#[inline(never)]
 pub fn log(args: fmt::Arguments<'_>) {
     if let Some(w) = sink() {
         let mut buf = LineBuf::new();
@@ -41,6 +46,8 @@ pub fn log(args: fmt::Arguments<'_>) {
 }
 
 /// Ends the process after an impossible state, with a message first.
+#[cold]
+#[inline(never)]
 pub fn fatal(args: fmt::Arguments<'_>) -> ! {
     log(args);
     if let Some(f) = FATAL.get() {
