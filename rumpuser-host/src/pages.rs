@@ -95,18 +95,7 @@ fn take(into: &mut Vec<usize>, n: usize) {
 /// then replaces it with a TLB shootdown to every CPU running the process:
 /// with 64 writing lwps that was 10 % of the time, in IPIs.
 fn map_chunk() -> Option<usize> {
-    // SAFETY: a fresh private anonymous mapping; nothing else refers to it.
-    let p = unsafe {
-        libc::mmap(
-            core::ptr::null_mut(),
-            CHUNK,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
-            -1,
-            0,
-        )
-    };
-    (p != libc::MAP_FAILED).then_some(p as usize)
+    crate::sys::mem::map_populated(CHUNK).map(|p| p.as_ptr() as usize)
 }
 
 /// One 4 KiB page aligned to 4 KiB, or `None` when the host has no memory.
