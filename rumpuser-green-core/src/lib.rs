@@ -84,19 +84,29 @@
 //! host thread for long: it stalls every green thread that host runs.
 
 #![cfg_attr(not(test), no_std)]
+#![deny(unsafe_code)]
 
 extern crate alloc;
 
+#[allow(unsafe_code)]
 mod api;
+#[allow(unsafe_code)]
 mod arch;
 mod config;
+#[allow(unsafe_code)]
 pub mod excursion;
+#[allow(unsafe_code)]
 mod global;
+#[allow(unsafe_code)]
 pub mod hosts;
+#[allow(unsafe_code)]
 mod platform;
+#[allow(unsafe_code)]
 mod queue;
 mod rng;
+#[allow(unsafe_code)]
 mod sched;
+#[allow(unsafe_code)]
 mod switch;
 mod sync;
 mod thread;
