@@ -277,9 +277,9 @@ const UNSAFE_ALLOWED: &[(&str, &str, &str)] = &[
     ("rumpuser-host/src/lib.rs", "sys", "every host call that rustix does not make safe, as small wrappers"),
     ("rumpuser-host/src/lib.rs", "host", "Host's unsafe methods (free, unmap, iovread, iovwrite), forwarded to sys"),
     ("rumpuser-host/src/lib.rs", "alloc", "the global allocator: unsafe impl GlobalAlloc, free lists threaded through free slots"),
-    ("rumpuser-host/src/lib.rs", "pages", "free is an unsafe fn (a page given back on its owner's promise); its tests write the pages"),
+    ("rumpuser-host/src/pages.rs", "tests", "test code: writes and reads the pages the pool hands out"),
     ("rumpuser-host/src/lib.rs", "mapped", "copies reads out of a MAP_SHARED mapping its lease keeps mapped, under a SIGBUS handler"),
-    ("rumpuser-host/src/lib.rs", "dl", "reads loaded objects' ELF dynamic sections in place (dl_iterate_phdr), calls the kernel's callbacks"),
+    ("rumpuser-host/src/dl.rs", "tests", "test code: builds and dlopens objects, the kernel's callbacks as unsafe extern \"C\" fns"),
     ("rumpuser-host/src/handshake.rs", "loom_tests", "test code: loom's UnsafeCell stands for the state the handshake protects"),
     // rumpuser-posix
     ("rumpuser-posix/src/lib.rs", "thread", "raw pthreads and the extern \"C\" trampoline (pthread_exit unwinds no Rust frame)"),

@@ -17,7 +17,6 @@ pub mod blockio;
 pub mod clock;
 pub mod console;
 pub mod daemonize;
-#[allow(unsafe_code)]
 pub mod dl;
 pub mod file;
 pub mod handshake;
@@ -41,7 +40,6 @@ pub mod mapped {
         false
     }
 }
-#[allow(unsafe_code)]
 pub mod pages;
 pub mod param;
 pub mod random;

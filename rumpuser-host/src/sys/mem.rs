@@ -45,9 +45,9 @@ pub unsafe fn free(ptr: NonNull<u8>, len: usize) {
     // the C allocator; it joins the pool here, which keeps it: held by one
     // owner at a time either way.)
     if len == crate::pages::PAGE && crate::pages::enabled() {
-        // SAFETY: the caller's contract: a 4 KiB block of ours (from the
-        // pool, or page-aligned by the C allocator), not used again.
-        return unsafe { crate::pages::free(ptr) };
+        // The caller's contract: a 4 KiB block of ours (from the pool, or
+        // page-aligned by the C allocator), not used again.
+        return crate::pages::free(ptr);
     }
     // SAFETY: caller's contract; malloc and posix_memalign memory is freed with free.
     unsafe { libc::free(ptr.as_ptr().cast()) };

@@ -8,6 +8,8 @@
 //!
 //! * this module: `errno`, host-to-NetBSD errors, `EINTR` retries, and
 //!   descriptors passed by number ([`with_fd`]);
+//! * [`dl`]: the loaded objects and their symbol tables read in place,
+//!   and the kernel's `rumpuser_dl_bootstrap` callbacks;
 //! * [`fs`]: closing a descriptor by number, the block device size,
 //!   `preadv`/`pwritev` into the kernel's iovecs;
 //! * [`mem`]: the C allocator and anonymous mappings;
@@ -15,6 +17,8 @@
 //! * [`proc`]: process-wide calls: stdio, signals, exit, `fork`,
 //!   `pthread_atfork`, timer slack, host parameters.
 
+#[cfg(target_os = "linux")]
+pub mod dl;
 pub mod fs;
 pub mod mem;
 pub mod net;
