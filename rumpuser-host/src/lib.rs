@@ -8,6 +8,11 @@
 //!
 //! It is a crate of its own so that each flavour's static library exports
 //! only its own `rumpuser_*` symbols.
+//!
+//! Host calls that need `unsafe` are [`sys`]'s; the crate denies unsafe
+//! code elsewhere, except in [`host`] (the unsafe methods of `Host`),
+//! [`alloc`] (the global allocator) and `mapped` (copies out of a file
+//! mapping).
 
 #![deny(unsafe_code)]
 

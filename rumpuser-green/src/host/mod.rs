@@ -6,7 +6,7 @@
 //!   deadline), so a run's schedule depends on nothing but the seed.
 //! * Idle: `ppoll` on one eventfd until the next deadline: no busy waiting
 //!   and no periodic tick. Host threads (block I/O workers) post a token and
-//!   write the eventfd; [`Host::poll_events`] hands the tokens to the
+//!   write the eventfd; [`Platform::poll_events`] hands the tokens to the
 //!   scheduler, which wakes those green threads.
 //! * Descriptors: a green thread that would block on a socket registers
 //!   the descriptor with [`wait_fd`] and parks; the idle `ppoll` then also
@@ -15,9 +15,10 @@
 //!   [`WATCH_POLL_NS`]), so a green thread waiting for a client wakes soon
 //!   even while others keep running. With nothing registered
 //!   `poll_events` costs one atomic load, as before.
-//! * Stacks: `mmap`ed with a `PROT_NONE` guard page below.
+//! * Stacks: `mmap`ed with a `PROT_NONE` guard page below ([`platform`]).
 //!
 //! [`sched_core::Platform`]: crate::sched_core::Platform
+//! [`Platform::poll_events`]: crate::sched_core::Platform::poll_events
 
 pub mod bio;
 #[allow(unsafe_code)]

@@ -71,7 +71,7 @@ pub fn at_exit(f: extern "C" fn()) {
     unsafe { libc::atexit(f) };
 }
 
-/// Which side of a [`fork_single_threaded`] returned.
+/// Which side of a `fork` returned.
 pub enum Forked {
     /// The original process.
     Parent,
