@@ -240,3 +240,259 @@ fn contract_references_resolve() {
         "references to sections doc/contract.md does not have: {bad:#?}"
     );
 }
+
+/// The crates whose roots deny `unsafe_code`: each `src/lib.rs` (and any
+/// `src/main.rs` or `src/bin/*.rs`) has `#![deny(unsafe_code)]`, and
+/// unsafe code is allowed only on the modules [`UNSAFE_ALLOWED`] names.
+/// Bringing another crate under the rule is one entry here plus its
+/// modules there.
+const UNSAFE_DENIED: &[&str] = &[
+    "rumpuser-core",
+    "rumpuser-host",
+    "rumpuser-posix",
+    "rumpuser-green-core",
+    "rumpuser-green",
+    "rumpuser-testkit",
+    // rumpuser-suite, the package at the top (tests/ and benches/ are test
+    // programs and not covered).
+    "",
+];
+
+/// Where unsafe code may live: `(file, module, reason)`, the file holding
+/// `#[allow(unsafe_code)]` on the `mod` item of that name (the allowance
+/// covers the module and its submodules). Test code is marked as such.
+const UNSAFE_ALLOWED: &[(&str, &str, &str)] = &[
+    // rumpuser-core
+    ("rumpuser-core/src/lib.rs", "abi", "Send/Sync of the C upcall table"),
+    ("rumpuser-core/src/lib.rs", "api", "the C ABI as a table of raw function pointers, resolved by name"),
+    ("rumpuser-core/src/lib.rs", "bio", "calls the kernel's biodone; requests own the kernel's raw buffer across threads"),
+    ("rumpuser-core/src/lib.rs", "ffi", "the body of every hypercall: raw C arguments become Rust values"),
+    ("rumpuser-core/src/lib.rs", "hypervisor", "Host's unsafe methods (free, unmap, iovread, iovwrite), SendPtr"),
+    ("rumpuser-core/src/lib.rs", "printf", "rumpuser_dprintf without a C library: naked entry, va_list walk"),
+    ("rumpuser-core/src/lib.rs", "sched", "the only caller of the kernel's upcalls"),
+    ("rumpuser-core/src/sp/mod.rs", "kern", "LwpPtr, an opaque kernel pointer sent between server threads"),
+    ("rumpuser-core/src/lib.rs", "conformance", "test code: the kit drives a library through raw C function pointers, as the kernel does"),
+    ("rumpuser-core/src/export.rs", "rumpuser_exports", "the module export_rumpuser! generates in the platform crate: #[no_mangle] unsafe extern \"C\" entry points"),
+    // rumpuser-host
+    ("rumpuser-host/src/lib.rs", "sys", "every host call that rustix does not make safe, as small wrappers"),
+    ("rumpuser-host/src/lib.rs", "host", "Host's unsafe methods (free, unmap, iovread, iovwrite), forwarded to sys"),
+    ("rumpuser-host/src/lib.rs", "alloc", "the global allocator: unsafe impl GlobalAlloc, free lists threaded through free slots"),
+    ("rumpuser-host/src/pages.rs", "tests", "test code: writes and reads the pages the pool hands out"),
+    ("rumpuser-host/src/lib.rs", "mapped", "copies reads out of a MAP_SHARED mapping its lease keeps mapped, under a SIGBUS handler"),
+    ("rumpuser-host/src/dl.rs", "tests", "test code: builds and dlopens objects, the kernel's callbacks as unsafe extern \"C\" fns"),
+    ("rumpuser-host/src/handshake.rs", "loom_tests", "test code: loom's UnsafeCell stands for the state the handshake protects"),
+    // rumpuser-posix
+    ("rumpuser-posix/src/lib.rs", "thread", "raw pthreads and the extern \"C\" trampoline (pthread_exit unwinds no Rust frame)"),
+    ("rumpuser-posix/src/lib.rs", "curlwp", "curlwp in a static-TLS slot read and written with inline asm"),
+    ("rumpuser-posix/src/bio/mod.rs", "uring", "io_uring: submission entries point at the kernel's buffers until completion"),
+    ("rumpuser-posix/src/sync/mod.rs", "stress_tests", "test code: lock words and unsynchronised counters shared through raw pointers"),
+    ("rumpuser-posix/src/sync/mod.rs", "loom_tests", "test code: loom's UnsafeCell stands for the data the locks protect"),
+    // rumpuser-green-core
+    ("rumpuser-green-core/src/lib.rs", "arch", "context switch and first frame (global_asm!), stack canary, the TLS words (host cell, curlwp)"),
+    ("rumpuser-green-core/src/lib.rs", "global", "the scheduler's one cell (UnsafeCell behind unsafe fn init's one-host-at-a-time rule)"),
+    ("rumpuser-green-core/src/lib.rs", "api", "unsafe fn init; frees exited threads' stacks; a thread's home host cell"),
+    ("rumpuser-green-core/src/lib.rs", "sched", "excursion records by pointer, first frames, stack canaries, freeing stacks"),
+    ("rumpuser-green-core/src/lib.rs", "switch", "performs the register switch; host cells by pointer"),
+    ("rumpuser-green-core/src/lib.rs", "queue", "re-borrows the wait queue a timed-out waiter is parked on, to unlink it"),
+    ("rumpuser-green-core/src/lib.rs", "platform", "declares Platform::free_stack, an unsafe method"),
+    ("rumpuser-green-core/src/lib.rs", "excursion", "an excursion's switches between a green thread and its helper host thread"),
+    // rumpuser-green
+    ("rumpuser-green/src/lib.rs", "sched", "Shared's Send/Sync (one host thread runs green code at a time), the kernel's thread function"),
+    ("rumpuser-green/src/host/mod.rs", "platform", "the core's Platform: stacks (mmap, guard page, unsafe free_stack), the core's unsafe init"),
+    ("rumpuser-green/src/host/mod.rs", "excursion", "runs excursions on helper host threads (the core's unsafe switches)"),
+    ("rumpuser-green/src/host/mod.rs", "token", "host cells and parked threads' handles by pointer, pthread keys and ids"),
+    // rumpuser-testkit (test code throughout)
+    ("rumpuser-testkit/src/lib.rs", "dl", "test code: dlopen/dlsym of a library under test"),
+    ("rumpuser-testkit/src/lib.rs", "kernels", "test code: model kernels' upcalls (unsafe extern \"C\"), lwps by pointer"),
+    ("rumpuser-testkit/src/sp/mod.rs", "kernel", "test code: the syscall proxy model kernel's upcalls, lwps and syscall arguments by pointer"),
+];
+
+/// A problem with where `unsafe_code` is denied or allowed, for every file
+/// of `files` (`(path relative to the repository, text)`) in a crate of
+/// `crates`.
+fn unsafe_confinement(
+    files: &[(String, String)],
+    crates: &[&str],
+    allowed: &[(&str, &str, &str)],
+) -> Vec<String> {
+    let mut bad = Vec::new();
+    let mut used = vec![false; allowed.len()];
+    // "" is the package at the repository's top.
+    let src_of = |c: &str| match c {
+        "" => "src/".to_string(),
+        c => format!("{c}/src/"),
+    };
+    let is_root = |rel: &str, c: &str| {
+        let Some(rest) = rel.strip_prefix(&src_of(c)) else {
+            return false;
+        };
+        rest == "lib.rs"
+            || rest == "main.rs"
+            || rest.strip_prefix("bin/").is_some_and(|b| !b.contains('/'))
+    };
+    for c in crates {
+        let src = src_of(c);
+        let roots: Vec<&(String, String)> =
+            files.iter().filter(|(rel, _)| is_root(rel, c)).collect();
+        if roots.is_empty() {
+            bad.push(format!("{c}: no crate root (src/lib.rs) found"));
+        }
+        for (rel, text) in files.iter().filter(|(rel, _)| rel.starts_with(&src)) {
+            let root = is_root(rel, c);
+            let mut denied = false;
+            let lines: Vec<&str> = text.lines().collect();
+            for (i, l) in lines.iter().enumerate() {
+                let t = l.trim();
+                if t.starts_with("//") || !t.contains("unsafe_code") {
+                    continue;
+                }
+                let at = format!("{rel}:{}", i + 1);
+                if root && t == "#![deny(unsafe_code)]" {
+                    denied = true;
+                    continue;
+                }
+                if t != "#[allow(unsafe_code)]" {
+                    bad.push(format!(
+                        "{at}: `{t}`: unsafe_code is only denied at a crate root \
+                         (`#![deny(unsafe_code)]`) or allowed on a listed module \
+                         (`#[allow(unsafe_code)]` on its `mod` line)"
+                    ));
+                    continue;
+                }
+                let item = lines[i + 1..]
+                    .iter()
+                    .map(|l| l.trim())
+                    .find(|l| !l.is_empty() && !l.starts_with("#[") && !l.starts_with("//"))
+                    .unwrap_or("");
+                let name = item
+                    .strip_prefix("pub ")
+                    .or_else(|| {
+                        item.strip_prefix("pub(")
+                            .and_then(|r| r.split_once(") ").map(|(_, r)| r))
+                    })
+                    .unwrap_or(item)
+                    .strip_prefix("mod ")
+                    .map(|r| {
+                        let n = r.find(|c: char| !c.is_alphanumeric() && c != '_');
+                        &r[..n.unwrap_or(r.len())]
+                    });
+                match name {
+                    Some(name) => {
+                        match allowed.iter().position(|&(f, m, _)| f == rel && m == name) {
+                            Some(k) => used[k] = true,
+                            None => bad.push(format!(
+                                "{at}: module `{name}` allows unsafe code but is not in \
+                                 UNSAFE_ALLOWED (tests/tidy.rs): add it with its reason, \
+                                 or keep the unsafe code in a listed module"
+                            )),
+                        }
+                    }
+                    None => bad.push(format!(
+                        "{at}: `#[allow(unsafe_code)]` on `{item}`: only a listed module \
+                         may allow unsafe code"
+                    )),
+                }
+            }
+            if root && !denied {
+                bad.push(format!("{rel}: crate root without `#![deny(unsafe_code)]`"));
+            }
+        }
+    }
+    for (k, &(f, m, _)) in allowed.iter().enumerate() {
+        if !used[k] {
+            bad.push(format!(
+                "UNSAFE_ALLOWED names `{m}` in {f}, which has no `#[allow(unsafe_code)]` on it"
+            ));
+        }
+    }
+    bad
+}
+
+#[test]
+fn unsafe_code_is_denied_at_crate_roots_and_allowed_only_in_listed_modules() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let files: Vec<(String, String)> = all()
+        .into_iter()
+        .map(|f| {
+            let rel = f
+                .strip_prefix(&root)
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/");
+            (rel, std::fs::read_to_string(&f).unwrap())
+        })
+        .collect();
+    let bad = unsafe_confinement(&files, UNSAFE_DENIED, UNSAFE_ALLOWED);
+    assert!(bad.is_empty(), "unsafe code confinement: {bad:#?}");
+    for (f, m, why) in UNSAFE_ALLOWED {
+        assert!(
+            !why.trim().is_empty(),
+            "{f}: `{m}` is allowed without a reason"
+        );
+    }
+}
+
+/// The check above fails where it should: a root without the deny, an
+/// unlisted module, an allowance on something other than a module, a
+/// stale entry.
+#[test]
+fn unsafe_confinement_catches_what_it_should() {
+    let f = |p: &str, t: &str| (p.to_string(), t.to_string());
+    let ok = [
+        f("k/src/lib.rs", "//! K.\n#![deny(unsafe_code)]\n#[allow(unsafe_code)]\n#[cfg(x)]\npub mod sys;\nmod safe;\n"),
+        f("k/src/sys.rs", "//! S.\n#[allow(unsafe_code)]\npub(crate) mod inner {}\n"),
+    ];
+    let allowed = [("k/src/lib.rs", "sys", "r"), ("k/src/sys.rs", "inner", "r")];
+    assert_eq!(
+        unsafe_confinement(&ok, &["k"], &allowed),
+        Vec::<String>::new()
+    );
+
+    let mut no_deny = ok.clone();
+    no_deny[0].1 = no_deny[0].1.replace("#![deny(unsafe_code)]\n", "");
+    let bad = unsafe_confinement(&no_deny, &["k"], &allowed);
+    assert!(
+        bad.iter()
+            .any(|b| b.starts_with("k/src/lib.rs: crate root without")),
+        "{bad:?}"
+    );
+
+    let mut unlisted = ok.clone();
+    unlisted[0]
+        .1
+        .push_str("#[allow(unsafe_code)]\nmod other;\n");
+    let bad = unsafe_confinement(&unlisted, &["k"], &allowed);
+    assert!(
+        bad.iter()
+            .any(|b| b.starts_with("k/src/lib.rs:7: module `other`")),
+        "{bad:?}"
+    );
+
+    let mut on_fn = ok.clone();
+    on_fn[1].1.push_str("#[allow(unsafe_code)]\nfn f() {}\n");
+    let bad = unsafe_confinement(&on_fn, &["k"], &allowed);
+    assert!(
+        bad.iter()
+            .any(|b| b.starts_with("k/src/sys.rs:4: `#[allow(unsafe_code)]` on `fn f() {}`")),
+        "{bad:?}"
+    );
+
+    let mut inner = ok.clone();
+    inner[1].1.push_str("#![allow(unsafe_code)]\n");
+    let bad = unsafe_confinement(&inner, &["k"], &allowed);
+    assert!(
+        bad.iter()
+            .any(|b| b.starts_with("k/src/sys.rs:4: `#![allow(unsafe_code)]`")),
+        "{bad:?}"
+    );
+
+    let bad = unsafe_confinement(
+        &ok,
+        &["k"],
+        &[allowed[0], allowed[1], ("k/src/lib.rs", "gone", "r")],
+    );
+    assert!(
+        bad.iter().any(|b| b.contains("`gone` in k/src/lib.rs")),
+        "{bad:?}"
+    );
+}

@@ -97,3 +97,22 @@ pub struct BioRequest {
 // "after the call, data must not be touched"), so moving the request to a
 // worker thread moves that exclusive access with it.
 unsafe impl Send for BioRequest {}
+
+impl BioRequest {
+    /// The kernel's buffer, `len` bytes at `data`, for the transfer (a read
+    /// fills it, a write sends it).
+    ///
+    /// A request is made by `ffi::bio` from the kernel's `rumpuser_bio`
+    /// arguments: code that builds one otherwise must give it a buffer
+    /// that stays valid, and is touched by nobody else, until completion.
+    pub fn buffer(&mut self) -> &mut [u8] {
+        if self.len == 0 {
+            return &mut [];
+        }
+        // SAFETY: the kernel's buffer is valid for `len` bytes and belongs
+        // to the request alone until it completes (contract 3.5: "after
+        // the call, data must not be touched"); the borrow of the request
+        // keeps it from completing meanwhile.
+        unsafe { core::slice::from_raw_parts_mut(self.data, self.len) }
+    }
+}

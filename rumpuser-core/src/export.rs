@@ -21,6 +21,7 @@ macro_rules! export_rumpuser {
         ///
         /// [`Api`]: $crate::api::Api
         #[allow(clippy::missing_safety_doc, missing_docs)]
+        #[allow(unsafe_code)]
         pub mod rumpuser_exports {
             use super::*;
             use ::core::ffi::{c_char, c_int, c_long, c_void};

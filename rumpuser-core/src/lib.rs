@@ -16,30 +16,38 @@
 //! See `ARCHITECTURE.md` at the repository root for how a hypercall flows.
 #![no_std]
 #![warn(missing_docs)]
+#![deny(unsafe_code)]
 
 #[cfg(feature = "alloc")]
 extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
+#[allow(unsafe_code)]
 pub mod abi;
+#[allow(unsafe_code)]
 pub mod api;
 #[cfg(feature = "alloc")]
+#[allow(unsafe_code)]
 pub mod bio;
 pub mod diag;
 pub mod errno;
 #[cfg(feature = "alloc")]
 pub mod export;
 #[cfg(feature = "alloc")]
+#[allow(unsafe_code)]
 pub mod ffi;
 #[cfg(feature = "alloc")]
+#[allow(unsafe_code)]
 pub mod hypervisor;
 #[cfg(feature = "alloc")]
 pub mod lockcheck;
 #[cfg(feature = "alloc")]
 pub mod objects;
 pub mod param;
+#[allow(unsafe_code)]
 pub mod printf;
+#[allow(unsafe_code)]
 pub mod sched;
 pub mod signal;
 #[cfg(feature = "alloc")]
@@ -49,6 +57,7 @@ pub mod sysproxy;
 pub mod types;
 
 #[cfg(feature = "conformance")]
+#[allow(unsafe_code)]
 pub mod conformance;
 
 pub use errno::Errno;

@@ -166,7 +166,7 @@ pub(super) fn ops() -> &'static dyn HostOps {
 /// finds it without asking the platform.
 pub fn bind_here(h: &'static HostCell) {
     #[cfg(feature = "hosts")]
-    crate::arch::tls::set_host(h as *const HostCell as usize);
+    crate::arch::tls::set_host(h);
     #[cfg(not(feature = "hosts"))]
     let _ = h;
 }
@@ -185,12 +185,10 @@ pub(super) fn set_primary_here() {
 pub fn this_host() -> Option<&'static HostCell> {
     #[cfg(feature = "hosts")]
     {
-        let h = crate::arch::tls::host();
-        if h == 0 {
-            return other_host();
+        match crate::arch::tls::host() {
+            Some(h) => Some(h),
+            None => other_host(),
         }
-        // SAFETY: only `bind_here` stores it, from a `&'static HostCell`.
-        Some(unsafe { &*(h as *const HostCell) })
     }
     #[cfg(not(feature = "hosts"))]
     Some(&PRIMARY)

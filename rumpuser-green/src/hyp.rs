@@ -96,11 +96,7 @@ impl Hooks for GreenHooks {
             && !px::param::switched_off("RUMPUSER_GREEN_HOSTS")
             && crate::host::token::supported();
         cfg.hosts = hosts;
-        // SAFETY: this host thread becomes the primary host; from now on
-        // every hypercall that touches the green world takes the token
-        // (`on_green_host`), so one host thread at a time uses the
-        // scheduler.
-        unsafe { sched_core::init(&HOST, cfg) }.map_err(|_| Errno::EBUSY)?;
+        crate::host::platform::start_scheduler(cfg).map_err(|_| Errno::EBUSY)?;
         if hosts {
             crate::host::token::start().map_err(|_| Errno::EAGAIN)?;
         } else {
@@ -117,8 +113,7 @@ impl Hooks for GreenHooks {
                     format!("rumpuser-green trace ({} switches): {s}\n", t.len()).as_bytes(),
                 );
             }
-            // SAFETY: registering a plain function.
-            unsafe { libc::atexit(dump) };
+            px::sys::proc::at_exit(dump);
         }
         Ok(())
     }

@@ -25,12 +25,14 @@
 //! in deterministic mode, or on a kernel without membarrier(2) only the
 //! thread that called `rumpuser_init` may; others are reported and abort.
 #![cfg_attr(not(feature = "posix"), no_std)]
+#![deny(unsafe_code)]
 
 extern crate alloc;
 
 /// The scheduler core (its own crate, `rumpuser-green-core`).
 pub use rumpuser_green_core as sched_core;
 
+#[allow(unsafe_code)]
 pub mod sched;
 
 #[cfg(feature = "posix")]

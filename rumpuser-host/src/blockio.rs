@@ -10,8 +10,12 @@
 use rumpuser_core::bio::{BioDone, BioRequest};
 use rumpuser_core::types::{BioOp, MonoNanos};
 use rumpuser_core::Errno;
+use rustix::io::{Errno as HostErrno, ReadWriteFlags};
+use std::io::{IoSlice, IoSliceMut};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::OnceLock;
+
+use crate::sys::{retry, with_fd};
 
 /// A parsed `RUMPUSER_BIO_FAULTS` setting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,21 +91,11 @@ static NOWAIT_ANY: AtomicBool = AtomicBool::new(true);
 /// Cleared if the host refuses `RWF_NOWAIT` for buffered writes.
 static NOWAIT_WRITES: AtomicBool = AtomicBool::new(true);
 
-/// Tries a read, or a write without `BIO_SYNC`, on the calling thread with
-/// `preadv2`/`pwritev2(RWF_NOWAIT)`, which succeeds only when the page
-/// cache can serve it without blocking. `Some(Ok(n))`: `n` bytes done
-/// (possibly short), `Some(Err)`: a real error, `None`: would block.
-///
-/// # Safety
-/// `data` is valid for `len` bytes (the kernel's buffer of a bio request)
-/// and not accessed by anyone else during the call.
-pub unsafe fn try_nowait(
-    fd: i32,
-    op: BioOp,
-    data: *mut u8,
-    len: usize,
-    off: u64,
-) -> Option<Result<usize, Errno>> {
+/// Tries a read, or a write without `BIO_SYNC`, of `buf` on the calling
+/// thread with `preadv2`/`pwritev2(RWF_NOWAIT)`, which succeeds only when
+/// the page cache can serve it without blocking. `Some(Ok(n))`: `n` bytes
+/// done (possibly short), `Some(Err)`: a real error, `None`: would block.
+pub fn try_nowait(fd: i32, op: BioOp, buf: &mut [u8], off: u64) -> Option<Result<usize, Errno>> {
     if !NOWAIT_ANY.load(Ordering::Relaxed) {
         return None;
     }
@@ -110,35 +104,28 @@ pub unsafe fn try_nowait(
         BioOp::Write { sync: false } if NOWAIT_WRITES.load(Ordering::Relaxed) => true,
         BioOp::Write { .. } => return None,
     };
-    let iov = libc::iovec {
-        iov_base: data.cast(),
-        iov_len: len,
-    };
-    // SAFETY: one iovec over the caller's buffer (see `# Safety`).
-    let n = unsafe {
+    let r = with_fd(fd, |fd| {
         if write {
-            libc::pwritev2(fd, &iov, 1, off as libc::off_t, libc::RWF_NOWAIT)
+            rustix::io::pwritev2(fd, &[IoSlice::new(buf)], off, ReadWriteFlags::NOWAIT)
         } else {
-            libc::preadv2(fd, &iov, 1, off as libc::off_t, libc::RWF_NOWAIT)
+            rustix::io::preadv2(fd, &mut [IoSliceMut::new(buf)], off, ReadWriteFlags::NOWAIT)
         }
-    };
-    if n >= 0 {
-        return Some(Ok(n as usize));
-    }
-    match crate::sys::host_errno() {
-        libc::EAGAIN | libc::EINTR => None,
-        libc::EOPNOTSUPP | libc::EINVAL if write => {
+    });
+    match r {
+        Ok(n) => Some(Ok(n)),
+        Err(HostErrno::AGAIN | HostErrno::INTR) => None,
+        Err(HostErrno::OPNOTSUPP | HostErrno::INVAL) if write => {
             NOWAIT_WRITES.store(false, Ordering::Relaxed);
             None
         }
-        libc::EOPNOTSUPP | libc::EINVAL => None,
+        Err(HostErrno::OPNOTSUPP | HostErrno::INVAL) => None,
         // No preadv2/pwritev2 at all (a kernel before 4.6, an emulator):
         // never try again; the asynchronous path does the transfer.
-        libc::ENOSYS => {
+        Err(HostErrno::NOSYS) => {
             NOWAIT_ANY.store(false, Ordering::Relaxed);
             None
         }
-        e => Some(Err(Errno::from_linux(e))),
+        Err(e) => Some(Err(crate::sys::errno(e))),
     }
 }
 
@@ -150,22 +137,18 @@ pub unsafe fn try_nowait(
 /// transfer: the asynchronous path redoes the whole request). With the
 /// fault injector on, every request takes the asynchronous path, where the
 /// faults are applied.
-pub fn try_now(req: BioRequest) -> Result<(), BioRequest> {
+pub fn try_now(mut req: BioRequest) -> Result<(), BioRequest> {
     if faults().is_some() || req.len == 0 {
         return Err(req);
     }
+    let (fd, op, off) = (req.fd, req.op, req.off);
     // A read first from the descriptor's mapping (no system call).
-    let from_mapping = req.op == BioOp::Read && {
-        // SAFETY: the kernel's buffer is valid for `len` bytes until
-        // completion and belongs to this request alone.
-        unsafe { crate::mapped::try_read(req.fd, req.data, req.len, req.off) }
-    };
-    if from_mapping {
-        req.done.complete_scheduled(Ok(req.len));
+    if op == BioOp::Read && crate::mapped::try_read(fd, req.buffer(), off) {
+        let len = req.len;
+        req.done.complete_scheduled(Ok(len));
         return Ok(());
     }
-    // SAFETY: as above.
-    match unsafe { try_nowait(req.fd, req.op, req.data, req.len, req.off) } {
+    match try_nowait(fd, op, req.buffer(), off) {
         Some(Ok(n)) if n == req.len || n == 0 => {
             req.done.complete_scheduled(Ok(n));
             Ok(())
@@ -234,7 +217,7 @@ static INLINE_WRITES: InlineWriteGate = InlineWriteGate::new();
 /// [`INLINE_WRITE_BACKOFF`]. Hands back reads, writes not allowed above,
 /// empty requests, and everything while the path is closed or the fault
 /// injector is on.
-pub fn try_write_inline(req: BioRequest, idle: bool) -> Result<(), BioRequest> {
+pub fn try_write_inline(mut req: BioRequest, idle: bool) -> Result<(), BioRequest> {
     let allowed = match req.op {
         BioOp::Write { sync: false } => !NOWAIT_WRITES.load(Ordering::Relaxed),
         BioOp::Write { sync: true } => idle,
@@ -247,9 +230,10 @@ pub fn try_write_inline(req: BioRequest, idle: bool) -> Result<(), BioRequest> {
     if !INLINE_WRITES.is_open(start) {
         return Err(req);
     }
-    let r = match req.op {
-        BioOp::Write { sync: true } => transfer_sync_write(req.fd, req.data, req.len, req.off),
-        op => transfer(req.fd, op, req.data, req.len, req.off),
+    let (fd, op, off) = (req.fd, req.op, req.off);
+    let r = match op {
+        BioOp::Write { sync: true } => transfer_sync_write(fd, req.buffer(), off),
+        op => transfer(fd, op, req.buffer(), off),
     };
     INLINE_WRITES.note(start, crate::clock::monotonic());
     req.done.complete_scheduled(r);
@@ -258,43 +242,30 @@ pub fn try_write_inline(req: BioRequest, idle: bool) -> Result<(), BioRequest> {
 
 /// Performs a whole request on the calling thread and hands back its
 /// completion with the result, for the caller to deliver where it may.
-pub fn perform(req: BioRequest) -> (BioDone, Result<usize, Errno>) {
-    let BioRequest {
-        fd,
-        op,
-        data,
-        len,
-        off,
-        done,
-    } = req;
+pub fn perform(mut req: BioRequest) -> (BioDone, Result<usize, Errno>) {
+    let (fd, op, off) = (req.fd, req.op, req.off);
     let r = match op {
-        BioOp::Write { sync: true } => transfer_sync_write(fd, data, len, off),
-        op => transfer(fd, op, data, len, off),
+        BioOp::Write { sync: true } => transfer_sync_write(fd, req.buffer(), off),
+        op => transfer(fd, op, req.buffer(), off),
     };
-    (done, r)
+    (req.done, r)
 }
 
-/// Performs one transfer synchronously on the calling thread.
-pub fn transfer(fd: i32, op: BioOp, data: *mut u8, len: usize, off: u64) -> Result<usize, Errno> {
-    let len = match next_fault(op, len) {
+/// Performs one transfer of `buf` (read into it, or written from it)
+/// synchronously on the calling thread.
+pub fn transfer(fd: i32, op: BioOp, buf: &mut [u8], off: u64) -> Result<usize, Errno> {
+    let len = match next_fault(op, buf.len()) {
         Some(Fault::Error(e)) => return Err(e),
         Some(Fault::Short(n)) => n,
-        None => len,
+        None => buf.len(),
     };
     let mut done = 0usize;
     while done < len {
-        let p = data.wrapping_add(done);
-        let o = (off + done as u64) as libc::off_t;
+        let o = off + done as u64;
+        let part = &mut buf[done..len];
         let n = match op {
-            BioOp::Read => crate::sys::retry_isize(|| {
-                // SAFETY: the kernel's buffer is valid for `len` bytes until
-                // completion and belongs to this request alone.
-                unsafe { libc::pread(fd, p.cast(), len - done, o) }
-            }),
-            BioOp::Write { .. } => crate::sys::retry_isize(|| {
-                // SAFETY: as above.
-                unsafe { libc::pwrite(fd, p.cast(), len - done, o) }
-            }),
+            BioOp::Read => retry(|| with_fd(fd, |fd| rustix::io::pread(fd, &mut *part, o))),
+            BioOp::Write { .. } => retry(|| with_fd(fd, |fd| rustix::io::pwrite(fd, part, o))),
         };
         match n {
             Ok(0) => break,
@@ -304,8 +275,7 @@ pub fn transfer(fd: i32, op: BioOp, data: *mut u8, len: usize, off: u64) -> Resu
         }
     }
     if let BioOp::Write { sync: true } = op {
-        // SAFETY: plain fdatasync on the request's descriptor.
-        crate::sys::retry_int(|| unsafe { libc::fdatasync(fd) })?;
+        retry(|| with_fd(fd, |fd| rustix::fs::fdatasync(fd)))?;
     }
     Ok(done)
 }
@@ -314,34 +284,25 @@ pub fn transfer(fd: i32, op: BioOp, data: *mut u8, len: usize, off: u64) -> Resu
 /// `pwrite` + `fdatasync`).
 static NO_RWF_DSYNC: AtomicBool = AtomicBool::new(false);
 
-/// A `BIO_SYNC` write on the calling thread in one system call where the
-/// host allows: `pwritev2` with `RWF_DSYNC` makes just this range durable
-/// (what `BIO_SYNC` asks) before it returns, instead of a `pwrite`
+/// A `BIO_SYNC` write of `buf` on the calling thread in one system call
+/// where the host allows: `pwritev2` with `RWF_DSYNC` makes just this range
+/// durable (what `BIO_SYNC` asks) before it returns, instead of a `pwrite`
 /// followed by an `fdatasync` of the whole file. Falls back to
 /// [`transfer`] where the flag is refused, and with faults injected.
-pub fn transfer_sync_write(fd: i32, data: *mut u8, len: usize, off: u64) -> Result<usize, Errno> {
+pub fn transfer_sync_write(fd: i32, buf: &mut [u8], off: u64) -> Result<usize, Errno> {
     let op = BioOp::Write { sync: true };
     if faults().is_some() || NO_RWF_DSYNC.load(Ordering::Relaxed) {
-        return transfer(fd, op, data, len, off);
+        return transfer(fd, op, buf, off);
     }
+    let len = buf.len();
     let mut done = 0usize;
     while done < len {
-        let iov = libc::iovec {
-            iov_base: data.wrapping_add(done).cast(),
-            iov_len: len - done,
-        };
-        let r = crate::sys::retry_isize(|| {
-            // SAFETY: one iovec over the kernel's buffer, valid for `len`
-            // bytes until completion and this request's alone.
-            unsafe {
-                libc::pwritev2(
-                    fd,
-                    &iov,
-                    1,
-                    (off + done as u64) as libc::off_t,
-                    libc::RWF_DSYNC,
-                )
-            }
+        let part = &buf[done..];
+        let o = off + done as u64;
+        let r = retry(|| {
+            with_fd(fd, |fd| {
+                rustix::io::pwritev2(fd, &[IoSlice::new(part)], o, ReadWriteFlags::DSYNC)
+            })
         });
         match r {
             Ok(0) => break,
@@ -351,7 +312,7 @@ pub fn transfer_sync_write(fd: i32, data: *mut u8, len: usize, off: u64) -> Resu
                     && (e == Errno::EOPNOTSUPP || e == Errno::EINVAL || e == Errno::ENOSYS) =>
             {
                 NO_RWF_DSYNC.store(true, Ordering::Relaxed);
-                return transfer(fd, op, data, len, off);
+                return transfer(fd, op, buf, off);
             }
             Err(e) if done == 0 => return Err(e),
             Err(_) => break,

@@ -3,16 +3,9 @@
 
 use rumpuser_core::types::{MonoNanos, NANOS_PER_SEC};
 
-#[inline]
-fn now(clock: libc::clockid_t) -> libc::timespec {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: valid clock id and out-pointer to a local.
-    unsafe { libc::clock_gettime(clock, &mut ts) };
-    ts
-}
+use crate::sys::proc::clock_gettime as now;
+use rustix::thread::ClockId;
+use rustix::time::Timespec;
 
 /// Wall-clock `(sec, nsec)` since the epoch.
 #[inline]
@@ -39,22 +32,13 @@ pub fn monotonic() -> MonoNanos {
 /// an absolute deadline means an interrupted sleep never shortens or
 /// lengthens the total.
 pub fn sleep_until(deadline: MonoNanos) {
-    let ts = libc::timespec {
-        tv_sec: (deadline / NANOS_PER_SEC).min(i64::MAX as u64) as libc::time_t,
-        tv_nsec: (deadline % NANOS_PER_SEC) as libc::c_long,
+    let ts = Timespec {
+        tv_sec: (deadline / NANOS_PER_SEC).min(i64::MAX as u64) as i64,
+        tv_nsec: (deadline % NANOS_PER_SEC) as _,
     };
     loop {
-        // SAFETY: valid clock, flags and timespec; no remainder pointer needed
-        // for absolute sleeps.
-        let r = unsafe {
-            libc::clock_nanosleep(
-                libc::CLOCK_MONOTONIC,
-                libc::TIMER_ABSTIME,
-                &ts,
-                core::ptr::null_mut(),
-            )
-        };
-        if r != libc::EINTR && monotonic() >= deadline {
+        let r = rustix::thread::clock_nanosleep_absolute(ClockId::Monotonic, &ts);
+        if r != Err(rustix::io::Errno::INTR) && monotonic() >= deadline {
             return;
         }
     }
@@ -64,6 +48,5 @@ pub fn sleep_until(deadline: MonoNanos) {
 /// 50 µs, which every sleep and timed wait then overshoots by). Threads
 /// created afterwards by this thread inherit it.
 pub fn tight_timer_slack() {
-    // SAFETY: PR_SET_TIMERSLACK takes a plain integer and affects only the caller.
-    unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
+    crate::sys::proc::set_tight_timer_slack();
 }

@@ -32,10 +32,16 @@
 //! * The socket is close-on-exec, so programs the daemon spawns do not keep
 //!   the parent waiting.
 
-use core::ffi::{c_int, c_void};
+use core::ffi::c_int;
 use core::sync::atomic::{AtomicI32, Ordering};
+use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
 
 use rumpuser_core::errno::linux_to_netbsd;
+use rustix::fs::{Mode, OFlags};
+use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType};
+
+use crate::sys::proc::Forked;
+use crate::sys::{retry, with_fd};
 
 /// NetBSD errno values used here.
 const ENOENT: i32 = 2;
@@ -53,66 +59,41 @@ const STARTING: i32 = -2;
 /// The parent has been told (or `setsid` failed); the socket is closed.
 const FINISHED: i32 = -3;
 
-/// The calling thread's host errno, translated to NetBSD.
-fn last_errno() -> i32 {
-    let host = std::io::Error::last_os_error()
-        .raw_os_error()
-        .unwrap_or(libc::EINVAL);
-    linux_to_netbsd(host)
+/// A host call's error, translated to NetBSD.
+fn netbsd(e: rustix::io::Errno) -> i32 {
+    linux_to_netbsd(e.raw_os_error())
 }
 
 /// Sends `error` on `fd`; `Err(EPIPE)` unless the whole `int` went out.
 fn send_error(fd: c_int, error: i32) -> Result<(), i32> {
-    loop {
-        // SAFETY: sends the 4 bytes of a live local; MSG_NOSIGNAL prevents
-        // SIGPIPE if the parent is gone.
-        let n = unsafe {
-            libc::send(
-                fd,
-                (&error as *const i32).cast::<c_void>(),
-                core::mem::size_of::<i32>(),
-                libc::MSG_NOSIGNAL,
-            )
-        };
-        if n == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
-            continue;
-        }
-        return if n == core::mem::size_of::<i32>() as isize {
-            Ok(())
-        } else {
-            Err(EPIPE)
-        };
+    let bytes = error.to_ne_bytes();
+    // MSG_NOSIGNAL: no SIGPIPE if the parent is gone.
+    match retry(|| with_fd(fd, |fd| rustix::net::send(fd, &bytes, SendFlags::NOSIGNAL))) {
+        Ok(n) if n == bytes.len() => Ok(()),
+        _ => Err(EPIPE),
     }
 }
 
 /// Parent side: waits for the child's status and exits with it.
-fn parent_wait_and_exit(fd: c_int) -> ! {
+fn parent_wait_and_exit(fd: OwnedFd) -> ! {
     let mut buf = [0u8; 4];
     let mut got = 0usize;
     let error = loop {
-        // SAFETY: receives into the unfilled tail of a live local buffer.
-        let n = unsafe {
-            libc::recv(
-                fd,
-                buf[got..].as_mut_ptr().cast::<c_void>(),
-                buf.len() - got,
-                0,
-            )
-        };
-        if n > 0 {
-            got += n as usize;
-            if got == buf.len() {
-                break i32::from_ne_bytes(buf);
+        match rustix::net::recv(&fd, &mut buf[got..], RecvFlags::empty()) {
+            Ok((n, _)) if n > 0 => {
+                got += n;
+                if got == buf.len() {
+                    break i32::from_ne_bytes(buf);
+                }
             }
-        } else if n == 0 {
-            break ESRCH;
-        } else if std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-            break last_errno();
+            Ok(_) => break ESRCH,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => break netbsd(e),
         }
     };
-    // SAFETY: _exit has no preconditions; the parent must not run atexit
-    // handlers or flush stdio buffers it shares with the child.
-    unsafe { libc::_exit(error) }
+    // The parent must not run atexit handlers or flush stdio buffers it
+    // shares with the child.
+    crate::sys::proc::exit_now(error)
 }
 
 /// `rumpuser_daemonize_begin`: forks; returns only in the child.
@@ -127,54 +108,44 @@ pub fn begin() -> Result<(), i32> {
         return Err(EINPROGRESS);
     }
 
-    let mut fds = [-1 as c_int; 2];
-    // SAFETY: socketpair writes two descriptors into `fds`.
-    let rv = unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
-            0,
-            fds.as_mut_ptr(),
-        )
-    };
-    if rv == -1 {
-        let e = last_errno();
-        STATE.store(IDLE, Ordering::Release);
-        return Err(e);
-    }
-
-    // SAFETY: the caller guarantees a single-threaded process (contract
-    // 3.17); the child only makes plain system calls before returning.
-    match unsafe { libc::fork() } {
-        -1 => {
-            let e = last_errno();
-            // SAFETY: closing the two descriptors we just created.
-            unsafe {
-                libc::close(fds[0]);
-                libc::close(fds[1]);
-            }
+    let (parent_end, child_end) = match rustix::net::socketpair(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    ) {
+        Ok(p) => p,
+        Err(e) => {
             STATE.store(IDLE, Ordering::Release);
-            Err(e)
+            return Err(netbsd(e));
         }
-        0 => {
-            // SAFETY: the parent's end is unused in the child.
-            unsafe { libc::close(fds[0]) };
-            // SAFETY: setsid has no preconditions.
-            if unsafe { libc::setsid() } == -1 {
-                let e = last_errno();
-                let _ = send_error(fds[1], e);
-                // SAFETY: closing our own descriptor once.
-                unsafe { libc::close(fds[1]) };
+    };
+
+    // The contract allows this call only while the process has a single
+    // thread (contract 3.17).
+    match crate::sys::proc::fork_single_threaded() {
+        Err(e) => {
+            drop((parent_end, child_end));
+            STATE.store(IDLE, Ordering::Release);
+            Err(e.raw())
+        }
+        Ok(Forked::Child) => {
+            // The parent's end is unused in the child.
+            drop(parent_end);
+            if let Err(e) = rustix::process::setsid() {
+                let e = netbsd(e);
+                let _ = send_error(child_end.as_raw_fd(), e);
+                drop(child_end);
                 STATE.store(FINISHED, Ordering::Release);
                 return Err(e);
             }
-            STATE.store(fds[1], Ordering::Release);
+            STATE.store(child_end.into_raw_fd(), Ordering::Release);
             Ok(())
         }
-        _ => {
-            // SAFETY: the child's end is unused in the parent.
-            unsafe { libc::close(fds[1]) };
-            parent_wait_and_exit(fds[0])
+        Ok(Forked::Parent) => {
+            // The child's end is unused in the parent.
+            drop(child_end);
+            parent_wait_and_exit(parent_end)
         }
     }
 }
@@ -202,27 +173,21 @@ pub fn done(error: i32) -> Result<(), i32> {
 
     let mut error = error;
     if error == 0 {
-        // SAFETY: opening a constant NUL-terminated path.
-        let null = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) };
-        if null == -1 {
-            error = last_errno();
-        } else {
-            // SAFETY: duplicating a descriptor we own onto the standard
-            // ones, then closing the original unless it is one of them.
-            unsafe {
-                libc::dup2(null, libc::STDIN_FILENO);
-                libc::dup2(null, libc::STDOUT_FILENO);
-                libc::dup2(null, libc::STDERR_FILENO);
-                if null > libc::STDERR_FILENO {
-                    libc::close(null);
+        match rustix::fs::open(c"/dev/null", OFlags::RDWR, Mode::empty()) {
+            Err(e) => error = netbsd(e),
+            Ok(null) => {
+                crate::sys::proc::dup_onto_stdio(null.as_raw_fd());
+                if null.as_raw_fd() <= libc::STDERR_FILENO {
+                    // It is one of them now: keep it open.
+                    let _ = null.into_raw_fd();
                 }
             }
         }
     }
 
     let sent = send_error(fd, error);
-    // SAFETY: the descriptor was ours and is no longer reachable via STATE.
-    unsafe { libc::close(fd) };
+    // The descriptor was ours and is no longer reachable via STATE.
+    let _ = crate::sys::fs::close(fd);
     sent
 }
 
@@ -302,17 +267,9 @@ mod tests {
     /// Appends `line` to the report with raw calls (runs in a forked child
     /// of a multi-threaded process: no locks, no allocation).
     fn report(path: &CString, line: &[u8]) {
-        // SAFETY: `path` is a C string; the buffer is a live slice.
-        unsafe {
-            let fd = libc::open(
-                path.as_ptr(),
-                libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND,
-                0o644,
-            );
-            if fd >= 0 {
-                libc::write(fd, line.as_ptr().cast(), line.len());
-                libc::close(fd);
-            }
+        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::APPEND;
+        if let Ok(fd) = rustix::fs::open(path.as_c_str(), flags, Mode::from_raw_mode(0o644)) {
+            let _ = rustix::io::write(&fd, line);
         }
     }
 
@@ -337,14 +294,12 @@ mod tests {
 
     /// Is `fd` the null device?
     fn is_devnull(fd: c_int) -> bool {
-        // SAFETY: fstat/stat fill zeroed local buffers.
-        unsafe {
-            let mut a: libc::stat = core::mem::zeroed();
-            let mut b: libc::stat = core::mem::zeroed();
-            libc::fstat(fd, &mut a) == 0
-                && libc::stat(c"/dev/null".as_ptr(), &mut b) == 0
-                && a.st_rdev == b.st_rdev
-                && (a.st_mode & libc::S_IFMT) == libc::S_IFCHR
+        match (
+            with_fd(fd, |fd| rustix::fs::fstat(fd)),
+            rustix::fs::stat(c"/dev/null"),
+        ) {
+            (Ok(a), Ok(b)) => a.st_rdev == b.st_rdev && (a.st_mode & libc::S_IFMT) == libc::S_IFCHR,
+            _ => false,
         }
     }
 
@@ -367,8 +322,7 @@ mod tests {
         report(&path, &buf[..n]);
         let n = errno_line(&mut buf, b"begin2", begin());
         report(&path, &buf[..n]);
-        // SAFETY: getsid/getpid have no preconditions.
-        let leader = unsafe { libc::getsid(0) == libc::getpid() };
+        let leader = rustix::process::getsid(None).ok() == Some(rustix::process::getpid());
         report(&path, if leader { b"sid=1\n" } else { b"sid=0\n" });
 
         match mode.as_str() {
@@ -384,9 +338,9 @@ mod tests {
             }
         }
         report(&path, b"end\n");
-        // SAFETY: leave the forked child without running the test harness
-        // (its other threads do not exist here).
-        unsafe { libc::_exit(0) }
+        // Leave the forked child without running the test harness (its
+        // other threads do not exist here).
+        crate::sys::proc::exit_now(0)
     }
 
     #[test]

@@ -57,9 +57,9 @@
 //! even `dlopen`) never run under the dynamic linker's lock. This assumes no
 //! other thread unloads objects meanwhile, which holds at boot, the only
 //! time the kernel calls this.
-
-use core::ffi::c_void;
-use core::mem::size_of;
+//!
+//! This module is the policy; reading the objects in place and calling
+//! the kernel's callbacks is `sys::dl`.
 
 use rumpuser_core::abi::{CompLoadFn, ModinitFn, SymloadFn};
 
@@ -80,380 +80,21 @@ fn warn(parts: &[&[u8]]) {
     for part in parts {
         let mut rest = *part;
         while !rest.is_empty() {
-            // SAFETY: `rest` is a live byte slice; write(2) only reads
-            // `rest.len()` bytes from it.
-            let n = unsafe { libc::write(2, rest.as_ptr().cast::<c_void>(), rest.len()) };
-            if n <= 0 {
-                return;
+            match crate::sys::with_fd(2, |fd| rustix::io::write(fd, rest)) {
+                Ok(n) if n > 0 => rest = &rest[n..],
+                _ => return,
             }
-            rest = &rest[n as usize..];
         }
     }
 }
 
 #[cfg(target_os = "linux")]
 mod imp {
-    use super::*;
-    use core::ffi::{c_char, c_int, CStr};
-
-    #[cfg(target_pointer_width = "64")]
-    type Phdr = libc::Elf64_Phdr;
-    #[cfg(target_pointer_width = "32")]
-    type Phdr = libc::Elf32_Phdr;
-
-    /// Native-class `ElfN_Dyn`: a signed tag and a word-sized value.
-    #[repr(C)]
-    #[derive(Clone, Copy)]
-    struct Dyn {
-        d_tag: isize,
-        d_val: usize,
-    }
-
-    /// Native-class `Elf64_Sym`.
-    #[cfg(target_pointer_width = "64")]
-    #[repr(C)]
-    #[derive(Clone, Copy, Debug)]
-    pub(super) struct Sym {
-        pub st_name: u32,
-        pub st_info: u8,
-        pub st_other: u8,
-        pub st_shndx: u16,
-        pub st_value: u64,
-        pub st_size: u64,
-    }
-
-    /// Native-class `Elf32_Sym`.
-    #[cfg(target_pointer_width = "32")]
-    #[repr(C)]
-    #[derive(Clone, Copy, Debug)]
-    pub(super) struct Sym {
-        pub st_name: u32,
-        pub st_value: u32,
-        pub st_size: u32,
-        pub st_info: u8,
-        pub st_other: u8,
-        pub st_shndx: u16,
-    }
-
-    const DT_NULL: isize = 0;
-    const DT_HASH: isize = 4;
-    const DT_STRTAB: isize = 5;
-    const DT_SYMTAB: isize = 6;
-    const DT_STRSZ: isize = 10;
-    const DT_SYMENT: isize = 11;
-    const DT_GNU_HASH: isize = 0x6fff_fef5;
-    const SHN_UNDEF: u16 = 0;
-    const SHN_ABS: u16 = 0xfff1;
-    const PT_DYNAMIC: u32 = 2;
-
-    /// Sanity limits against corrupt or foreign dynamic sections.
-    const MAX_DYN_ENTRIES: usize = 1 << 16;
-    const MAX_SYMS: usize = 1 << 24;
-
-    /// One loaded object as reported by `dl_iterate_phdr`.
-    struct Object {
-        base: usize,
-        /// `dlpi_name` without its NUL (empty for the main program on glibc).
-        name: Vec<u8>,
-        /// Run-time address of the `PT_DYNAMIC` segment, if any.
-        dynamic: Option<usize>,
-        is_vdso: bool,
-    }
-
-    /// A parsed dynamic symbol table of one object.
-    #[derive(Clone, Copy)]
-    pub(super) struct SymView {
-        pub base: usize,
-        pub syms: *const Sym,
-        pub nsyms: usize,
-        pub strtab: *const u8,
-        pub strsz: usize,
-    }
-
-    impl SymView {
-        fn syms(&self) -> &[Sym] {
-            // SAFETY: `parse_dynamic` checked the pointer is non-null and
-            // aligned; the dynamic linker keeps the object's `DT_SYMTAB`
-            // mapped with `nsyms` entries (the hash table's count) while the
-            // object stays loaded, which it does during bootstrap.
-            unsafe { core::slice::from_raw_parts(self.syms, self.nsyms) }
-        }
-
-        fn strtab(&self) -> &[u8] {
-            // SAFETY: as above for `DT_STRTAB`, which is `DT_STRSZ` bytes.
-            unsafe { core::slice::from_raw_parts(self.strtab, self.strsz) }
-        }
-
-        /// The NUL-less name at `off`, or `None` if it is out of bounds or
-        /// unterminated.
-        fn name(&self, off: u32) -> Option<&[u8]> {
-            let tab = self.strtab().get(off as usize..)?;
-            let len = tab.iter().position(|&b| b == 0)?;
-            Some(&tab[..len])
-        }
-
-        /// Run-time address of a symbol's value.
-        fn address(&self, sym: &Sym) -> usize {
-            if sym.st_shndx == SHN_ABS {
-                sym.st_value as usize
-            } else {
-                (sym.st_value as usize).wrapping_add(self.base)
-            }
-        }
-
-        /// Looks `name` up among this object's own defined symbols.
-        pub fn lookup(&self, name: &[u8]) -> Option<usize> {
-            self.syms()
-                .iter()
-                .filter(|s| s.st_shndx != SHN_UNDEF)
-                .find(|s| self.name(s.st_name) == Some(name))
-                .map(|s| self.address(s))
-        }
-    }
-
-    /// The vDSO's ELF header address, or 0.
-    fn vdso_ehdr() -> usize {
-        // SAFETY: getauxval has no preconditions.
-        unsafe { libc::getauxval(libc::AT_SYSINFO_EHDR) as usize }
-    }
-
-    unsafe extern "C" fn collect(
-        info: *mut libc::dl_phdr_info,
-        _size: usize,
-        data: *mut c_void,
-    ) -> c_int {
-        // SAFETY: `data` is the `&mut Vec<Object>` passed by
-        // `loaded_objects`, exclusively borrowed for the whole iteration.
-        let out = unsafe { &mut *data.cast::<Vec<Object>>() };
-        // SAFETY: the dynamic linker passes a valid `dl_phdr_info` that
-        // lives for the duration of the callback.
-        let info = unsafe { &*info };
-        let base = info.dlpi_addr as usize;
-        let name = if info.dlpi_name.is_null() {
-            Vec::new()
-        } else {
-            // SAFETY: a non-null `dlpi_name` is a NUL-terminated string.
-            unsafe { CStr::from_ptr(info.dlpi_name) }
-                .to_bytes()
-                .to_vec()
-        };
-        let phdrs: &[Phdr] = if info.dlpi_phdr.is_null() {
-            &[]
-        } else {
-            // SAFETY: `dlpi_phdr` points at `dlpi_phnum` program headers of
-            // a loaded object.
-            unsafe { core::slice::from_raw_parts(info.dlpi_phdr, usize::from(info.dlpi_phnum)) }
-        };
-        let dynamic = phdrs
-            .iter()
-            .find(|p| p.p_type == PT_DYNAMIC)
-            .map(|p| base.wrapping_add(p.p_vaddr as usize));
-        let ve = vdso_ehdr();
-        let ph = info.dlpi_phdr as usize;
-        let is_vdso = (ve != 0 && ph >= ve && ph < ve + 4096)
-            || name.windows(4).any(|w| w == b"vdso")
-            || name.starts_with(b"linux-gate");
-        out.push(Object {
-            base,
-            name,
-            dynamic,
-            is_vdso,
-        });
-        0
-    }
-
-    /// Every loaded object, in load order (main program first).
-    fn loaded_objects() -> Vec<Object> {
-        let mut objs: Vec<Object> = Vec::new();
-        // SAFETY: `collect` matches the callback signature and only uses
-        // `data` as the `Vec<Object>` we pass, which outlives the call.
-        unsafe {
-            libc::dl_iterate_phdr(Some(collect), (&mut objs as *mut Vec<Object>).cast());
-        }
-        objs
-    }
-
-    /// A dynamic-section pointer: absolute if at or above the load base,
-    /// base-relative otherwise.
-    fn adjptr(base: usize, p: usize) -> usize {
-        if p < base {
-            base.wrapping_add(p)
-        } else {
-            p
-        }
-    }
-
-    /// Symbol count from a `DT_GNU_HASH` table: one past the highest symbol
-    /// index reachable from any bucket (or `symoffset` if none).
-    ///
-    /// # Safety
-    /// `ht` must point at a mapped GNU hash table.
-    unsafe fn gnu_hash_count(ht: *const u32) -> Option<usize> {
-        // SAFETY: the header is four words (caller's contract).
-        let (nbuckets, symoffset, bloom_size) =
-            unsafe { (*ht as usize, *ht.add(1) as usize, *ht.add(2) as usize) };
-        let bloom_words = bloom_size.checked_mul(size_of::<usize>() / 4)?;
-        // SAFETY: the buckets follow the header and the bloom filter.
-        let buckets = unsafe { ht.add(4 + bloom_words) };
-        // SAFETY: there are `nbuckets` buckets.
-        let buckets_s = unsafe { core::slice::from_raw_parts(buckets, nbuckets) };
-        let max = buckets_s.iter().copied().max().unwrap_or(0) as usize;
-        if max < symoffset {
-            return Some(symoffset);
-        }
-        // SAFETY: the chain array follows the buckets.
-        let chains = unsafe { buckets.add(nbuckets) };
-        let mut idx = max;
-        loop {
-            if idx >= MAX_SYMS {
-                return None;
-            }
-            // SAFETY: every chain reachable from a bucket ends with an entry
-            // whose low bit is set; `idx - symoffset` stays within it.
-            let h = unsafe { *chains.add(idx - symoffset) };
-            if h & 1 != 0 {
-                return Some(idx + 1);
-            }
-            idx += 1;
-        }
-    }
-
-    /// The dynamic-section entries this module needs, pointers adjusted.
-    struct DynInfo {
-        syms: usize,
-        strtab: usize,
-        strsz: usize,
-        hash: usize,
-        gnu_hash: usize,
-    }
-
-    /// Scans an object's dynamic section.
-    ///
-    /// # Safety
-    /// `obj.dynamic` must be the run-time address of a loaded object's
-    /// `PT_DYNAMIC` segment.
-    unsafe fn read_dynamic(obj: &Object) -> Option<DynInfo> {
-        let dynp = obj.dynamic? as *const Dyn;
-        if dynp.is_null() || !(dynp as usize).is_multiple_of(core::mem::align_of::<Dyn>()) {
-            return None;
-        }
-        let base = obj.base;
-        let mut info = DynInfo {
-            syms: 0,
-            strtab: 0,
-            strsz: 0,
-            hash: 0,
-            gnu_hash: 0,
-        };
-        for i in 0..MAX_DYN_ENTRIES {
-            // SAFETY: the dynamic section is an array terminated by DT_NULL
-            // (caller's contract); we stop at the terminator.
-            let d = unsafe { *dynp.add(i) };
-            match d.d_tag {
-                DT_NULL => break,
-                DT_SYMTAB => info.syms = adjptr(base, d.d_val),
-                DT_STRTAB => info.strtab = adjptr(base, d.d_val),
-                DT_STRSZ => info.strsz = d.d_val,
-                DT_HASH => info.hash = adjptr(base, d.d_val),
-                DT_GNU_HASH => info.gnu_hash = adjptr(base, d.d_val),
-                DT_SYMENT if d.d_val != size_of::<Sym>() => return None,
-                _ => {}
-            }
-        }
-        let misaligned = |p: usize, a: usize| p != 0 && !p.is_multiple_of(a);
-        if misaligned(info.syms, core::mem::align_of::<Sym>())
-            || misaligned(info.hash, 4)
-            || misaligned(info.gnu_hash, 4)
-        {
-            return None;
-        }
-        Some(info)
-    }
-
-    /// `nchain` of a `DT_HASH` table, which equals the symbol count.
-    ///
-    /// # Safety
-    /// `hash` must be the address of a mapped SysV hash table.
-    unsafe fn sysv_hash_count(hash: usize) -> usize {
-        // SAFETY: DT_HASH starts with nbucket, nchain (32-bit words on every
-        // Linux target but s390x/alpha, which this crate does not support).
-        unsafe { *(hash as *const u32).add(1) as usize }
-    }
-
-    /// Reads an object's dynamic symbol table, string table and symbol count.
-    ///
-    /// # Safety
-    /// As for [`read_dynamic`].
-    unsafe fn parse_dynamic(obj: &Object) -> Option<SymView> {
-        // SAFETY: forwarded caller's contract.
-        let info = unsafe { read_dynamic(obj)? };
-        if info.syms == 0 || info.strtab == 0 || info.strsz == 0 {
-            return None;
-        }
-        let nsyms = if info.hash != 0 {
-            // SAFETY: DT_HASH points at the object's mapped SysV hash.
-            unsafe { sysv_hash_count(info.hash) }
-        } else if info.gnu_hash != 0 {
-            // SAFETY: DT_GNU_HASH points at the object's mapped GNU hash.
-            unsafe { gnu_hash_count(info.gnu_hash as *const u32)? }
-        } else {
-            return None;
-        };
-        if nsyms == 0 || nsyms > MAX_SYMS {
-            return None;
-        }
-        Some(SymView {
-            base: obj.base,
-            syms: info.syms as *const Sym,
-            nsyms,
-            strtab: info.strtab as *const u8,
-            strsz: info.strsz,
-        })
-    }
-
-    /// Test view of one loaded object with a dynamic section.
-    #[cfg(test)]
-    pub(super) struct ObjReport {
-        pub name: Vec<u8>,
-        pub is_vdso: bool,
-        /// Whether `parse_dynamic` accepted it.
-        pub parsed: bool,
-        /// Symbol count from `DT_HASH`, if present.
-        pub hash: Option<usize>,
-        /// Symbol count from `DT_GNU_HASH`, if present.
-        pub gnu_hash: Option<usize>,
-    }
-
-    /// Test hook: every loaded object with a dynamic section.
-    #[cfg(test)]
-    pub(super) fn object_report() -> Vec<ObjReport> {
-        loaded_objects()
-            .into_iter()
-            .filter(|o| o.dynamic.is_some())
-            .map(|o| {
-                // SAFETY: `dynamic` came from the object's PT_DYNAMIC header.
-                let info = unsafe { read_dynamic(&o) };
-                // SAFETY: as above.
-                let parsed = unsafe { parse_dynamic(&o) }.is_some();
-                let (h, g) = info.map_or((None, None), |i| {
-                    // SAFETY: the tables belong to the loaded object.
-                    let h = (i.hash != 0).then(|| unsafe { sysv_hash_count(i.hash) });
-                    // SAFETY: as above.
-                    let g = (i.gnu_hash != 0)
-                        .then(|| unsafe { gnu_hash_count(i.gnu_hash as *const u32) })
-                        .flatten();
-                    (h, g)
-                });
-                ObjReport {
-                    name: o.name,
-                    is_vdso: o.is_vdso,
-                    parsed,
-                    hash: h,
-                    gnu_hash: g,
-                }
-            })
-            .collect()
-    }
+    use super::warn;
+    use crate::sys::dl::{
+        give_components, give_modules, give_symbols, loaded_objects, Sym, SymView, SHN_UNDEF,
+    };
+    use rumpuser_core::abi::{CompLoadFn, ModinitFn, SymloadFn};
 
     /// The combined symbol and string tables under construction.
     pub(super) struct Tables {
@@ -498,18 +139,6 @@ mod imp {
         }
     }
 
-    /// Copies `bytes` into a fresh `malloc` block (never freed by us).
-    fn malloc_copy(src: *const u8, len: usize) -> *mut c_void {
-        // SAFETY: malloc has no preconditions; a zero size is avoided.
-        let p = unsafe { libc::malloc(len.max(1)) };
-        if !p.is_null() {
-            // SAFETY: `p` holds at least `len` bytes, `src` is readable for
-            // `len` bytes and the two do not overlap.
-            unsafe { core::ptr::copy_nonoverlapping(src, p.cast::<u8>(), len) };
-        }
-        p
-    }
-
     pub(super) fn bootstrap(modinit: ModinitFn, symload: SymloadFn, compload: CompLoadFn) {
         let objs = loaded_objects();
         // Static program: only the main object (and the vDSO).
@@ -522,8 +151,7 @@ mod imp {
             .iter()
             .enumerate()
             .rev()
-            // SAFETY: `dynamic` came from the object's PT_DYNAMIC header.
-            .map(|(i, o)| (i, unsafe { parse_dynamic(o) }))
+            .map(|(i, o)| (i, o.symbols()))
             .collect();
 
         let mut tables = Tables::new();
@@ -544,68 +172,36 @@ mod imp {
             }
         }
 
-        if !tables.syms.is_empty() {
-            let symbytes = tables.syms.len() * size_of::<Sym>();
-            let symtab = malloc_copy(tables.syms.as_ptr().cast(), symbytes);
-            let strtab = malloc_copy(tables.strs.as_ptr(), tables.strs.len());
-            if symtab.is_null() || strtab.is_null() {
-                warn(&[b"rumpuser: dl_bootstrap: out of memory for symbol table\n"]);
-                // SAFETY: both are malloc results or null.
-                unsafe {
-                    libc::free(symtab);
-                    libc::free(strtab);
-                }
-            } else {
-                // SAFETY: the kernel's symload callback takes ownership of
-                // two valid tables of the stated sizes.
-                unsafe {
-                    symload(
-                        symtab,
-                        symbytes as u64,
-                        strtab.cast::<c_char>(),
-                        tables.strs.len() as u64,
-                    )
-                };
-            }
+        if !tables.syms.is_empty() && !give_symbols(symload, &tables.syms, &tables.strs) {
+            warn(&[b"rumpuser: dl_bootstrap: out of memory for symbol table\n"]);
         }
 
-        let psz = size_of::<*const c_void>();
         for view in views.iter().filter_map(|(_, v)| v.as_ref()) {
-            let range = |start: &[u8], stop: &[u8]| -> Option<(usize, usize)> {
-                let (a, b) = (view.lookup(start)?, view.lookup(stop)?);
-                (a <= b && a % psz == 0).then(|| (a, (b - a) / psz))
-            };
-            if let Some((start, count)) =
-                range(b"__start_link_set_modules", b"__stop_link_set_modules")
+            if let Some(set) =
+                view.link_set(b"__start_link_set_modules", b"__stop_link_set_modules")
             {
-                if count > 0 {
-                    // SAFETY: the object's link set is an array of `count`
-                    // `const struct modinfo *` between its start/stop symbols.
-                    unsafe { modinit(start as *const *const c_void, count) };
+                if set.count() > 0 {
+                    give_modules(modinit, &set);
                 }
             }
-            if let Some((start, count)) = range(
+            if let Some(set) = view.link_set(
                 b"__start_link_set_rump_components",
                 b"__stop_link_set_rump_components",
             ) {
-                for k in 0..count {
-                    // SAFETY: as above, `count` `struct rump_component *`
-                    // pointers lie between the start/stop symbols.
-                    let rc = unsafe { *(start as *const *const c_void).add(k) };
-                    // SAFETY: handing a component of a loaded object to the
-                    // kernel's compload callback is its documented use.
-                    unsafe { compload(rc) };
-                }
+                give_components(compload, &set);
             }
         }
     }
 }
 
 #[cfg(all(test, target_os = "linux"))]
+#[allow(unsafe_code)]
 mod tests {
-    use super::imp::Sym;
     use super::*;
+    use crate::sys::dl::{object_report, Sym};
+    use core::ffi::c_void;
     use core::ffi::{c_char, c_int};
+    use core::mem::size_of;
     use std::ffi::{CStr, CString};
     use std::sync::Mutex;
 
@@ -769,7 +365,7 @@ int CAT(rump_foo_, SUFFIX)(void) {
             return;
         };
         let _ = std::fs::remove_dir_all(&dir);
-        let report = imp::object_report();
+        let report = object_report();
         let mut compared = 0;
         for r in &report {
             let name = String::from_utf8_lossy(&r.name);

@@ -92,18 +92,9 @@ pub fn register() -> bool {
     }
     #[cfg(not(loom))]
     {
-        // SAFETY: system calls with no memory arguments.
-        unsafe {
-            let cmds = libc::syscall(libc::SYS_membarrier, libc::MEMBARRIER_CMD_QUERY, 0, 0);
-            cmds > 0
-                && cmds & libc::MEMBARRIER_CMD_PRIVATE_EXPEDITED as libc::c_long != 0
-                && libc::syscall(
-                    libc::SYS_membarrier,
-                    libc::MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED,
-                    0,
-                    0,
-                ) == 0
-        }
+        use rustix::thread::{membarrier, membarrier_query, MembarrierCommand as Cmd};
+        membarrier_query().contains_command(Cmd::PrivateExpedited)
+            && membarrier(Cmd::RegisterPrivateExpedited).is_ok()
     }
 }
 
@@ -113,19 +104,11 @@ pub fn register() -> bool {
 pub fn heavy_barrier() {
     #[cfg(not(loom))]
     {
-        // SAFETY: a system call with no memory arguments.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_membarrier,
-                libc::MEMBARRIER_CMD_PRIVATE_EXPEDITED,
-                0,
-                0,
-            )
-        };
-        if r != 0 {
+        let r = rustix::thread::membarrier(rustix::thread::MembarrierCommand::PrivateExpedited);
+        if let Err(e) = r {
             rumpuser_core::diag::fatal(format_args!(
                 "membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) failed after registration (errno {})",
-                crate::sys::host_errno()
+                e.raw_os_error()
             ));
         }
     }
@@ -133,6 +116,7 @@ pub fn heavy_barrier() {
 }
 
 #[cfg(all(test, loom))]
+#[allow(unsafe_code)]
 mod loom_tests {
     //! The owner enters and leaves a stretch that touches unsynchronised
     //! state (loom reports any access concurrent with another), a taker

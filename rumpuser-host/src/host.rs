@@ -4,7 +4,8 @@
 //! up, block I/O that has to wait, the syscall proxy, and the monotonic
 //! clock, which green's deterministic mode makes virtual).
 
-use crate::{clock, console, daemonize, dl, file, mem, param, random, signal, sys};
+use crate::sys::{self, mem};
+use crate::{clock, console, daemonize, dl, file, param, random, signal};
 use core::ffi::{c_int, c_void, CStr};
 use core::ptr::NonNull;
 use rumpuser_core::abi::{CompLoadFn, IoVec, ModinitFn, SymloadFn};
@@ -115,12 +116,12 @@ impl<F: Flavour> Host for PosixHost<F> {
 
     unsafe fn iovread(&self, fd: c_int, iov: &[IoVec], off: Option<u64>) -> HyperResult<usize> {
         // SAFETY: forwarded contract of `Host::iovread`.
-        unsafe { file::iovread(fd, iov, off) }
+        unsafe { sys::fs::iovread(fd, iov, off) }
     }
 
     unsafe fn iovwrite(&self, fd: c_int, iov: &[IoVec], off: Option<u64>) -> HyperResult<usize> {
         // SAFETY: forwarded contract of `Host::iovwrite`.
-        unsafe { file::iovwrite(fd, iov, off) }
+        unsafe { sys::fs::iovwrite(fd, iov, off) }
     }
 
     fn syncfd(&self, fd: c_int, flags: SyncFlags, start: u64, len: u64) -> HyperResult<()> {

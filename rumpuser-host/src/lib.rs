@@ -8,7 +8,15 @@
 //!
 //! It is a crate of its own so that each flavour's static library exports
 //! only its own `rumpuser_*` symbols.
+//!
+//! Host calls that need `unsafe` are [`sys`]'s; the crate denies unsafe
+//! code elsewhere, except in [`host`] (the unsafe methods of `Host`),
+//! [`alloc`] (the global allocator) and `mapped` (copies out of a file
+//! mapping).
 
+#![deny(unsafe_code)]
+
+#[allow(unsafe_code)]
 pub mod alloc;
 pub mod blockio;
 pub mod clock;
@@ -17,8 +25,10 @@ pub mod daemonize;
 pub mod dl;
 pub mod file;
 pub mod handshake;
+#[allow(unsafe_code)]
 pub mod host;
 #[cfg(not(loom))]
+#[allow(unsafe_code)]
 pub mod mapped;
 /// Under `--cfg loom` only the lease is built, for its model checks (loom's
 /// atomics cannot sit in the mapping table's `static`); nothing is mapped.
@@ -31,20 +41,17 @@ pub mod mapped {
     /// Nothing to unmap under loom.
     pub fn release(_fd: core::ffi::c_int) {}
     /// Never serves a read under loom.
-    ///
-    /// # Safety
-    /// None needed; the signature matches the real one.
-    pub unsafe fn try_read(_fd: core::ffi::c_int, _data: *mut u8, _len: usize, _off: u64) -> bool {
+    pub fn try_read(_fd: core::ffi::c_int, _data: &mut [u8], _off: u64) -> bool {
         false
     }
 }
-pub mod mem;
 pub mod pages;
 pub mod param;
 pub mod random;
 pub mod signal;
 pub mod sock;
 pub mod sp;
+#[allow(unsafe_code)]
 pub mod sys;
 #[doc(hidden)]
 pub mod testing;

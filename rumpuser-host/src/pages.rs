@@ -95,18 +95,7 @@ fn take(into: &mut Vec<usize>, n: usize) {
 /// then replaces it with a TLB shootdown to every CPU running the process:
 /// with 64 writing lwps that was 10 % of the time, in IPIs.
 fn map_chunk() -> Option<usize> {
-    // SAFETY: a fresh private anonymous mapping; nothing else refers to it.
-    let p = unsafe {
-        libc::mmap(
-            core::ptr::null_mut(),
-            CHUNK,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
-            -1,
-            0,
-        )
-    };
-    (p != libc::MAP_FAILED).then_some(p as usize)
+    crate::sys::mem::map_populated(CHUNK).map(|p| p.as_ptr() as usize)
 }
 
 /// One 4 KiB page aligned to 4 KiB, or `None` when the host has no memory.
@@ -128,12 +117,12 @@ pub fn alloc() -> Option<NonNull<u8>> {
     NonNull::new(page as *mut u8)
 }
 
-/// Gives back a page from [`alloc`].
-///
-/// # Safety
-/// `page` is a whole 4 KiB page, 4 KiB-aligned, that its caller owns and
-/// does not use again: the pool hands it out as such.
-pub unsafe fn free(page: NonNull<u8>) {
+/// Gives back a page from [`alloc`], which its caller owned and does not
+/// use again: the pool hands it out as such. (The pool never touches a
+/// page's memory, so a page given back twice or while in use breaks no
+/// promise of the pool's own, only that of exclusive pages to the users of
+/// the memory: `rumpuser_free`'s caller promises it, see `Host::free`.)
+pub fn free(page: NonNull<u8>) {
     let page = page.as_ptr() as usize;
     let kept = LOCAL.try_with(|l| {
         let mut l = l.borrow_mut();
@@ -149,6 +138,7 @@ pub unsafe fn free(page: NonNull<u8>) {
 }
 
 #[cfg(test)]
+#[allow(unsafe_code)]
 mod tests {
     use super::*;
     use std::collections::HashSet;
@@ -168,20 +158,17 @@ mod tests {
             unsafe { p.as_ptr().write_bytes(0xa5, PAGE) };
         }
         for p in pages {
-            // SAFETY: ours, from alloc, not used again.
-            unsafe { free(p) };
+            free(p);
         }
         // Freed pages come back before new ones are carved.
         let again = alloc().unwrap();
         assert!(addrs.contains(&(again.as_ptr() as usize)));
-        // SAFETY: as above.
-        unsafe { free(again) };
+        free(again);
         // Pages freed on a thread that then exits go to the shared list.
         let t: Vec<usize> = std::thread::spawn(|| {
             let v: Vec<_> = (0..LOCAL_MAX / 2).map(|_| alloc().unwrap()).collect();
             let a = v.iter().map(|p| p.as_ptr() as usize).collect();
-            // SAFETY: as above.
-            v.into_iter().for_each(|p| unsafe { free(p) });
+            v.into_iter().for_each(free);
             a
         })
         .join()
@@ -211,16 +198,14 @@ mod tests {
                             // SAFETY: reading our own page.
                             let b = unsafe { p.as_ptr().add(PAGE - 1).read() };
                             assert_eq!(b, t as u8, "another thread wrote into our page");
-                            // SAFETY: ours, from alloc, not used again.
-                            unsafe { free(p) };
+                            free(p);
                         }
                     }
                     for p in &held {
                         // SAFETY: reading our own pages.
                         assert_eq!(unsafe { p.as_ptr().read() }, t as u8);
                     }
-                    // SAFETY: as above.
-                    held.into_iter().for_each(|p| unsafe { free(p) });
+                    held.into_iter().for_each(free);
                 })
             })
             .collect();

@@ -23,13 +23,7 @@ pub fn parse_ncpu(v: &str, host_cpus: u32) -> Option<u32> {
 }
 
 fn host_cpus() -> u32 {
-    // SAFETY: sysconf has no memory-safety preconditions.
-    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
-    if n < 1 {
-        1
-    } else {
-        n as u32
-    }
+    crate::sys::proc::online_cpus()
 }
 
 /// Whether the environment switch `name` is set to a value starting with
@@ -55,17 +49,11 @@ pub fn ncpu() -> u32 {
 /// `rump-<pid 5 digits>.<host name>`, or `rump-<pid>` without a host name.
 pub fn hostname(out: &mut ParamWriter<'_>) -> HyperResult<()> {
     let pid = std::process::id();
-    let mut buf = [0u8; 256];
-    // SAFETY: writing at most `buf.len()` bytes into `buf`.
-    let r = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    let host = if r == 0 {
-        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-        core::str::from_utf8(&buf[..end])
-            .ok()
-            .filter(|s| !s.is_empty())
-    } else {
-        None
-    };
+    // gethostname(2) is the `uname` node name.
+    let uts = rustix::system::uname();
+    let host = core::str::from_utf8(uts.nodename().to_bytes())
+        .ok()
+        .filter(|s| !s.is_empty());
     let _ = match host {
         Some(h) => write!(out, "rump-{pid:05}.{h}"),
         None => write!(out, "rump-{pid:05}"),

@@ -15,6 +15,7 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 use rumpuser_core::types::RandomFlags;
 use rumpuser_core::{Errno, HyperResult};
+use rustix::rand::GetRandomFlags;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Once;
@@ -45,8 +46,7 @@ std::thread_local! {
 /// init fail with the errno if the entropy source is unusable.
 pub fn init() -> HyperResult<()> {
     ATFORK.call_once(|| {
-        // SAFETY: registers a plain function that only touches an atomic.
-        unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
+        crate::sys::proc::after_fork_in_child(after_fork_in_child);
     });
     let mut b = [0u8; 1];
     kernel_bytes(&mut b, false).map(|_| ())
@@ -85,24 +85,14 @@ pub fn fill(buf: &mut [u8], flags: RandomFlags) -> HyperResult<usize> {
 
 /// Bytes from the kernel's `getrandom(2)`.
 fn kernel_bytes(buf: &mut [u8], nowait: bool) -> HyperResult<usize> {
-    let gflags = if nowait { libc::GRND_NONBLOCK } else { 0 };
-    loop {
-        // SAFETY: writing at most `buf.len()` bytes into `buf`.
-        let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), gflags) };
-        if n > 0 {
-            return Ok(n as usize);
-        }
-        if n == 0 {
-            return if buf.is_empty() {
-                Ok(0)
-            } else {
-                Err(Errno::EAGAIN)
-            };
-        }
-        match crate::sys::host_errno() {
-            libc::EINTR => continue,
-            e => return Err(Errno::from_linux(e)),
-        }
+    let gflags = if nowait {
+        GetRandomFlags::NONBLOCK
+    } else {
+        GetRandomFlags::empty()
+    };
+    match crate::sys::retry(|| rustix::rand::getrandom(&mut *buf, gflags))? {
+        0 if !buf.is_empty() => Err(Errno::EAGAIN),
+        n => Ok(n),
     }
 }
 

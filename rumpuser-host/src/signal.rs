@@ -10,10 +10,7 @@ use rumpuser_core::HyperResult;
 /// signal. Signals Linux lacks (SIGEMT, SIGINFO) are dropped, as in the reference.
 pub fn kill(_pid: i64, sig: c_int) -> HyperResult<()> {
     if let Some(host) = netbsd_to_linux(sig).filter(|&s| s > 0) {
-        // SAFETY: raising a valid signal number in the calling process.
-        if unsafe { libc::raise(host) } != 0 {
-            return Err(crate::sys::last_error());
-        }
+        crate::sys::proc::raise(host)?;
     }
     Ok(())
 }
@@ -27,20 +24,15 @@ pub fn kill(_pid: i64, sig: c_int) -> HyperResult<()> {
 pub fn exit(how: ExitKind) -> ! {
     match how {
         ExitKind::Panic => {
-            // SAFETY: fflush(NULL) flushes all output streams; called once,
-            // on the way to abort.
-            unsafe { libc::fflush(core::ptr::null_mut()) };
+            crate::sys::proc::flush_stdio();
             abort_now()
         }
-        ExitKind::Status(v) => {
-            // SAFETY: ends the process; atexit handlers and stdio flushing run.
-            unsafe { libc::exit(v) }
-        }
+        // exit(3): atexit handlers and stdio flushing run.
+        ExitKind::Status(v) => std::process::exit(v),
     }
 }
 
 /// Aborts the process (used for impossible states, after a message).
 pub fn abort_now() -> ! {
-    // SAFETY: `abort` is always safe to call and never returns.
-    unsafe { libc::abort() }
+    std::process::abort()
 }

@@ -13,11 +13,15 @@
 use core::ffi::c_int;
 use rumpuser_core::sp::url::{SpUrl, SUN_PATH_MAX};
 use rumpuser_core::Errno;
+use rustix::fs::Mode;
+use rustix::net::{
+    AddressFamily, RecvFlags, SendFlags, Shutdown, SocketAddrUnix, SocketFlags, SocketType,
+};
 use std::ffi::CString;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
-use crate::sys::{last_error, retry_int};
+use crate::sys::{errno, with_fd};
 
 /// A listening socket.
 pub struct Listener {
@@ -29,20 +33,14 @@ pub struct Listener {
     pub tcp_addr: Option<SocketAddr>,
 }
 
-fn socket(domain: c_int) -> Result<OwnedFd, Errno> {
-    // SAFETY: plain socket(2) call; the result is checked.
-    let fd = unsafe {
-        libc::socket(
-            domain,
-            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            0,
-        )
-    };
-    if fd < 0 {
-        return Err(last_error());
-    }
-    // SAFETY: `fd` is a fresh descriptor that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+fn socket(domain: AddressFamily) -> Result<OwnedFd, Errno> {
+    rustix::net::socket_with(
+        domain,
+        SocketType::STREAM,
+        SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
+        None,
+    )
+    .map_err(errno)
 }
 
 /// Makes a relative unix socket path absolute against the working directory.
@@ -64,72 +62,14 @@ pub fn absolute_unix_path(path: &str) -> Result<String, Errno> {
     Ok(p)
 }
 
-fn sockaddr_un(path: &str) -> Result<libc::sockaddr_un, Errno> {
-    // SAFETY: all-zero is a valid sockaddr_un.
-    let mut sun: libc::sockaddr_un = unsafe { core::mem::zeroed() };
-    sun.sun_family = libc::AF_UNIX as libc::sa_family_t;
+fn sockaddr_un(path: &str) -> Result<SocketAddrUnix, Errno> {
+    // `sun_path` holds the path and its NUL.
+    const SUN_PATH_LEN: usize = 108;
     let b = path.as_bytes();
-    if b.len() >= sun.sun_path.len() || b.contains(&0) {
+    if b.len() >= SUN_PATH_LEN || b.contains(&0) {
         return Err(Errno::ENAMETOOLONG);
     }
-    for (d, s) in sun.sun_path.iter_mut().zip(b) {
-        *d = *s as libc::c_char;
-    }
-    Ok(sun)
-}
-
-/// A `sockaddr_storage` and its length for an IP socket address.
-pub fn sockaddr_ip(a: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
-    // SAFETY: all-zero is a valid sockaddr_storage.
-    let mut ss: libc::sockaddr_storage = unsafe { core::mem::zeroed() };
-    let len = match a {
-        SocketAddr::V4(v4) => {
-            let sin = libc::sockaddr_in {
-                sin_family: libc::AF_INET as libc::sa_family_t,
-                sin_port: v4.port().to_be(),
-                sin_addr: libc::in_addr {
-                    s_addr: u32::from_ne_bytes(v4.ip().octets()),
-                },
-                sin_zero: [0; 8],
-            };
-            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
-            unsafe { core::ptr::write(&mut ss as *mut _ as *mut libc::sockaddr_in, sin) };
-            core::mem::size_of::<libc::sockaddr_in>()
-        }
-        SocketAddr::V6(v6) => {
-            let sin6 = libc::sockaddr_in6 {
-                sin6_family: libc::AF_INET6 as libc::sa_family_t,
-                sin6_port: v6.port().to_be(),
-                sin6_flowinfo: v6.flowinfo(),
-                sin6_addr: libc::in6_addr {
-                    s6_addr: v6.ip().octets(),
-                },
-                sin6_scope_id: v6.scope_id(),
-            };
-            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in6.
-            unsafe { core::ptr::write(&mut ss as *mut _ as *mut libc::sockaddr_in6, sin6) };
-            core::mem::size_of::<libc::sockaddr_in6>()
-        }
-    };
-    (ss, len as libc::socklen_t)
-}
-
-fn sockaddr_to_ip(ss: &libc::sockaddr_storage) -> Option<SocketAddr> {
-    match ss.ss_family as c_int {
-        libc::AF_INET => {
-            // SAFETY: the family says this storage holds a sockaddr_in.
-            let sin = unsafe { &*(ss as *const _ as *const libc::sockaddr_in) };
-            let ip = std::net::Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes());
-            Some(SocketAddr::new(ip.into(), u16::from_be(sin.sin_port)))
-        }
-        libc::AF_INET6 => {
-            // SAFETY: the family says this storage holds a sockaddr_in6.
-            let sin6 = unsafe { &*(ss as *const _ as *const libc::sockaddr_in6) };
-            let ip = std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr);
-            Some(SocketAddr::new(ip.into(), u16::from_be(sin6.sin6_port)))
-        }
-        _ => None,
-    }
+    SocketAddrUnix::new(path).map_err(errno)
 }
 
 /// Creates, binds and listens on `url`. Unix sockets get `unix_mode`; a
@@ -139,35 +79,20 @@ pub fn listen(url: &SpUrl, unix_mode: u32, backlog: c_int) -> Result<Listener, E
         SpUrl::Unix(path) => {
             let path = absolute_unix_path(path)?;
             let sun = sockaddr_un(&path)?;
-            let fd = socket(libc::AF_UNIX)?;
+            let fd = socket(AddressFamily::UNIX)?;
             let cpath = CString::new(path).map_err(|_| Errno::EINVAL)?;
+            let mode = Mode::from_raw_mode(unix_mode as _);
             // Mode of the inode before bind = mode of the created file.
-            // SAFETY: fchmod on our own descriptor.
-            unsafe { libc::fchmod(fd.as_raw_fd(), unix_mode as libc::mode_t) };
-            // SAFETY: `sun` is a valid, initialized sockaddr_un.
-            let r = unsafe {
-                libc::bind(
-                    fd.as_raw_fd(),
-                    &sun as *const _ as *const libc::sockaddr,
-                    core::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t,
-                )
-            };
-            if r != 0 {
-                return Err(last_error());
+            let _ = rustix::fs::fchmod(&fd, mode);
+            rustix::net::bind(&fd, &sun).map_err(errno)?;
+            if let Err(e) = rustix::fs::chmod(cpath.as_c_str(), mode) {
+                // Remove what we created.
+                let _ = rustix::fs::unlink(cpath.as_c_str());
+                return Err(errno(e));
             }
-            // SAFETY: `cpath` is a valid C string naming the file just created.
-            if unsafe { libc::chmod(cpath.as_ptr(), unix_mode as libc::mode_t) } != 0 {
-                let e = last_error();
-                // SAFETY: as above; remove what we created.
-                unsafe { libc::unlink(cpath.as_ptr()) };
-                return Err(e);
-            }
-            // SAFETY: listen(2) on our socket.
-            if unsafe { libc::listen(fd.as_raw_fd(), backlog) } != 0 {
-                let e = last_error();
-                // SAFETY: as above.
-                unsafe { libc::unlink(cpath.as_ptr()) };
-                return Err(e);
+            if let Err(e) = rustix::net::listen(&fd, backlog) {
+                let _ = rustix::fs::unlink(cpath.as_c_str());
+                return Err(errno(e));
             }
             Ok(Listener {
                 fd,
@@ -177,53 +102,17 @@ pub fn listen(url: &SpUrl, unix_mode: u32, backlog: c_int) -> Result<Listener, E
         }
         SpUrl::Tcp(addr) => {
             let domain = if addr.is_ipv4() {
-                libc::AF_INET
+                AddressFamily::INET
             } else {
-                libc::AF_INET6
+                AddressFamily::INET6
             };
             let fd = socket(domain)?;
-            let one: c_int = 1;
-            // SAFETY: setsockopt with a valid int option value.
-            unsafe {
-                libc::setsockopt(
-                    fd.as_raw_fd(),
-                    libc::SOL_SOCKET,
-                    libc::SO_REUSEADDR,
-                    &one as *const c_int as *const libc::c_void,
-                    core::mem::size_of::<c_int>() as libc::socklen_t,
-                )
-            };
-            let (ss, len) = sockaddr_ip(addr);
-            // SAFETY: `ss` holds a valid address of `len` bytes.
-            if unsafe {
-                libc::bind(
-                    fd.as_raw_fd(),
-                    &ss as *const _ as *const libc::sockaddr,
-                    len,
-                )
-            } != 0
-            {
-                return Err(last_error());
-            }
-            // SAFETY: listen(2) on our socket.
-            if unsafe { libc::listen(fd.as_raw_fd(), backlog) } != 0 {
-                return Err(last_error());
-            }
-            // SAFETY: all-zero is a valid sockaddr_storage.
-            let mut got: libc::sockaddr_storage = unsafe { core::mem::zeroed() };
-            let mut gl = core::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-            // SAFETY: getsockname into a storage of the given size.
-            let r = unsafe {
-                libc::getsockname(
-                    fd.as_raw_fd(),
-                    &mut got as *mut _ as *mut libc::sockaddr,
-                    &mut gl,
-                )
-            };
-            let tcp_addr = if r == 0 {
-                sockaddr_to_ip(&got)
-            } else {
-                Some(*addr)
+            let _ = rustix::net::sockopt::set_socket_reuseaddr(&fd, true);
+            rustix::net::bind(&fd, addr).map_err(errno)?;
+            rustix::net::listen(&fd, backlog).map_err(errno)?;
+            let tcp_addr = match rustix::net::getsockname(&fd) {
+                Ok(got) => SocketAddr::try_from(got).ok(),
+                Err(_) => Some(*addr),
             };
             Ok(Listener {
                 fd,
@@ -238,40 +127,24 @@ pub fn listen(url: &SpUrl, unix_mode: u32, backlog: c_int) -> Result<Listener, E
 /// IP sockets). `Ok(None)` when no connection is waiting.
 pub fn accept(listener: RawFd) -> Result<Option<OwnedFd>, Errno> {
     loop {
-        // SAFETY: all-zero is a valid sockaddr_storage.
-        let mut ss: libc::sockaddr_storage = unsafe { core::mem::zeroed() };
-        let mut sl = core::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-        // SAFETY: accept4 into a storage of the given size.
-        let fd = unsafe {
-            libc::accept4(
-                listener,
-                &mut ss as *mut _ as *mut libc::sockaddr,
-                &mut sl,
-                libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            )
-        };
-        if fd >= 0 {
-            // SAFETY: a fresh descriptor that nothing else owns.
-            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-            if matches!(ss.ss_family as c_int, libc::AF_INET | libc::AF_INET6) {
-                let one: c_int = 1;
-                // SAFETY: setsockopt with a valid int option value.
-                unsafe {
-                    libc::setsockopt(
-                        fd.as_raw_fd(),
-                        libc::IPPROTO_TCP,
-                        libc::TCP_NODELAY,
-                        &one as *const c_int as *const libc::c_void,
-                        core::mem::size_of::<c_int>() as libc::socklen_t,
-                    )
-                };
+        let r = with_fd(listener, |l| {
+            rustix::net::acceptfrom_with(l, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC)
+        });
+        match r {
+            Ok((fd, from)) => {
+                let family = from.map(|a| a.address_family());
+                if matches!(family, Some(AddressFamily::INET | AddressFamily::INET6)) {
+                    let _ = rustix::net::sockopt::set_tcp_nodelay(&fd, true);
+                }
+                return Ok(Some(fd));
             }
-            return Ok(Some(fd));
-        }
-        match crate::sys::host_errno() {
-            libc::EINTR => continue,
-            libc::EAGAIN | libc::ECONNABORTED | libc::EPROTO => return Ok(None),
-            _ => return Err(last_error()),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(
+                rustix::io::Errno::AGAIN
+                | rustix::io::Errno::CONNABORTED
+                | rustix::io::Errno::PROTO,
+            ) => return Ok(None),
+            Err(e) => return Err(errno(e)),
         }
     }
 }
@@ -280,23 +153,13 @@ pub fn accept(listener: RawFd) -> Result<Option<OwnedFd>, Errno> {
 /// buffer is full. `EPIPE` is reported as `ENOTCONN`, like sp_common.c.
 pub fn send_nb(fd: RawFd, buf: &[u8]) -> Result<usize, Errno> {
     loop {
-        // SAFETY: sending from a valid buffer of `buf.len()` bytes.
-        let n = unsafe {
-            libc::send(
-                fd,
-                buf.as_ptr().cast(),
-                buf.len(),
-                libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
-            )
-        };
-        if n >= 0 {
-            return Ok(n as usize);
-        }
-        match crate::sys::host_errno() {
-            libc::EINTR => continue,
-            libc::EAGAIN => return Ok(0),
-            libc::EPIPE => return Err(Errno::ENOTCONN),
-            _ => return Err(last_error()),
+        let flags = SendFlags::NOSIGNAL | SendFlags::DONTWAIT;
+        match with_fd(fd, |fd| rustix::net::send(fd, buf, flags)) {
+            Ok(n) => return Ok(n),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(rustix::io::Errno::AGAIN) => return Ok(0),
+            Err(rustix::io::Errno::PIPE) => return Err(Errno::ENOTCONN),
+            Err(e) => return Err(errno(e)),
         }
     }
 }
@@ -305,38 +168,30 @@ pub fn send_nb(fd: RawFd, buf: &[u8]) -> Result<usize, Errno> {
 /// means nothing to read now.
 pub fn recv_nb(fd: RawFd, buf: &mut [u8]) -> Result<Option<usize>, Errno> {
     loop {
-        // SAFETY: receiving into a valid buffer of `buf.len()` bytes.
-        let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
-        if n >= 0 {
-            return Ok(Some(n as usize));
-        }
-        match crate::sys::host_errno() {
-            libc::EINTR => continue,
-            libc::EAGAIN => return Ok(None),
-            _ => return Err(last_error()),
+        match with_fd(fd, |fd| {
+            rustix::net::recv(fd, &mut *buf, RecvFlags::DONTWAIT)
+        }) {
+            Ok((n, _)) => return Ok(Some(n)),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(rustix::io::Errno::AGAIN) => return Ok(None),
+            Err(e) => return Err(errno(e)),
         }
     }
 }
 
 /// `shutdown(fd, SHUT_RDWR)`: the peer sees end of stream; errors ignored.
 pub fn shutdown(fd: RawFd) {
-    // SAFETY: shutdown(2) on a descriptor the caller owns.
-    unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+    let _ = with_fd(fd, |fd| rustix::net::shutdown(fd, Shutdown::Both));
 }
 
 /// Removes a socket file; errors ignored.
 pub fn unlink(path: &std::ffi::CStr) {
-    // SAFETY: `path` is a valid C string.
-    unsafe { libc::unlink(path.as_ptr()) };
+    let _ = rustix::fs::unlink(path);
 }
 
 /// `poll(2)`, retrying `EINTR`; returns the number of ready descriptors.
 pub fn poll(fds: &mut [libc::pollfd], timeout_ms: c_int) -> Result<usize, Errno> {
-    retry_int(|| {
-        // SAFETY: `fds` is a valid array of `fds.len()` pollfd structures.
-        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) }
-    })
-    .map(|n| n as usize)
+    crate::sys::retry_int(|| crate::sys::net::poll(fds, timeout_ms)).map(|n| n as usize)
 }
 
 /// Waits until `fd` is writable or `timeout_ms` passes; true if writable.
@@ -357,13 +212,9 @@ pub struct Waker {
 impl Waker {
     /// Creates the eventfd.
     pub fn new() -> Result<Waker, Errno> {
-        // SAFETY: plain eventfd(2) call; the result is checked.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-        if fd < 0 {
-            return Err(last_error());
-        }
-        // SAFETY: a fresh descriptor that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        use rustix::event::EventfdFlags;
+        let fd = rustix::event::eventfd(0, EventfdFlags::NONBLOCK | EventfdFlags::CLOEXEC)
+            .map_err(errno)?;
         Ok(Waker { fd })
     }
 
@@ -374,15 +225,12 @@ impl Waker {
 
     /// Makes the descriptor readable.
     pub fn wake(&self) {
-        let one: u64 = 1;
-        // SAFETY: writing 8 bytes from a valid u64 to our eventfd.
-        unsafe { libc::write(self.fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+        let _ = rustix::io::write(&self.fd, &1u64.to_ne_bytes());
     }
 
     /// Consumes pending wakeups.
     pub fn drain(&self) {
-        let mut v: u64 = 0;
-        // SAFETY: reading 8 bytes into a valid u64 from our eventfd.
-        unsafe { libc::read(self.fd.as_raw_fd(), (&mut v as *mut u64).cast(), 8) };
+        let mut v = [0u8; 8];
+        let _ = rustix::io::read(&self.fd, &mut v);
     }
 }

@@ -59,8 +59,7 @@ fn open(p: &Path, access: AccessMode, bio: bool) -> i32 {
 
 fn read(fd: i32, off: usize, len: usize) -> Option<Vec<u8>> {
     let mut buf = vec![0u8; len];
-    // SAFETY: `buf` is ours and `len` long.
-    unsafe { mapped::try_read(fd, buf.as_mut_ptr(), len, off as u64) }.then_some(buf)
+    mapped::try_read(fd, &mut buf, off as u64).then_some(buf)
 }
 
 fn expect(seed: u8, off: usize, len: usize) -> Vec<u8> {
@@ -172,9 +171,9 @@ fn a_truncated_file_falls_back_instead_of_crashing() {
     );
     // The system call the caller falls back to tells the truth.
     let mut buf = vec![0u8; 4096];
-    let r = blockio::transfer(fd, BioOp::Read, buf.as_mut_ptr(), 4096, 32768);
+    let r = blockio::transfer(fd, BioOp::Read, &mut buf, 32768);
     assert_eq!(r, Ok(0));
-    let r = blockio::transfer(fd, BioOp::Read, buf.as_mut_ptr(), 4096, 0);
+    let r = blockio::transfer(fd, BioOp::Read, &mut buf, 0);
     assert_eq!(r, Ok(4096));
     assert_eq!(buf, expect(3, 0, 4096));
     file::close(fd).unwrap();

@@ -9,10 +9,14 @@
 //! shares, with this flavour's [`PosixFlavour`]. This file joins them
 //! into the exported [`POSIX`] platform.
 
+#![deny(unsafe_code)]
+
 pub mod bio;
+#[allow(unsafe_code)]
 pub mod curlwp;
 pub mod sp;
 pub mod sync;
+#[allow(unsafe_code)]
 pub mod thread;
 
 use rumpuser_core::abi::{Lwp, ThreadFn};

@@ -25,7 +25,11 @@
 //!   system calls, a protocol client that can misbehave on purpose, and
 //!   the scenario both flavours' servers pass.
 
+#![deny(unsafe_code)]
+
+#[allow(unsafe_code)]
 pub mod dl;
+#[allow(unsafe_code)]
 pub mod kernels;
 pub mod misuse;
 pub mod sp;

@@ -22,6 +22,7 @@
 
 pub mod conn;
 pub mod frame;
+#[allow(unsafe_code)]
 pub mod kern;
 pub mod url;
 pub mod wire;

@@ -12,6 +12,7 @@
 //! (no shared object exports them); their names start with `__rumpuser`,
 //! outside the `rumpuser_` prefix the distribution keeps global.
 
+use crate::hosts::HostCell;
 use core::arch::{asm, global_asm};
 
 #[cfg(target_arch = "x86_64")]
@@ -118,16 +119,19 @@ macro_rules! tls_set {
     }};
 }
 
-/// The calling host thread's host cell (0: none yet).
+/// The calling host thread's host cell (`None`: none yet).
 #[inline(always)]
-pub(crate) fn host() -> usize {
-    tls_get!("__rumpuser_green_host")
+pub(crate) fn host() -> Option<&'static HostCell> {
+    let h = tls_get!("__rumpuser_green_host") as *const HostCell;
+    // SAFETY: only `set_host` stores the word, from a `&'static HostCell`
+    // (0 until then).
+    unsafe { h.as_ref() }
 }
 
 /// Records the calling host thread's host cell.
 #[inline(always)]
-pub(crate) fn set_host(h: usize) {
-    tls_set!("__rumpuser_green_host", h)
+pub(crate) fn set_host(h: &'static HostCell) {
+    tls_set!("__rumpuser_green_host", h as *const HostCell as usize)
 }
 
 /// `curlwp` of the green thread running on the calling host thread.

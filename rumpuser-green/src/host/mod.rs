@@ -6,7 +6,7 @@
 //!   deadline), so a run's schedule depends on nothing but the seed.
 //! * Idle: `ppoll` on one eventfd until the next deadline: no busy waiting
 //!   and no periodic tick. Host threads (block I/O workers) post a token and
-//!   write the eventfd; [`Host::poll_events`] hands the tokens to the
+//!   write the eventfd; [`Platform::poll_events`] hands the tokens to the
 //!   scheduler, which wakes those green threads.
 //! * Descriptors: a green thread that would block on a socket registers
 //!   the descriptor with [`wait_fd`] and parks; the idle `ppoll` then also
@@ -15,16 +15,22 @@
 //!   [`WATCH_POLL_NS`]), so a green thread waiting for a client wakes soon
 //!   even while others keep running. With nothing registered
 //!   `poll_events` costs one atomic load, as before.
-//! * Stacks: `mmap`ed with a `PROT_NONE` guard page below.
+//! * Stacks: `mmap`ed with a `PROT_NONE` guard page below ([`platform`]).
 //!
 //! [`sched_core::Platform`]: crate::sched_core::Platform
+//! [`Platform::poll_events`]: crate::sched_core::Platform::poll_events
 
 pub mod bio;
+#[allow(unsafe_code)]
 pub mod excursion;
+#[allow(unsafe_code)]
+pub mod platform;
+#[allow(unsafe_code)]
 pub mod token;
 
-use crate::sched_core::{self, Platform, Stack};
-use std::os::fd::RawFd;
+use crate::sched_core;
+use rumpuser_host::sys::with_fd;
+use std::os::fd::{IntoRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
@@ -79,7 +85,7 @@ pub static HOST: Host = Host {
     pfds: Mutex::new(Vec::new()),
 };
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -96,16 +102,11 @@ pub fn wait_fd(fd: RawFd, events: i16, deadline: Option<u64>) -> i16 {
 }
 
 /// `timespec` for `rel` nanoseconds.
-fn timespec(rel: u64) -> libc::timespec {
+pub(crate) fn timespec(rel: u64) -> libc::timespec {
     libc::timespec {
         tv_sec: (rel / 1_000_000_000).min(i64::MAX as u64) as libc::time_t,
         tv_nsec: (rel % 1_000_000_000) as libc::c_long,
     }
-}
-
-fn page_size() -> usize {
-    // SAFETY: sysconf has no memory-safety preconditions.
-    unsafe { libc::sysconf(libc::_SC_PAGESIZE) as usize }
 }
 
 impl Host {
@@ -113,12 +114,11 @@ impl Host {
     /// advances when idle.
     pub fn start(&self, virtual_clock: bool) -> Result<(), i32> {
         if self.efd.load(Ordering::Acquire) < 0 {
-            // SAFETY: plain eventfd creation.
-            let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-            if fd < 0 {
-                return Err(rumpuser_host::sys::host_errno());
-            }
-            self.efd.store(fd, Ordering::Release);
+            use rustix::event::EventfdFlags;
+            let fd = rustix::event::eventfd(0, EventfdFlags::NONBLOCK | EventfdFlags::CLOEXEC)
+                .map_err(|e| e.raw_os_error())?;
+            // Lives as long as the process, by number.
+            self.efd.store(fd.into_raw_fd(), Ordering::Release);
         }
         self.virtual_clock.store(virtual_clock, Ordering::Relaxed);
         self.virtual_now.store(1_000_000_000, Ordering::Relaxed);
@@ -143,15 +143,10 @@ impl Host {
     /// `poll_events` (and `idle`) look at what was queued for it.
     pub fn kick(&self) {
         self.pending.store(true, Ordering::Release);
-        let one: u64 = 1;
-        // SAFETY: writing 8 bytes from a local to our eventfd.
-        unsafe {
-            libc::write(
-                self.efd.load(Ordering::Acquire),
-                (&one as *const u64).cast(),
-                8,
-            )
-        };
+        let one = 1u64.to_ne_bytes();
+        let _ = with_fd(self.efd.load(Ordering::Acquire), |fd| {
+            rustix::io::write(fd, &one)
+        });
     }
 
     /// Monotonic nanoseconds (real or virtual).
@@ -207,7 +202,7 @@ impl Host {
     /// Polls the armed watches (plus the eventfd first if `efd`) for up to
     /// `timeout` (None: forever); fired watches hand their token to `fired`.
     /// Returns the number of watches that fired.
-    fn poll_watches(
+    pub(crate) fn poll_watches(
         &self,
         efd: bool,
         timeout: Option<&libc::timespec>,
@@ -231,17 +226,8 @@ impl Host {
                 revents: 0,
             });
         }
-        let tsp = timeout.map_or(core::ptr::null(), |t| t as *const libc::timespec);
-        // SAFETY: `pfds` is a valid array of `len` pollfds; the timespec is
-        // NULL or borrowed for the call. EINTR just means "nothing fired".
-        let r = unsafe {
-            libc::ppoll(
-                pfds.as_mut_ptr(),
-                pfds.len() as libc::nfds_t,
-                tsp,
-                core::ptr::null(),
-            )
-        };
+        // EINTR just means "nothing fired".
+        let r = rumpuser_host::sys::net::ppoll(&mut pfds, timeout);
         self.last_poll
             .store(rumpuser_host::clock::monotonic(), Ordering::Relaxed);
         if r <= 0 {
@@ -261,153 +247,12 @@ impl Host {
     }
 
     /// `poll_watches` from `idle`: the tokens wait for `poll_events`.
-    fn poll_watches_idle(&self, timeout: Option<&libc::timespec>) -> usize {
+    pub(crate) fn poll_watches_idle(&self, timeout: Option<&libc::timespec>) -> usize {
         let mut ready = lock(&self.ready);
         let n = self.poll_watches(true, timeout, &mut |t| ready.push(t));
         if n > 0 {
             self.ready_pending.store(true, Ordering::Release);
         }
         n
-    }
-}
-
-impl Platform for Host {
-    fn now_ns(&self) -> u64 {
-        self.now()
-    }
-
-    fn idle(&self, deadline: Option<u64>) {
-        let watching = self.armed.load(Ordering::Relaxed) != 0;
-        if self.is_virtual() {
-            if let Some(d) = deadline {
-                let now = self.virtual_now.load(Ordering::Relaxed);
-                // With descriptors registered, wait for them as long (in
-                // real time) as the virtual gap, so clients see sane timing.
-                if watching && d > now && self.poll_watches_idle(Some(&timespec(d - now))) > 0 {
-                    return;
-                }
-                // Nothing can run before the next deadline: jump to it.
-                self.virtual_now.fetch_max(d, Ordering::Relaxed);
-                return;
-            }
-        }
-        // Before the sleep's timeout is computed, so the poll's time counts.
-        if excursion::poll_for_return(deadline, &self.pending) {
-            return;
-        }
-        let ts;
-        let timeout = match deadline {
-            None => None,
-            Some(d) => {
-                let now = rumpuser_host::clock::monotonic();
-                if d <= now {
-                    return;
-                }
-                ts = timespec(d - now);
-                Some(&ts)
-            }
-        };
-        if watching {
-            self.poll_watches_idle(timeout);
-            return;
-        }
-        let mut pfd = libc::pollfd {
-            fd: self.efd.load(Ordering::Acquire),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        let tsp = timeout.map_or(core::ptr::null(), |t| t as *const libc::timespec);
-        // SAFETY: one valid pollfd; timespec is NULL or a live local. EINTR
-        // and early returns are fine: the core re-checks.
-        unsafe { libc::ppoll(&mut pfd, 1, tsp, core::ptr::null()) };
-    }
-
-    fn poll_events(&self, wake: &mut dyn FnMut(u64)) {
-        if self.ready_pending.swap(false, Ordering::AcqRel) {
-            let ready = std::mem::take(&mut *lock(&self.ready));
-            for t in ready {
-                wake(t);
-            }
-        }
-        if self.armed.load(Ordering::Relaxed) != 0
-            && rumpuser_host::clock::monotonic()
-                .saturating_sub(self.last_poll.load(Ordering::Relaxed))
-                >= WATCH_POLL_NS
-        {
-            self.poll_watches(false, Some(&timespec(0)), wake);
-        }
-        if !self.pending.swap(false, Ordering::AcqRel) {
-            return;
-        }
-        let mut buf = 0u64;
-        // SAFETY: draining our non-blocking eventfd into a local.
-        unsafe {
-            libc::read(
-                self.efd.load(Ordering::Acquire),
-                (&mut buf as *mut u64).cast(),
-                8,
-            )
-        };
-        let tokens = std::mem::take(&mut *self.tokens.lock().unwrap_or_else(|e| e.into_inner()));
-        for t in tokens {
-            wake(t);
-        }
-    }
-
-    fn excursions(&self) -> bool {
-        excursion::available()
-    }
-
-    fn excursion_start(&self, ex: sched_core::ExcursionPtr) -> bool {
-        excursion::start(ex)
-    }
-
-    fn poll_excursions(&self, back: &mut dyn FnMut(sched_core::ExcursionPtr)) {
-        excursion::take_returned(back)
-    }
-
-    fn poll_hosts(&self, ev: &mut dyn FnMut(sched_core::hosts::HostEvent)) {
-        token::poll(ev)
-    }
-
-    fn alloc_stack(&self, size: usize) -> Option<Stack> {
-        let page = page_size();
-        let size = size.div_ceil(page) * page;
-        let total = size + page;
-        // SAFETY: a fresh anonymous mapping; checked below.
-        let p = unsafe {
-            libc::mmap(
-                core::ptr::null_mut(),
-                total,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_STACK,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return None;
-        }
-        // SAFETY: the lowest page of our own mapping becomes the guard.
-        unsafe { libc::mprotect(p, page, libc::PROT_NONE) };
-        Some(Stack {
-            // SAFETY: `page` < `total`, inside the mapping.
-            base: unsafe { (p as *mut u8).add(page) },
-            size,
-            cookie: p as usize,
-        })
-    }
-
-    unsafe fn free_stack(&self, stack: Stack) {
-        // SAFETY: the mapping made by `alloc_stack` (cookie = start), unused now.
-        unsafe { libc::munmap(stack.cookie as *mut libc::c_void, stack.size + page_size()) };
-    }
-
-    fn console(&self, s: &str) {
-        rumpuser_host::console::write_stderr(s.as_bytes());
-    }
-
-    fn halt(&self) -> ! {
-        rumpuser_host::signal::abort_now()
     }
 }

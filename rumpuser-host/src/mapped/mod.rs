@@ -157,16 +157,13 @@ pub fn served(fd: c_int) -> u64 {
     slot(fd).map_or(0, |s| s.served.load(Ordering::Relaxed))
 }
 
-/// Copies `len` bytes at `off` of `fd` into `data` out of the mapping, on
-/// the calling thread. `true`: all of them were copied. `false`: nothing
-/// is known (no mapping, resting, beyond the mapped size, or the copy
-/// faulted): the caller reads with a system call, whose result stands
-/// (`data` may have been partly written).
-///
-/// # Safety
-/// `data` is valid for writes of `len` bytes and not accessed by anyone
-/// else during the call.
-pub unsafe fn try_read(fd: c_int, data: *mut u8, len: usize, off: u64) -> bool {
+/// Copies `data.len()` bytes at `off` of `fd` into `data` out of the
+/// mapping, on the calling thread. `true`: all of them were copied.
+/// `false`: nothing is known (no mapping, resting, beyond the mapped size,
+/// or the copy faulted): the caller reads with a system call, whose result
+/// stands (`data` may have been partly written).
+pub fn try_read(fd: c_int, data: &mut [u8], off: u64) -> bool {
+    let len = data.len();
     let Some(s) = slot(fd) else { return false };
     if !s.lease.looks_open() {
         return false;
@@ -190,10 +187,10 @@ pub unsafe fn try_read(fd: c_int, data: *mut u8, len: usize, off: u64) -> bool {
     }
     let base = s.base.load(Ordering::Relaxed);
     // SAFETY: `[off, off + len)` lies inside the mapping `base..+size`,
-    // which `_hold` keeps mapped; `data` is valid for `len` bytes and ours
-    // alone (caller); a `SIGBUS` inside the mapping is absorbed by the
-    // guard, which is told its range.
-    let clean = unsafe { guard::copy(data, base.add(off as usize), len, base, size) };
+    // which `_hold` keeps mapped; `data` is a slice of ours, so it is not
+    // in the read-only mapping; a `SIGBUS` inside the mapping is absorbed
+    // by the guard, which is told its range.
+    let clean = unsafe { guard::copy(data.as_mut_ptr(), base.add(off as usize), len, base, size) };
     if !clean {
         s.lease.break_off();
         return false;

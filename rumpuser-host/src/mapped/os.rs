@@ -17,7 +17,7 @@ pub fn mappable_size(fd: c_int) -> Option<usize> {
     };
     let size: u64 = match st.st_mode & libc::S_IFMT {
         libc::S_IFREG => u64::try_from(st.st_size).ok()?,
-        libc::S_IFBLK => crate::file::block_device_size(fd).ok()?,
+        libc::S_IFBLK => crate::sys::fs::block_device_size(fd).ok()?,
         _ => return None,
     };
     // Half the address space at most: a mapping must leave room for the rest.

@@ -14,6 +14,7 @@
 //! the reference (which has one worker and a 128-slot ring).
 
 pub mod pool;
+#[allow(unsafe_code)]
 pub mod uring;
 
 use rumpuser_core::bio::BioRequest;
@@ -65,17 +66,10 @@ fn sync_inline() -> bool {
 pub fn submit(req: BioRequest) {
     if let BioOp::Write { sync: true } = req.op {
         if sync_inline() {
-            let BioRequest {
-                fd,
-                data,
-                len,
-                off,
-                done,
-                ..
-            } = req;
-            done.complete(rumpuser_host::blockio::transfer_sync_write(
-                fd, data, len, off,
-            ));
+            let mut req = req;
+            let (fd, off) = (req.fd, req.off);
+            let r = rumpuser_host::blockio::transfer_sync_write(fd, req.buffer(), off);
+            req.done.complete(r);
             return;
         }
     }

@@ -16,6 +16,11 @@
 //! `__ulock_wait`) can replace it behind the same two functions.
 
 use core::sync::atomic::AtomicU32;
+#[cfg(any(target_os = "linux", target_os = "android"))]
+use rustix::io::Errno;
+#[cfg(any(target_os = "linux", target_os = "android"))]
+use rustix::thread::futex;
+use rustix::time::Timespec;
 
 /// Pass as `n` to [`wake`] to wake every waiter.
 pub const WAKE_ALL: i32 = i32::MAX;
@@ -26,14 +31,7 @@ const NANOS_PER_SEC: u64 = 1_000_000_000;
 ///
 /// This is the clock all `deadline` arguments in [`super`] refer to.
 pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable `timespec`, and CLOCK_MONOTONIC is
-    // supported on every POSIX host we target.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    assert_eq!(rc, 0, "clock_gettime(CLOCK_MONOTONIC) failed");
+    let ts = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
     // The monotonic clock is never negative.
     (ts.tv_sec as u64) * NANOS_PER_SEC + ts.tv_nsec as u64
 }
@@ -41,16 +39,16 @@ pub fn monotonic_ns() -> u64 {
 /// Converts an absolute nanosecond time into a `timespec`, saturating if the
 /// host's `time_t` cannot represent it.
 #[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
-fn ns_to_timespec(ns: u64) -> libc::timespec {
-    match libc::time_t::try_from(ns / NANOS_PER_SEC) {
-        Ok(tv_sec) => libc::timespec {
+fn ns_to_timespec(ns: u64) -> Timespec {
+    match i64::try_from(ns / NANOS_PER_SEC) {
+        Ok(tv_sec) => Timespec {
             tv_sec,
-            // Always < 1e9, fits every `c_long`.
-            tv_nsec: (ns % NANOS_PER_SEC) as libc::c_long,
+            // Always < 1e9.
+            tv_nsec: (ns % NANOS_PER_SEC) as _,
         },
-        Err(_) => libc::timespec {
-            tv_sec: libc::time_t::MAX,
-            tv_nsec: (NANOS_PER_SEC - 1) as libc::c_long,
+        Err(_) => Timespec {
+            tv_sec: i64::MAX,
+            tv_nsec: (NANOS_PER_SEC - 1) as _,
         },
     }
 }
@@ -65,60 +63,42 @@ fn ns_to_timespec(ns: u64) -> libc::timespec {
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub fn wait(futex: &AtomicU32, expected: u32, deadline: Option<u64>) -> bool {
     let ts = deadline.map(ns_to_timespec);
-    let ts_ptr = ts
-        .as_ref()
-        .map_or(core::ptr::null(), |ts| ts as *const libc::timespec);
     loop {
-        // SAFETY: `futex.as_ptr()` points to a live, aligned u32 for the whole
-        // call (we borrow it), `ts_ptr` is null or points to `ts` which
-        // outlives the call, and FUTEX_WAIT_BITSET ignores `uaddr2`.  The
-        // kernel only reads these pointers.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_futex,
-                futex.as_ptr(),
-                libc::FUTEX_WAIT_BITSET | libc::FUTEX_PRIVATE_FLAG,
-                expected,
-                ts_ptr,
-                core::ptr::null::<u32>(),
-                libc::FUTEX_BITSET_MATCH_ANY,
-            )
-        };
-        if rc == 0 {
-            return true;
-        }
-        match std::io::Error::last_os_error().raw_os_error() {
+        // FUTEX_BITSET_MATCH_ANY: every waiter's bit set matches.
+        let r = futex::wait_bitset(
+            futex,
+            futex::Flags::PRIVATE,
+            expected,
+            ts.as_ref(),
+            MATCH_ANY,
+        );
+        match r {
+            Ok(()) => return true,
             // Interrupted by a signal: the kernel re-checks the word, retry.
-            Some(libc::EINTR) => continue,
+            Err(Errno::INTR) => continue,
             // The word no longer held `expected`.
-            Some(libc::EAGAIN) => return true,
-            Some(libc::ETIMEDOUT) => match deadline {
+            Err(Errno::AGAIN) => return true,
+            Err(Errno::TIMEDOUT) => match deadline {
                 Some(deadline) if monotonic_ns() >= deadline => return false,
                 // Never report a timeout the monotonic clock disagrees with.
                 _ => continue,
             },
-            other => panic!("futex(FUTEX_WAIT_BITSET) failed: {other:?}"),
+            Err(other) => panic!("futex(FUTEX_WAIT_BITSET) failed: {other:?}"),
         }
     }
 }
+
+/// `FUTEX_BITSET_MATCH_ANY`.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const MATCH_ANY: core::num::NonZeroU32 = core::num::NonZeroU32::MAX;
 
 /// Wakes at most `n` threads sleeping in [`wait`] on `futex` (use
 /// [`WAKE_ALL`] for all of them) and returns how many were woken.
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub fn wake(futex: &AtomicU32, n: i32) -> usize {
-    // SAFETY: `futex.as_ptr()` is a live, aligned u32; FUTEX_WAKE only uses
-    // the address as a key and ignores the remaining arguments.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            futex.as_ptr(),
-            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
-            n,
-        )
-    };
     // FUTEX_WAKE cannot fail for a valid private futex; treat errors as
     // "woke nobody" (waiters will still re-check their words).
-    usize::try_from(rc).unwrap_or(0)
+    futex::wake(futex, futex::Flags::PRIVATE, n as u32).unwrap_or(0)
 }
 
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
@@ -149,14 +129,13 @@ mod poll {
             Some(deadline) => POLL_NS.min(deadline - now),
             None => POLL_NS,
         };
-        let ts = libc::timespec {
+        let ts = rustix::time::Timespec {
             tv_sec: 0,
-            // nap < 1 s, fits every `c_long`.
-            tv_nsec: nap as libc::c_long,
+            // nap < 1 s.
+            tv_nsec: nap as _,
         };
-        // SAFETY: `ts` is a valid timespec; a null remainder pointer is
-        // allowed.  An early return (EINTR) is just a spurious wakeup.
-        unsafe { libc::nanosleep(&ts, core::ptr::null_mut()) };
+        // An early return (EINTR) is just a spurious wakeup.
+        let _ = rustix::thread::nanosleep(&ts);
         match deadline {
             Some(deadline) => {
                 futex.load(Ordering::Acquire) != expected || monotonic_ns() < deadline

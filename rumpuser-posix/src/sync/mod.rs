@@ -38,7 +38,9 @@ pub use mutex::RawMutex;
 pub use rwlock::RawRwLock;
 
 #[cfg(all(test, not(loom)))]
+#[allow(unsafe_code)]
 mod stress_tests;
 
 #[cfg(all(test, loom))]
+#[allow(unsafe_code)]
 mod loom_tests;

@@ -5,5 +5,6 @@
 //! ([`client`]) and the shared scenario ([`scenario`]).
 
 pub mod client;
+#[allow(unsafe_code)]
 pub mod kernel;
 pub mod scenario;

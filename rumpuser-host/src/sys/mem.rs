@@ -1,7 +1,7 @@
 //! Memory (rumpuser_mem.c): aligned heap allocations from the C allocator
-//! (single 4 KiB pages from [`crate::pages`]) and anonymous mappings whose
+//! (single 4 KiB pages from [`crate::pages`]), anonymous mappings whose
 //! alignment is honoured on every host (the reference only aligns where
-//! `MAP_ALIGNED` exists).
+//! `MAP_ALIGNED` exists), and the page pool's chunks.
 
 use core::ffi::c_void;
 use core::ptr::{self, NonNull};
@@ -45,17 +45,16 @@ pub unsafe fn free(ptr: NonNull<u8>, len: usize) {
     // the C allocator; it joins the pool here, which keeps it: held by one
     // owner at a time either way.)
     if len == crate::pages::PAGE && crate::pages::enabled() {
-        // SAFETY: the caller's contract: a 4 KiB block of ours (from the
-        // pool, or page-aligned by the C allocator), not used again.
-        return unsafe { crate::pages::free(ptr) };
+        // The caller's contract: a 4 KiB block of ours (from the pool, or
+        // page-aligned by the C allocator), not used again.
+        return crate::pages::free(ptr);
     }
     // SAFETY: caller's contract; malloc and posix_memalign memory is freed with free.
     unsafe { libc::free(ptr.as_ptr().cast()) };
 }
 
 fn page_size() -> usize {
-    // SAFETY: sysconf has no memory-safety preconditions.
-    unsafe { libc::sysconf(libc::_SC_PAGESIZE) as usize }
+    rustix::param::page_size()
 }
 
 /// Anonymous zero-filled mapping of `size` bytes aligned to `1 << alignbit`,
@@ -77,7 +76,7 @@ pub fn anonmmap(
         // existing mappings; the result is checked.
         let p = unsafe { libc::mmap(addr, len, prot, flags, -1, 0) };
         if p == libc::MAP_FAILED {
-            Err(crate::sys::last_error())
+            Err(super::last_error())
         } else {
             Ok(p)
         }
@@ -113,4 +112,27 @@ pub fn anonmmap(
 pub unsafe fn unmap(addr: *mut c_void, len: usize) {
     // SAFETY: caller's contract.
     unsafe { libc::munmap(addr, len) };
+}
+
+/// A fresh private anonymous mapping of `len` bytes with its pages already
+/// present and writable (`MAP_POPULATE`), for the page pool
+/// ([`crate::pages`] says why); `None` when the host has no memory.
+pub fn map_populated(len: usize) -> Option<NonNull<u8>> {
+    // SAFETY: a fresh private anonymous mapping (no MAP_FIXED): it aliases
+    // nothing; the result is checked.
+    let p = unsafe {
+        libc::mmap(
+            ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        None
+    } else {
+        NonNull::new(p.cast())
+    }
 }
