@@ -70,6 +70,7 @@ extern crate std;
 extern crate alloc;
 
 pub mod abi;
+pub mod netif;
 pub mod pvclock;
 
 #[cfg(target_os = "none")]
@@ -84,6 +85,8 @@ pub mod gnttab;
 pub mod hyp;
 #[cfg(target_os = "none")]
 pub mod hypercall;
+#[cfg(target_os = "none")]
+pub mod netfront;
 #[cfg(target_os = "none")]
 pub mod platform;
 #[cfg(target_os = "none")]
