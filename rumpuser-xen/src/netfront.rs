@@ -26,7 +26,10 @@
 //!   go back on the ring when the kernel has copied them, with a
 //!   notification only when the back end asked for one (`req_event`).
 //!   Response notifications are off while the thread drains the ring
-//!   (`rsp_event` far ahead) and on while it sleeps.
+//!   (`rsp_event` far ahead) and on while it sleeps (at the response
+//!   after the last one seen: the back end may publish the first slots
+//!   of a packet before the rest, and the thread sleeps until a whole
+//!   packet is there).
 //! * Transmit: `if_virt` frees the frame's mbufs when the send returns,
 //!   so the frame is copied once into free transmit buffers (one copy in
 //!   every case): into one buffer, or, when the back end allows
@@ -470,9 +473,25 @@ impl NetDevice for Netfront {
             word(ring, 3).store(netif::quiet_event(g.rx_cons), Ordering::Release);
             return false;
         }
-        word(ring, 3).store(g.rx_cons.wrapping_add(1), Ordering::Release);
-        fence(Ordering::SeqCst);
-        !g.pending.is_empty() || word(ring, 2).load(Ordering::Acquire) != g.rx_cons
+        if !g.pending.is_empty() {
+            return true;
+        }
+        // Ask for an event at the next response after those seen, then
+        // look again. Only a whole packet counts: the back end may
+        // publish a multi-slot packet's first slots before the others.
+        let mut seen = word(ring, 2).load(Ordering::Acquire);
+        loop {
+            if netif::scan_rx(g.rx_cons, seen, |i| read_rx_rsp(ring, i)).is_some() {
+                return true;
+            }
+            word(ring, 3).store(seen.wrapping_add(1), Ordering::Release);
+            fence(Ordering::SeqCst);
+            let now = word(ring, 2).load(Ordering::Acquire);
+            if now == seen {
+                return false;
+            }
+            seen = now;
+        }
     }
 
     fn transmit(&mut self, segs: &[&[u8]]) -> Result<(), TxError> {
