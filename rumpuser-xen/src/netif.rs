@@ -1,8 +1,8 @@
 //! The netif ring protocol (`io/netif.h`, `io/ring.h`) as pure
 //! functions, tested on the host: the notification rule of the shared
 //! rings, how a frame is laid out over transmit slots, and which
-//! responses make up one received packet. [`crate::netfront`] is the
-//! driver that uses them.
+//! responses make up one received packet. The driver that uses them is
+//! `netfront` (compiled for the guest only).
 
 use crate::abi::{
     NetifRxResponse, NETRXF_EXTRA_INFO, NETRXF_MORE_DATA, NETTXF_MORE_DATA, NET_RX_RING_SIZE,
