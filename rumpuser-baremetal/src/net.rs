@@ -254,6 +254,7 @@ impl NetDevice for VirtioNet {
             data: unsafe { self.rx_bufs.ptr(i as usize).add(HDR) },
             len,
             id: i as u32,
+            more: false,
         })
     }
 

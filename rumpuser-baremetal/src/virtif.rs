@@ -6,8 +6,8 @@
 //!
 //! This module knows nothing about the hardware: a platform registers its
 //! network devices with [`register`] (bare metal: the virtio-net
-//! functions, [`crate::net`]; a Xen netfront can implement the same
-//! trait), and interface `virtN` (the kernel's `ifconfig virtN create`,
+//! functions, [`crate::net`]; Xen: `rumpuser-xen`'s netfront), and
+//! interface `virtN` (the kernel's `ifconfig virtN create`,
 //! or `rump_pub_netconfig_ifcreate("virtN")`) takes device `N`.
 //!
 //! # Receive
@@ -17,7 +17,8 @@
 //! acknowledges it, takes up to [`BATCH`] frames off the device with
 //! receive notifications off, then takes a virtual CPU once and hands
 //! each frame to `rump_virtif_virt_deliverpkt` as an iovec over the
-//! device's own receive buffer (the kernel copies it into an mbuf: the
+//! device's own receive buffers (one, or one per piece of a frame the
+//! device received in several; the kernel copies them into an mbuf: the
 //! only copy), gives the buffers back, and repeats until the device is
 //! empty; then it turns notifications on, looks once more (a frame that
 //! arrived in between is not left waiting), and sleeps. There is no
@@ -64,6 +65,11 @@ pub struct RxFrame {
     pub len: usize,
     /// The device's handle for the buffer.
     pub id: u32,
+    /// The frame goes on in the next `RxFrame`: a device that received
+    /// it in several buffers (Xen's netfront with scatter-gather) hands
+    /// out one piece per buffer, and the pieces reach the kernel together
+    /// as one iovec (no copy to join them).
+    pub more: bool,
 }
 
 // SAFETY: the buffer belongs to the device and is not reused before the
@@ -96,7 +102,10 @@ pub trait NetDevice: Send {
     /// each time it wakes).
     fn ack(&mut self);
     /// The next received frame, if any, in the device's own buffer (the
-    /// kernel copies it into an mbuf while delivering it).
+    /// kernel copies it into an mbuf while delivering it). A frame in
+    /// several buffers comes as several pieces, all but the last with
+    /// [`RxFrame::more`]; once the first is returned, the others are
+    /// returned by the next calls (never `None` in between).
     fn rx_pop(&mut self) -> Option<RxFrame>;
     /// Gives the buffers of `frames` back to the device (emptying it).
     fn rx_recycle(&mut self, frames: &mut Vec<RxFrame>);
@@ -376,7 +385,8 @@ fn rx_thread(v: &'static Viu) {
                 }
             }
             d.rx_notify(false);
-            while batch.len() < BATCH {
+            // A batch ends after a frame's last piece.
+            while batch.len() < BATCH || batch.last().is_some_and(|f| f.more) {
                 match d.rx_pop() {
                     Some(f) => batch.push(f),
                     None => break,
@@ -398,17 +408,25 @@ fn rx_thread(v: &'static Viu) {
             iov_len: f.len,
         }));
         v.stats.rx_batches.fetch_add(1, Ordering::Relaxed);
+        let mut frames = 0u64;
         rumpuser_core::sched::reacquire_cpu(0, core::ptr::null_mut());
-        for one in iov.iter_mut() {
-            // SAFETY: if_virt's delivery with its softc and a one-element
-            // iovec over a receive buffer that stays valid (not recycled)
-            // until after the call; this thread has an lwp and holds a CPU.
-            unsafe { deliver(v.sc, one, 1) };
+        let mut start = 0;
+        for (i, f) in batch.iter().enumerate() {
+            if f.more {
+                continue;
+            }
+            // SAFETY: if_virt's delivery with its softc and the iovec of
+            // one frame's pieces (`iov[start..=i]`), over receive buffers
+            // that stay valid (not recycled) until after the call; this
+            // thread has an lwp and holds a CPU.
+            unsafe { deliver(v.sc, iov[start..].as_mut_ptr(), i + 1 - start) };
+            frames += 1;
+            start = i + 1;
         }
         let _ = rumpuser_core::sched::release_cpu(core::ptr::null_mut());
-        v.stats
-            .rx_frames
-            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        // Pieces of a frame whose end never came (a device breaking its
+        // promise) are dropped with the rest of the batch.
+        v.stats.rx_frames.fetch_add(frames, Ordering::Relaxed);
         if let Some(d) = v.dev.lock().as_mut() {
             d.rx_recycle(&mut batch);
         }

@@ -375,6 +375,113 @@ pub struct HvmModlistEntry {
     pub reserved: u64,
 }
 
+// ---- netif (io/netif.h, io/ring.h) ---------------------------------
+
+/// `struct netif_tx_request`: one slot of a frame to send.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NetifTxRequest {
+    /// Grant of the page holding this slot's bytes.
+    pub gref: u32,
+    /// Their offset in the page (`offset + bytes <= 4096`).
+    pub offset: u16,
+    /// `NETTXF_*`.
+    pub flags: u16,
+    /// Echoed in the response.
+    pub id: u16,
+    /// First slot: the whole frame's length; others: this slot's bytes.
+    pub size: u16,
+}
+
+/// `struct netif_tx_response`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NetifTxResponse {
+    /// The request's `id`.
+    pub id: u16,
+    /// `NETIF_RSP_*`.
+    pub status: i16,
+}
+
+/// `struct netif_rx_request`: an empty page for the back end to fill.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NetifRxRequest {
+    /// Echoed in the response.
+    pub id: u16,
+    /// Padding of the C layout.
+    pub _pad: u16,
+    /// Grant of the page (writable by the back end).
+    pub gref: u32,
+}
+
+/// `struct netif_rx_response`. A slot that follows one with
+/// `NETRXF_extra_info` holds a `netif_extra_info` instead (8 bytes too:
+/// `type` in the low byte of `id`, `flags` in its high byte).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NetifRxResponse {
+    /// The request's `id`.
+    pub id: u16,
+    /// Where the data starts in the page.
+    pub offset: u16,
+    /// `NETRXF_*`.
+    pub flags: u16,
+    /// Bytes in this slot (> 0), or a negative `NETIF_RSP_*`.
+    pub status: i16,
+}
+
+/// `struct netif_extra_info` (`type`, `flags`, a 6-byte union).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NetifExtraInfo {
+    /// `XEN_NETIF_EXTRA_TYPE_*`.
+    pub kind: u8,
+    /// `XEN_NETIF_EXTRA_FLAG_MORE`: another extra slot follows.
+    pub flags: u8,
+    /// The union (GSO, multicast, hash, XDP).
+    pub u: [u16; 3],
+}
+
+/// `NETTXF_more_data`: the frame continues in the next slot.
+pub const NETTXF_MORE_DATA: u16 = 1 << 2;
+/// `NETRXF_data_validated`.
+pub const NETRXF_DATA_VALIDATED: u16 = 1 << 0;
+/// `NETRXF_csum_blank`: the protocol checksum is left to the receiver.
+pub const NETRXF_CSUM_BLANK: u16 = 1 << 1;
+/// `NETRXF_more_data`: the packet continues in the next slot.
+pub const NETRXF_MORE_DATA: u16 = 1 << 2;
+/// `NETRXF_extra_info`: `netif_extra_info` slots follow this one.
+pub const NETRXF_EXTRA_INFO: u16 = 1 << 3;
+/// `XEN_NETIF_EXTRA_FLAG_MORE`.
+pub const XEN_NETIF_EXTRA_FLAG_MORE: u8 = 1 << 0;
+/// `NETIF_RSP_NULL`: the response of a slot that carried no data.
+pub const NETIF_RSP_NULL: i16 = 1;
+/// `NETIF_RSP_OKAY`.
+pub const NETIF_RSP_OKAY: i16 = 0;
+/// `XEN_NETIF_NR_SLOTS_MIN`: slots per frame every back end accepts.
+pub const XEN_NETIF_NR_SLOTS_MIN: usize = 18;
+
+/// The shared ring header (`req_prod`, `req_event`, `rsp_prod`,
+/// `rsp_event`, then padding to 64 bytes); the entries follow.
+pub const SRING_HEADER: usize = 64;
+
+/// `__RING_SIZE` for a one-page ring of entries of `entry` bytes: the
+/// largest power of two that fits after the header.
+pub const fn ring_size(entry: usize) -> usize {
+    let n = (4096 - SRING_HEADER) / entry;
+    1 << (usize::BITS - 1 - n.leading_zeros())
+}
+
+/// A tx ring entry (the union of request and response).
+pub const NETIF_TX_ENTRY: usize = 12;
+/// An rx ring entry.
+pub const NETIF_RX_ENTRY: usize = 8;
+/// `NET_TX_RING_SIZE` for one page.
+pub const NET_TX_RING_SIZE: usize = ring_size(NETIF_TX_ENTRY);
+/// `NET_RX_RING_SIZE` for one page.
+pub const NET_RX_RING_SIZE: usize = ring_size(NETIF_RX_ENTRY);
+
 /// Xen's negative return values (the Linux numbering), for messages.
 pub fn errno_name(rc: i64) -> &'static str {
     match -rc {
@@ -424,6 +531,19 @@ const _: () = {
     assert!(size_of::<HvmStartInfo>() == 56);
     assert!(size_of::<HvmMemmapEntry>() == 24);
     assert!(size_of::<HvmModlistEntry>() == 32);
+    assert!(size_of::<NetifTxRequest>() == 12);
+    assert!(offset_of!(NetifTxRequest, offset) == 4);
+    assert!(offset_of!(NetifTxRequest, id) == 8);
+    assert!(offset_of!(NetifTxRequest, size) == 10);
+    assert!(size_of::<NetifTxResponse>() == 4);
+    assert!(size_of::<NetifRxRequest>() == 8);
+    assert!(offset_of!(NetifRxRequest, gref) == 4);
+    assert!(size_of::<NetifRxResponse>() == 8);
+    assert!(offset_of!(NetifRxResponse, status) == 6);
+    assert!(size_of::<NetifExtraInfo>() == 8);
+    assert!(NETIF_TX_ENTRY >= size_of::<NetifTxRequest>());
+    assert!(NETIF_RX_ENTRY >= size_of::<NetifRxResponse>());
+    assert!(NET_TX_RING_SIZE == 256 && NET_RX_RING_SIZE == 256);
 };
 
 #[cfg(test)]

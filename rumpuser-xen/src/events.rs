@@ -283,6 +283,28 @@ pub fn wait(port: u32, deadline: Option<u64>) -> bool {
     fired
 }
 
+/// Makes green thread `t` the waiter of `port` for good (`None`: no
+/// waiter): an event wakes it, and it consumes the event with
+/// [`take_fired`] (a driver thread that sleeps with `park`, as
+/// `if_virt`'s receive thread does, instead of calling [`wait`]).
+pub fn bind_waiter(port: u32, t: Option<sched_core::ThreadId>) {
+    let p = port as usize;
+    if p >= MAX_PORTS {
+        return;
+    }
+    let bit = 1u64 << (p % 64);
+    match t {
+        Some(t) => {
+            WAITERS[p].store(t.as_raw(), Ordering::Release);
+            WATCHED[p / 64].fetch_or(bit, Ordering::Release);
+        }
+        None => {
+            WATCHED[p / 64].fetch_and(!bit, Ordering::Release);
+            WAITERS[p].store(0, Ordering::Release);
+        }
+    }
+}
+
 /// Whether some port has a waiter (something other than a timer can
 /// wake the machine).
 pub fn any_waiter() -> bool {

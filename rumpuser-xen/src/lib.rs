@@ -18,6 +18,7 @@
 //! | console | `console_io` for dom0; port 0xE9 plus the PV console ring (`xenconsoled`) for a domU (`console`) |
 //! | xenstore | read, write, directory, watch over the shared ring (`xenstore`) |
 //! | disks | grant tables v1 (`gnttab`) and a blkfront: `xvda`… or the device id, asynchronous `bio` over the blkif ring with bounce pages, a flush after `BIO_SYNC` writes, `ENXIO` and a clean `Closed` when the toolstack detaches a disk (`blkfront`) |
+//! | network | a netfront per vif under NetBSD's `if_virt` (`virt0`, … through bare metal's `virtif`): persistently granted rings and buffers, one event channel waking the interface's thread, multi-slot packets both ways (`feature-sg`), dropped sends, `ENXIO` and a clean `Closed` when the toolstack detaches a vif (`netfront`, the ring rules in `netif`) |
 //! | random | RDSEED/RDRAND with `HARD`/`NOWAIT` semantics (bare metal's `random`) |
 //! | params, exit | the PVH command line; `SCHEDOP_shutdown` (and QEMU's `isa-debug-exit` for dom0 under the test harness) |
 //!
@@ -44,23 +45,25 @@
 //! QEMU), or a domU's `cmdline`, with the syntax of
 //! `rumpuser_baremetal::cmdline`. `cargo xtask xen-test --only domu`
 //! boots the same image as a domU under Debian's Linux as dom0 with the
-//! real toolstack and blkback.
+//! real toolstack, blkback and netback.
 //!
 //! # What is missing
 //!
-//! Xenstore transactions; netfront; SMP; the syscall proxy.
+//! Xenstore transactions; SMP; the syscall proxy; vifs attached after boot
+//! (the netfront connects the vifs it finds at boot).
 //!
 //! # Outputs
 //!
 //! `cargo xtask xen-dist` writes `target/dist/xen/`: `librumpuser_xen.a`
-//! (every `rumpuser_*` symbol plus the boot object: link with
-//! `-u pvh_start32`) and `link.ld`. `cargo xtask xen-run [--kernel DIR]
-//! [--disk IMG] [--domu] app.c… [-- CMDLINE]` builds a guest image from an
-//! application and a kernel layer (default libraries: ext2, ffs, disk,
-//! vfs, rump; `--lib` names others) and boots it under the nested Xen
-//! harness, as dom0 or as a domU whose `xvda` is IMG; its exit status is
-//! the guest's. The Xen tests build their C image and the kernel ext2
-//! program this way.
+//! (every `rumpuser_*` symbol, `if_virt`'s `rumpcomp_virt_*`, and the
+//! boot object: link with `-u pvh_start32`) and `link.ld`. `cargo xtask
+//! xen-run [--kernel DIR] [--pci DIR] [--disk IMG] [--domu] app.c… [--
+//! CMDLINE]` builds a guest image from an application and a kernel layer
+//! (default libraries: ext2, ffs, disk, vfs, rump; `--lib` names others,
+//! looked for in `--pci DIR` first) and boots it under the nested Xen
+//! harness, as dom0 or as a domU whose `xvda` is IMG and whose vif leads
+//! to dom0; its exit status is the guest's. The Xen tests build their C
+//! image and the kernel ext2 and TCP programs this way.
 #![no_std]
 #![warn(missing_docs)]
 
@@ -70,6 +73,7 @@ extern crate std;
 extern crate alloc;
 
 pub mod abi;
+pub mod netif;
 pub mod pvclock;
 
 #[cfg(target_os = "none")]
@@ -84,6 +88,8 @@ pub mod gnttab;
 pub mod hyp;
 #[cfg(target_os = "none")]
 pub mod hypercall;
+#[cfg(target_os = "none")]
+pub mod netfront;
 #[cfg(target_os = "none")]
 pub mod platform;
 #[cfg(target_os = "none")]

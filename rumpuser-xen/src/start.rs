@@ -11,7 +11,7 @@
 //! refined identity map (shared code), `shared_info`, the clocks, the
 //! `VIRQ_TIMER` port and the upcall vector, RDRAND/RDSEED and the
 //! stack-protector block, the green scheduler (the boot stack becomes the
-//! thread "main"), then the C constructors and
+//! thread "main"), the network front ends, then the C constructors and
 //! `int main(int argc, char **argv)`.
 //!
 //! Exit: the status is printed, then — for dom0, which owns the machine —
@@ -459,6 +459,8 @@ pub extern "C" fn rumpuser_pvh_kmain(start_info: u64) -> ! {
     if cmdline::param(cmdline(), "RUMP_NCPU").is_some_and(|v| v != "1") {
         xprintln!("rumpuser-xen: RUMP_NCPU ignored: the platform runs one virtual CPU");
     }
+    // The vifs (xenstore requests park: after the scheduler is up).
+    crate::netfront::probe();
 
     let rc = rumpuser_baremetal::start::run_main("rumpuser-xen", cmdline());
     xprintln!("rumpuser-xen: main returned {rc}");

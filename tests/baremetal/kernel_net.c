@@ -6,6 +6,7 @@
  * Freestanding (no C library): output with rumpuser_dprintf.
  *
  *   kernel_net serve  IFNAME ADDR MASK [PINGHOST]
+ *   kernel_net serve-detach IFNAME ADDR MASK PEER
  *   kernel_net client IFNAME ADDR MASK SERVER
  *
  * serve: configures IFNAME (creating it first when it is virtN), pings
@@ -15,6 +16,11 @@
  * send that many bytes of the pattern; 'R' + length: receive that many
  * bytes, check them against the pattern, answer "OK\n" or "BAD\n"; 'Q':
  * answer "BYE\n", wait for the client to close, leave main with 0.
+ *
+ * serve-detach: serve, pinging PEER first, then wait for the interface's
+ * device to be detached under it (PEER stops answering pings), take the
+ * interface down and destroy it (which must return) and make it again,
+ * which must fail with ENXIO. The Xen test detaches the vif from dom0 after its session.
  *
  * client: configures IFNAME, pings SERVER ten times, then runs the same
  * session a host program runs against a server (echo round trips, a
@@ -183,16 +189,61 @@ inet_sum(const unsigned char *p, size_t n)
 	return (uint16_t)~s;
 }
 
+/*
+ * One ICMP echo request with sequence number `seq` to `to` over the raw
+ * socket `s`: 1 if it is answered within `ms` milliseconds, 0 if not, -1
+ * if it could not be sent.
+ */
+static int
+echo_once(int s, const struct nb_sin *to, int seq, int ms)
+{
+	unsigned char pkt[64], in[256];
+	struct nb_pollfd pfd;
+	uint64_t t0 = now_ns();
+	int i;
+
+	for (i = 0; i < (int)sizeof(pkt); i++)
+		pkt[i] = (unsigned char)(i + seq);
+	pkt[0] = 8, pkt[1] = 0, pkt[2] = 0, pkt[3] = 0;
+	pkt[4] = 0x52, pkt[5] = 0x42, pkt[6] = 0, pkt[7] = (unsigned char)seq;
+	{
+		uint16_t c = inet_sum(pkt, sizeof(pkt));
+		pkt[2] = (unsigned char)(c >> 8), pkt[3] = (unsigned char)c;
+	}
+	if (rump_sys_sendto(s, pkt, sizeof(pkt), 0, (const void *)to,
+	    sizeof(*to)) != (ssize_t)sizeof(pkt))
+		return -1;
+	for (;;) {
+		int64_t left = ms - (int64_t)((now_ns() - t0) / 1000000);
+		ssize_t n;
+		size_t ihl;
+
+		if (left <= 0)
+			return 0;
+		pfd.fd = s, pfd.events = NB_POLLIN, pfd.revents = 0;
+		if (rump_sys_poll((void *)&pfd, 1, (int)left) <= 0)
+			return 0;
+		n = rump_sys_recvfrom(s, in, sizeof(in), 0, NULL, NULL);
+		if (n < 20)
+			continue;
+		ihl = (size_t)(in[0] & 15) * 4;
+		if ((size_t)n < ihl + sizeof(pkt))
+			continue;
+		if (in[ihl] == 0 && in[ihl + 4] == 0x52 && in[ihl + 5] == 0x42
+		    && in[ihl + 7] == (unsigned char)seq
+		    && inet_sum(in + ihl, (size_t)n - ihl) == 0)
+			return 1;
+	}
+}
+
 /* ICMP echo requests to `host` over a raw socket; ten must all be answered. */
 static int
 ping(const char *host)
 {
-	unsigned char pkt[64], in[256];
 	struct nb_sin to;
-	struct nb_pollfd pfd;
 	uint32_t a;
 	uint64_t total = 0;
-	int s, seq, i, answered = 0, warmups = 0;
+	int s, seq, answered = 0, warmups = 0;
 
 	CHECK(parse_ip(host, &a) == 0, "ping address");
 	to = sin_of(a, 0);
@@ -205,39 +256,9 @@ ping(const char *host)
 	 */
 	for (seq = 0; seq <= 10; seq++) {
 		uint64_t t0 = now_ns();
-		int got = 0;
+		int got = echo_once(s, &to, seq, 2000);
 
-		for (i = 0; i < (int)sizeof(pkt); i++)
-			pkt[i] = (unsigned char)(i + seq);
-		pkt[0] = 8, pkt[1] = 0, pkt[2] = 0, pkt[3] = 0;
-		pkt[4] = 0x52, pkt[5] = 0x42, pkt[6] = 0, pkt[7] = (unsigned char)seq;
-		{
-			uint16_t c = inet_sum(pkt, sizeof(pkt));
-			pkt[2] = (unsigned char)(c >> 8), pkt[3] = (unsigned char)c;
-		}
-		CHECK(rump_sys_sendto(s, pkt, sizeof(pkt), 0, (void *)&to,
-		    sizeof(to)) == (ssize_t)sizeof(pkt), "ping sendto");
-		while (!got) {
-			int64_t left = 2000 - (int64_t)((now_ns() - t0) / 1000000);
-			ssize_t n;
-			size_t ihl;
-
-			if (left <= 0)
-				break;
-			pfd.fd = s, pfd.events = NB_POLLIN, pfd.revents = 0;
-			if (rump_sys_poll((void *)&pfd, 1, (int)left) <= 0)
-				break;
-			n = rump_sys_recvfrom(s, in, sizeof(in), 0, NULL, NULL);
-			if (n < 20)
-				continue;
-			ihl = (size_t)(in[0] & 15) * 4;
-			if ((size_t)n < ihl + sizeof(pkt))
-				continue;
-			if (in[ihl] == 0 && in[ihl + 4] == 0x52 && in[ihl + 5] == 0x42
-			    && in[ihl + 7] == (unsigned char)seq
-			    && inet_sum(in + ihl, (size_t)n - ihl) == 0)
-				got = 1;
-		}
+		CHECK(got >= 0, "ping sendto");
 		if (seq == 0) {
 			if (!got) {
 				CHECK(++warmups < 30, "no answer to a ping in a minute");
@@ -366,6 +387,57 @@ serve_one(int c)
 	default:
 		return -1;
 	}
+}
+
+/*
+ * After the sessions: waits (up to two minutes) until `peer` has missed
+ * five pings in a row, each given a second (the device is gone), then
+ * takes `ifname` down, destroys it and makes it again, which must fail
+ * with ENXIO.
+ */
+static int
+detached(const char *ifname, const char *peer)
+{
+	struct nb_sin to;
+	uint32_t a;
+	uint64_t t0 = now_ns(), t;
+	int s, seq = 100, missed = 0, answered = 0, rv;
+
+	CHECK(parse_ip(peer, &a) == 0, "peer address");
+	to = sin_of(a, 0);
+	s = rump_sys_socket(RUMP_AF_INET, RUMP_SOCK_RAW, RUMP_IPPROTO_ICMP);
+	CHECK(s >= 0, "raw ICMP socket");
+	while (missed < 5) {
+		int got = echo_once(s, &to, seq++ & 0xff, 1000);
+
+		CHECK(got >= 0, "ping sendto");
+		CHECK(now_ns() - t0 < 120000000000ull,
+		    "the peer still answers two minutes after the session");
+		if (got) {
+			answered++;
+			missed = 0;
+		} else {
+			missed++;
+		}
+	}
+	rump_sys_close(s);
+	rumpuser_dprintf("kernel-net: %s: the peer stopped answering %u ms after the "
+	    "session (%d pings answered before)\n", ifname,
+	    (unsigned)((now_ns() - t0) / 1000000), answered);
+	t = now_ns();
+	/* if_virt refuses to destroy an interface that is up. */
+	rv = rump_pub_netconfig_ifdown(ifname);
+	CHECK(rv == 0, "ifdown of the detached interface");
+	rv = rump_pub_netconfig_ifdestroy(ifname);
+	if (rv != 0)
+		rumpuser_dprintf("kernel-net: ifdestroy %s: error %d\n", ifname, rv);
+	CHECK(rv == 0, "ifdestroy of the detached interface");
+	rumpuser_dprintf("kernel-net: %s down and destroyed in %u us\n", ifname,
+	    (unsigned)((now_ns() - t) / 1000));
+	rv = rump_pub_netconfig_ifcreate(ifname);
+	rumpuser_dprintf("kernel-net: making %s again: error %d\n", ifname, rv);
+	CHECK(rv == 6, "ifcreate on the detached device fails with ENXIO");
+	return 0;
 }
 
 static int
@@ -503,11 +575,18 @@ main(int argc, char **argv)
 			return 1;
 		return serve();
 	}
+	if (argc >= 6 && streq(argv[1], "serve-detach")) {
+		if (up(argv[2], argv[3], argv[4]) != 0 || ping(argv[5]) != 0
+		    || serve() != 0)
+			return 1;
+		return detached(argv[2], argv[5]);
+	}
 	if (argc >= 6 && streq(argv[1], "client")) {
 		if (up(argv[2], argv[3], argv[4]) != 0)
 			return 1;
 		return client(argv[5]);
 	}
-	rumpuser_dprintf("usage: kernel_net serve IF ADDR MASK [PING] | client IF ADDR MASK SERVER\n");
+	rumpuser_dprintf("usage: kernel_net serve IF ADDR MASK [PING] | serve-detach IF ADDR MASK PEER"
+	    " | client IF ADDR MASK SERVER\n");
 	return 2;
 }

@@ -130,18 +130,30 @@ pub fn layer() -> Result<std::result::Result<Layer, String>> {
             )));
         }
     }
-    // A librumpnet_virtif built with NetBSD's tap code needs a C library.
-    if let Some(v) = layer.lib("rumpnet_virtif") {
-        let syms = output(Command::new("nm").arg(&v))?;
-        if syms.contains(" T rumpcomp_virt_create") {
-            return Ok(Err(format!(
-                "{} contains NetBSD's POSIX tap code (virtif_user.c); bare metal needs one \
-                 built with RUMPCOMP_USER_SRCS= (README, \"Networking and NetBSD's PCI drivers on bare metal\")",
-                v.display()
-            )));
-        }
+    if let Err(why) = virtif_without_tap(&layer)? {
+        return Ok(Err(why));
     }
     Ok(Ok(layer))
+}
+
+/// Whether the layer's `librumpnet_virtif` calls the platform's
+/// `rumpcomp_virt_*` (one built with NetBSD's POSIX tap code defines
+/// them itself and needs a C library), or why not.
+pub fn virtif_without_tap(layer: &Layer) -> Result<std::result::Result<(), String>> {
+    let Some(v) = layer.lib("rumpnet_virtif") else {
+        return Ok(Err(
+            "librumpnet_virtif.a not found in $RUMP_PCI_DIR/lib or $RUMP_KERNEL_DIR/lib".into(),
+        ));
+    };
+    let syms = output(Command::new("nm").arg(&v))?;
+    if syms.contains(" T rumpcomp_virt_create") {
+        return Ok(Err(format!(
+            "{} contains NetBSD's POSIX tap code (virtif_user.c); a guest needs one \
+             built with RUMPCOMP_USER_SRCS= (README, \"Networking and NetBSD's PCI drivers on bare metal\")",
+            v.display()
+        )));
+    }
+    Ok(Ok(()))
 }
 
 /// Links `tests/baremetal/kernel_net.c` with `nic`'s archives into `elf`.
@@ -199,11 +211,24 @@ fn pattern(i: u64) -> u8 {
     (i.wrapping_mul(7).wrapping_add(i >> 10)) as u8
 }
 
+/// The stream's bytes repeat every 256 KiB (`7i mod 256` every 256
+/// bytes, `(i >> 10) mod 256` every 2^18).
+const PERIOD: usize = 1 << 18;
+/// Bytes read or written at a time.
+const CHUNK: usize = 65536;
+
+/// `pattern(i)` for `i` in `0..PERIOD + CHUNK`: a chunk at any offset is
+/// `&table[off % PERIOD..][..n]`, compared and sent without a per-byte
+/// loop (the xtask is a debug build, and in a Xen dom0 it runs nested in
+/// TCG).
+fn pattern_table() -> Vec<u8> {
+    (0..(PERIOD + CHUNK) as u64).map(pattern).collect()
+}
+
 /// Opens a session: connects, waits for the banner (slirp accepts the
 /// host side before the guest listens, so an early connection just
 /// closes), sends the command byte. Retries until `deadline`.
-fn session(port: u16, cmd: u8, deadline: Instant) -> Result<TcpStream> {
-    let addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port);
+fn session(addr: SocketAddrV4, cmd: u8, deadline: Instant) -> Result<TcpStream> {
     let mut last = String::new();
     while Instant::now() < deadline {
         match TcpStream::connect_timeout(&addr.into(), Duration::from_secs(2)) {
@@ -225,17 +250,26 @@ fn session(port: u16, cmd: u8, deadline: Instant) -> Result<TcpStream> {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    Err(format!(
-        "no session with the guest on 127.0.0.1:{port} ({last})"
-    ))
+    Err(format!("no session with the guest on {addr} ({last})"))
 }
 
-/// The host side of a session with a guest server on `port`: echo round
-/// trips and a 256 KiB echo, `STREAM` bytes guest → host and host → guest
-/// (both checked), then quit.
+/// The host side of a session with a guest server on `port` (forwarded
+/// to the loopback interface): [`peer_session`] with [`STREAM`] bytes.
 pub fn host_session(port: u16, boot_deadline: Instant) -> Result<Figures> {
+    peer_session(
+        SocketAddrV4::new(Ipv4Addr::LOCALHOST, port),
+        STREAM,
+        boot_deadline,
+    )
+}
+
+/// The peer's side of a session with a guest server at `addr`: echo
+/// round trips and a 256 KiB echo, `stream` bytes guest → peer and peer
+/// → guest (both checked), then quit. Connections are retried until
+/// `boot_deadline` (the guest may still be booting).
+pub fn peer_session(addr: SocketAddrV4, stream: u64, boot_deadline: Instant) -> Result<Figures> {
     // Echo: 64-byte round trips, then 256 KiB in 16 KiB steps.
-    let mut s = session(port, b'E', boot_deadline)?;
+    let mut s = session(addr, b'E', boot_deadline)?;
     let t0 = Instant::now();
     let mut back = [0u8; 64];
     for k in 0..ECHO_ROUNDS {
@@ -250,6 +284,7 @@ pub fn host_session(port: u16, boot_deadline: Instant) -> Result<Figures> {
         }
     }
     let rtt_us = t0.elapsed().as_secs_f64() * 1e6 / ECHO_ROUNDS as f64;
+    let table = pattern_table();
     let mut big = vec![0u8; 16384];
     let mut got = vec![0u8; 16384];
     for step in 0..16u64 {
@@ -265,18 +300,20 @@ pub fn host_session(port: u16, boot_deadline: Instant) -> Result<Figures> {
     }
     drop(s);
     // Guest → host.
-    let mut s = session(port, b'S', boot_deadline)?;
-    s.write_all(&STREAM.to_be_bytes())
+    let mut s = session(addr, b'S', boot_deadline)?;
+    s.write_all(&stream.to_be_bytes())
         .map_err(|e| e.to_string())?;
     let t0 = Instant::now();
     let mut off = 0u64;
-    let mut buf = vec![0u8; 65536];
-    while off < STREAM {
+    let mut buf = vec![0u8; CHUNK];
+    while off < stream {
         let n = s.read(&mut buf).map_err(|e| format!("stream read: {e}"))?;
         if n == 0 {
             return Err(format!("the guest's stream ended after {off} bytes"));
         }
-        if let Some(i) = (0..n).find(|&i| buf[i] != pattern(off + i as u64)) {
+        let want = &table[off as usize % PERIOD..][..n];
+        if buf[..n] != *want {
+            let i = (0..n).find(|&i| buf[i] != want[i]).unwrap_or(0);
             return Err(format!(
                 "guest → host stream: byte {} differs",
                 off + i as u64
@@ -284,33 +321,31 @@ pub fn host_session(port: u16, boot_deadline: Instant) -> Result<Figures> {
         }
         off += n as u64;
     }
-    let rx_mib_s = STREAM as f64 / (1 << 20) as f64 / t0.elapsed().as_secs_f64();
+    let rx_mib_s = stream as f64 / (1 << 20) as f64 / t0.elapsed().as_secs_f64();
     drop(s);
     // Host → guest.
-    let mut s = session(port, b'R', boot_deadline)?;
-    s.write_all(&STREAM.to_be_bytes())
+    let mut s = session(addr, b'R', boot_deadline)?;
+    s.write_all(&stream.to_be_bytes())
         .map_err(|e| e.to_string())?;
     let t0 = Instant::now();
     let mut off = 0u64;
-    while off < STREAM {
-        for (i, b) in buf.iter_mut().enumerate() {
-            *b = pattern(off + i as u64);
-        }
-        s.write_all(&buf)
+    while off < stream {
+        let k = CHUNK.min((stream - off) as usize);
+        s.write_all(&table[off as usize % PERIOD..][..k])
             .map_err(|e| format!("stream write: {e}"))?;
-        off += buf.len() as u64;
+        off += k as u64;
     }
     let mut verdict = [0u8; 3];
     s.read_exact(&mut verdict)
         .map_err(|e| format!("stream verdict: {e}"))?;
-    let tx_mib_s = STREAM as f64 / (1 << 20) as f64 / t0.elapsed().as_secs_f64();
+    let tx_mib_s = stream as f64 / (1 << 20) as f64 / t0.elapsed().as_secs_f64();
     if &verdict != b"OK\n" {
         return Err(format!(
             "the guest found the host's stream wrong: {verdict:?}"
         ));
     }
     drop(s);
-    let mut s = session(port, b'Q', boot_deadline)?;
+    let mut s = session(addr, b'Q', boot_deadline)?;
     let mut bye = [0u8; 4];
     s.read_exact(&mut bye)
         .map_err(|e| format!("the guest's goodbye: {e}"))?;
@@ -486,6 +521,73 @@ fn median(v: &mut [f64]) -> f64 {
     v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
+/// The figures of a bench, row by row: each round's value and the unit.
+#[derive(Default)]
+pub struct Rows(Vec<(String, Vec<f64>, &'static str)>);
+
+impl Rows {
+    /// Adds one round's `v` to row `name`.
+    pub fn push(&mut self, name: &str, v: f64, unit: &'static str) {
+        match self.0.iter_mut().find(|(n, _, _)| n == name) {
+            Some(r) => r.1.push(v),
+            None => self.0.push((name.to_string(), vec![v], unit)),
+        }
+    }
+
+    /// Prints each row's median and rounds.
+    pub fn print(self, who: &str, rounds: usize) {
+        println!("{who}: medians of {rounds} rounds");
+        for (name, mut v, unit) in self.0 {
+            let m = median(&mut v);
+            let all: Vec<String> = v.iter().map(|x| format!("{x:.1}")).collect();
+            println!("{name}: {m:.1} {unit} (rounds: {})", all.join(", "));
+        }
+    }
+}
+
+/// The posix flavour's shmif TCP bench (`benches/c/kernel_tcp.c` and the
+/// library path it runs with), when `RUMP_POSIX_KERNEL_DIR` names a
+/// pthread layer.
+pub fn posix_shmif() -> Result<Option<(PathBuf, String)>> {
+    match std::env::var_os("RUMP_POSIX_KERNEL_DIR").map(PathBuf::from) {
+        Some(k) => Ok(Some(posix_tcp_bench(&k)?)),
+        None => {
+            eprintln!("RUMP_POSIX_KERNEL_DIR not set: no posix shmif rows");
+            Ok(None)
+        }
+    }
+}
+
+/// One round of the posix shmif rows (round trip, stream) into `rows`.
+pub fn posix_shmif_round(bench: &(PathBuf, String), rows: &mut Rows) -> Result<()> {
+    let (exe, lib) = bench;
+    let work = crate::util::target().join("bench-kernel");
+    let bus = work.join("tcp.bus").display().to_string();
+    for (what, arg, label, unit) in [
+        ("rt", "1000", "kernel_tcp_rt_64b", "us"),
+        ("stream", "67108864", "kernel_tcp_stream", "MiB/s"),
+    ] {
+        let out = output(
+            Command::new(exe)
+                .args([bus.as_str(), what, arg])
+                .env("LD_LIBRARY_PATH", lib),
+        )?;
+        let v: f64 = out
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{label} ")))
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or_else(|| format!("posix shmif bench: no {label}: {out}"))?;
+        let v = if unit == "us" { v / 1000.0 } else { v };
+        let name = if what == "rt" {
+            "posix kernel<->kernel shmif: 64-byte TCP round trip"
+        } else {
+            "posix kernel<->kernel shmif: stream"
+        };
+        rows.push(name, v, unit);
+    }
+    Ok(())
+}
+
 /// `cargo xtask bench-baremetal-net [--rounds N]`: the bare-metal TCP
 /// figures (host↔guest through slirp over vioif and over if_virt, and
 /// guest↔guest over `-netdev socket`), and in the same run, round by
@@ -508,50 +610,37 @@ pub fn bench(args: &[String]) -> Result<()> {
     let dir = crate::util::target().join("baremetal");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let archive = crate::baremetal::build_archive()?;
-    let shmif = match std::env::var_os("RUMP_POSIX_KERNEL_DIR").map(PathBuf::from) {
-        Some(k) => Some(posix_tcp_bench(&k)?),
-        None => {
-            eprintln!("bench-baremetal-net: RUMP_POSIX_KERNEL_DIR not set: no posix shmif rows");
-            None
-        }
-    };
-    let mut rows: Vec<(String, Vec<f64>, &str)> = Vec::new();
-    let mut push = |name: &str, v: f64, unit: &'static str| match rows
-        .iter_mut()
-        .find(|(n, _, _)| n == name)
-    {
-        Some(r) => r.1.push(v),
-        None => rows.push((name.to_string(), vec![v], unit)),
-    };
+    let shmif = posix_shmif()?;
+    let mut rows = Rows::default();
     for round in 1..=rounds {
         eprintln!("bench-baremetal-net: round {round} of {rounds}");
         for nic in [Nic::Vioif, Nic::Virtif] {
             let (f, run) = slirp_server(&dir, &layer, &archive, nic)?;
             let n = nic.ifname();
-            push(
+            rows.push(
                 &format!("host<->guest {n}: 64-byte TCP round trip (host)"),
                 f.rtt_us,
                 "us",
             );
-            push(
+            rows.push(
                 &format!("host<->guest {n}: guest->host stream (host)"),
                 f.rx_mib_s,
                 "MiB/s",
             );
-            push(
+            rows.push(
                 &format!("host<->guest {n}: host->guest stream (host)"),
                 f.tx_mib_s,
                 "MiB/s",
             );
             if let Some(v) = guest_mib_s(&run, "sent 64 MiB in ") {
-                push(
+                rows.push(
                     &format!("host<->guest {n}: guest->host stream (guest)"),
                     v,
                     "MiB/s",
                 );
             }
             if let Some(v) = guest_mib_s(&run, "received 64 MiB in ") {
-                push(
+                rows.push(
                     &format!("host<->guest {n}: host->guest stream (guest)"),
                     v,
                     "MiB/s",
@@ -563,59 +652,31 @@ pub fn bench(args: &[String]) -> Result<()> {
             &rb,
             &format!("{ECHO_ROUNDS} echo round trips of 64 bytes: "),
         ) {
-            push(
+            rows.push(
                 "guest<->guest virt0->vioif0: 64-byte TCP round trip (client guest)",
                 v,
                 "us",
             );
         }
         if let Some(v) = guest_mib_s(&rb, "client received 64 MiB in ") {
-            push(
+            rows.push(
                 "guest<->guest: vioif0->virt0 stream (client guest)",
                 v,
                 "MiB/s",
             );
         }
         if let Some(v) = guest_mib_s(&rb, "client sent 64 MiB in ") {
-            push(
+            rows.push(
                 "guest<->guest: virt0->vioif0 stream (client guest)",
                 v,
                 "MiB/s",
             );
         }
-        if let Some((exe, lib)) = &shmif {
-            let work = crate::util::target().join("bench-kernel");
-            let bus = work.join("tcp.bus").display().to_string();
-            for (what, arg, label, unit) in [
-                ("rt", "1000", "kernel_tcp_rt_64b", "us"),
-                ("stream", "67108864", "kernel_tcp_stream", "MiB/s"),
-            ] {
-                let out = output(
-                    Command::new(exe)
-                        .args([bus.as_str(), what, arg])
-                        .env("LD_LIBRARY_PATH", lib),
-                )?;
-                let v: f64 = out
-                    .lines()
-                    .find_map(|l| l.strip_prefix(&format!("{label} ")))
-                    .and_then(|v| v.trim().parse().ok())
-                    .ok_or_else(|| format!("bench-baremetal-net: no {label}: {out}"))?;
-                let v = if unit == "us" { v / 1000.0 } else { v };
-                let name = if what == "rt" {
-                    "posix kernel<->kernel shmif: 64-byte TCP round trip"
-                } else {
-                    "posix kernel<->kernel shmif: stream"
-                };
-                push(name, v, unit);
-            }
+        if let Some(s) = &shmif {
+            posix_shmif_round(s, &mut rows)?;
         }
     }
-    println!("bench-baremetal-net: medians of {rounds} rounds");
-    for (name, mut v, unit) in rows {
-        let m = median(&mut v);
-        let all: Vec<String> = v.iter().map(|x| format!("{x:.1}")).collect();
-        println!("{name}: {m:.1} {unit} (rounds: {})", all.join(", "));
-    }
+    rows.print("bench-baremetal-net", rounds);
     Ok(())
 }
 
@@ -655,4 +716,31 @@ fn posix_tcp_bench(k: &Path) -> Result<(PathBuf, String)> {
     )?;
     let compat = crate::dist::dist_dir().join("compat").join("posix");
     Ok((exe, format!("{}:{}", compat.display(), klib.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pattern_repeats_every_period() {
+        let t = pattern_table();
+        for off in [
+            0u64,
+            1,
+            1023,
+            1024,
+            65535,
+            PERIOD as u64 - 1,
+            5 * PERIOD as u64 + 77,
+        ] {
+            let at = &t[off as usize % PERIOD..][..CHUNK];
+            assert!(
+                at.iter()
+                    .enumerate()
+                    .all(|(i, &b)| b == pattern(off + i as u64)),
+                "{off}"
+            );
+        }
+    }
 }

@@ -29,18 +29,25 @@
 //!   over vioif and if_virt, guest↔guest) with `RUMP_KERNEL_DIR` and
 //!   `RUMP_PCI_DIR`, and in the same run the posix flavour's TCP over shmif
 //!   from the pthread layer in `RUMP_POSIX_KERNEL_DIR`.
-//! * `xen-test [--only kit|crash|c|domu|harness] [-- PARAMS]` — boot the Xen
+//! * `xen-test [--only kit|crash|c|domu|kernel|net|harness] [-- PARAMS]` — boot the Xen
 //!   platform as a PVH dom0 of Xen 4.17 (from Debian's package) nested in
-//!   QEMU TCG, and as a domU under a Linux dom0 with the real toolstack;
-//!   part of `test`.
+//!   QEMU TCG, and as a domU under a Linux dom0 with the real toolstack
+//!   (blkback, netback); part of `test`.
+//! * `bench-xen-net [--rounds N] [--stream MiB]` — TCP figures between
+//!   dom0 and NetBSD's kernel in a domU (netfront, netback) with
+//!   `RUMP_KERNEL_DIR` and `RUMP_PCI_DIR`, and in the same run the posix
+//!   flavour's TCP over shmif from `RUMP_POSIX_KERNEL_DIR`.
+//! * `xen-net-peer ADDR:PORT STREAM_BYTES DEADLINE_S` — dom0's side of
+//!   those (run inside dom0 by the harness, not by hand).
 //! * `aarch64-test` — the Linux-host crates for AArch64, clippy and tests
 //!   under `qemu-aarch64` (part of `test`).
 //! * `xen-dist` — `target/dist/xen/` (`librumpuser_xen.a`, linker script).
-//! * `xen-run [--kernel DIR] [--lib NAME].. [--disk IMG] [--domu] FILE.c|.o..
+//! * `xen-run [--kernel DIR] [--pci DIR] [--lib NAME].. [--disk IMG] [--domu] FILE.c|.o..
 //!   [-- CMDLINE]` — build a guest image from an application (and a kernel
-//!   layer: `--kernel` or `RUMP_KERNEL_DIR`) and boot it under the nested
-//!   Xen harness (dom0, or a domU with `xvda` = IMG); the guest's exit
-//!   status decides.
+//!   layer: `--kernel` or `RUMP_KERNEL_DIR`; extra archives such as
+//!   `librumpnet_virtif.a`: `--pci` or `RUMP_PCI_DIR`) and boot it under
+//!   the nested Xen harness (dom0, or a domU with `xvda` = IMG and a vif
+//!   to dom0); the guest's exit status decides.
 //!
 //! `dist` and `test` first check what they need from the host
 //! ([`setup`]). `bench-c`, `bench-kernel` and `sizes` take
@@ -81,6 +88,8 @@ fn main() -> ExitCode {
         "xen-test" => xen::run(rest),
         "xen-dist" => xen::dist(rest),
         "xen-run" => xen::xen_run(rest),
+        "bench-xen-net" => xen::bench_net(rest),
+        "xen-net-peer" => xen::net_peer(rest),
         "bench-kernel" => bench_kernel::run(rest),
         "aarch64-test" => test::aarch64(),
         "bench" => util::cargo(&["bench", "-p", "rumpuser-suite"]).map(|_| ()),
@@ -103,6 +112,7 @@ fn main() -> ExitCode {
                  \n  xen-test     boot the Xen platform's tests as a PVH dom0 of Xen 4.17 in QEMU\
                  \n  xen-dist     build target/dist/xen/ (librumpuser_xen.a, link.ld)\
                  \n  xen-run      build an application (+ kernel layer) into a Xen guest and boot it\
+                 \n  bench-xen-net  TCP figures between dom0 and a domU kernel against the posix flavour over shmif\
                  \n  bench-kernel NetBSD's kernel layer reading a raw device, on NetBSD's librumpuser and ours\
                  \n  aarch64-test build the Linux-host crates for AArch64, test them under qemu-aarch64"
             );

@@ -1,6 +1,9 @@
 //! Network cases: `if_virt`'s hypercalls ([`crate::virtif`]) through
-//! their C symbols, on device 0 attached to QEMU's user-mode network
-//! (slirp: gateway 10.0.2.2, the guest 10.0.2.15). The image stands in for
+//! their C symbols, on device 0 attached to a network with a peer that
+//! answers ARP and ICMP echo: by default QEMU's user-mode network
+//! (slirp: gateway 10.0.2.2, the guest 10.0.2.15), else the addresses
+//! `net_ip=` (ours) and `net_gw=` (the peer's) of the command line (Xen:
+//! dom0 on the other end of the vif). The image stands in for
 //! `if_virt`: its `rump_virtif_virt_deliverpkt` ([`deliverpkt`]) records
 //! every frame delivered, with the thread and CPU it came on.
 //!
@@ -22,10 +25,26 @@ use rumpuser_core::ensure;
 use rumpuser_core::Errno;
 use rumpuser_green::sched_core;
 
-/// The guest's address on slirp's network.
+/// The guest's address on slirp's network (the default of `net_ip=`).
 pub const GUEST_IP: [u8; 4] = [10, 0, 2, 15];
-/// slirp's gateway.
+/// slirp's gateway (the default of `net_gw=`).
 pub const GATEWAY_IP: [u8; 4] = [10, 0, 2, 2];
+
+/// An IPv4 address in dotted form.
+pub fn parse_ip(s: &str) -> Option<[u8; 4]> {
+    let mut a = [0u8; 4];
+    let mut it = s.split('.');
+    for b in a.iter_mut() {
+        *b = it.next()?.parse().ok()?;
+    }
+    it.next().is_none().then_some(a)
+}
+
+/// `(ours, the peer's)` addresses: `net_ip=`, `net_gw=`, or slirp's.
+pub fn addrs(h: &Hooks) -> ([u8; 4], [u8; 4]) {
+    let p = |name, default| h.param(name).and_then(parse_ip).unwrap_or(default);
+    (p("net_ip", GUEST_IP), p("net_gw", GATEWAY_IP))
+}
 
 /// One frame `rump_virtif_virt_deliverpkt` got.
 pub struct Delivered {
@@ -268,7 +287,7 @@ fn parse_mac(s: &str) -> Option<[u8; 6]> {
 }
 
 /// The interface on device 0, or a skip when there is none.
-fn up(h: &Hooks) -> Result<(Iface, [u8; 6]), String> {
+pub fn up(h: &Hooks) -> Result<(Iface, [u8; 6]), String> {
     if virtif::count() == 0 {
         return Err(SKIP.into());
     }
@@ -283,19 +302,25 @@ fn up(h: &Hooks) -> Result<(Iface, [u8; 6]), String> {
     Ok((viu, mac))
 }
 
-/// The gateway's MAC, asked by ARP (the request cut into three iovecs).
-fn resolve_gateway(ctx: &Ctx, viu: &Iface, mac: [u8; 6]) -> Result<(Delivered, [u8; 6]), String> {
-    let req = arp_request(mac, GUEST_IP, GATEWAY_IP);
+/// The peer's MAC, asked by ARP (the request cut into three iovecs).
+pub fn resolve_gateway(
+    ctx: &Ctx,
+    h: &Hooks,
+    viu: &Iface,
+    mac: [u8; 6],
+) -> Result<(Delivered, [u8; 6]), String> {
+    let (ip, gw_ip) = addrs(h);
+    let req = arp_request(mac, ip, gw_ip);
     for _ in 0..3 {
         send(viu, &req, &[14, 22]);
         if let Some(d) = wait_frame(ctx, 2_000_000_000, &|d| {
-            arp_reply_from(&d.frame, GATEWAY_IP, mac).is_some()
+            arp_reply_from(&d.frame, gw_ip, mac).is_some()
         }) {
-            let gw = arp_reply_from(&d.frame, GATEWAY_IP, mac).unwrap_or_default();
+            let gw = arp_reply_from(&d.frame, gw_ip, mac).unwrap_or_default();
             return Ok((d, gw));
         }
     }
-    Err("no ARP reply from the gateway in 6 s".into())
+    Err(format!("no ARP reply from the peer {gw_ip:?} in 6 s"))
 }
 
 /// `virt0` takes the device's address; an ARP request (a three-part
@@ -304,10 +329,11 @@ fn resolve_gateway(ctx: &Ctx, viu: &Iface, mac: [u8; 6]) -> Result<(Delivered, [
 pub fn net_arp(ctx: &Ctx, h: &Hooks) -> Result<(), String> {
     let (viu, mac) = up(h)?;
     let s0 = virtif::stats(0).unwrap_or_default();
-    let (d, gw) = resolve_gateway(ctx, &viu, mac)?;
+    let (d, gw) = resolve_gateway(ctx, h, &viu, mac)?;
     let s1 = virtif::stats(0).unwrap_or_default();
+    let (_, gw_ip) = addrs(h);
     crate::kprintln!(
-        "  virt0 {mac:02x?}: gateway 10.0.2.2 is {gw:02x?}; {}",
+        "  virt0 {mac:02x?}: the peer {gw_ip:?} is {gw:02x?}; {}",
         virtif::describe(0).unwrap_or_default()
     );
     ensure!(d.holds_cpu, "delivered without a virtual CPU");
@@ -328,27 +354,28 @@ pub fn net_arp(ctx: &Ctx, h: &Hooks) -> Result<(), String> {
     destroy(viu)
 }
 
-/// 64 pings of 1400 bytes to the gateway, one at a time: every reply
+/// 64 pings of 1400 bytes to the peer, one at a time: every reply
 /// comes back with its payload; the thread only woke for interrupts and
 /// slept (no polling) while the line was quiet.
 pub fn net_ping(ctx: &Ctx, h: &Hooks) -> Result<(), String> {
     let (viu, mac) = up(h)?;
-    let (_, gw) = resolve_gateway(ctx, &viu, mac)?;
+    let (_, gw) = resolve_gateway(ctx, h, &viu, mac)?;
+    let (ip, gw_ip) = addrs(h);
     let st0 = virtif::device_state(0).unwrap_or_default();
     let s0 = virtif::stats(0).unwrap_or_default();
     let t0 = ctx.now();
     const N: u16 = 64;
     for seq in 0..N {
         let payload: Vec<u8> = (0..1400).map(|i| (i as u16 ^ seq) as u8).collect();
-        let f = ping(mac, gw, GUEST_IP, GATEWAY_IP, 0x7272, seq, &payload);
+        let f = ping(mac, gw, ip, gw_ip, 0x7272, seq, &payload);
         send(&viu, &f, &[14, 34, 700]);
         let d = wait_frame(
             ctx,
             3_000_000_000,
-            &|d| matches!(echo_reply(&d.frame, mac, GATEWAY_IP), Some((0x7272, s, _)) if s == seq),
+            &|d| matches!(echo_reply(&d.frame, mac, gw_ip), Some((0x7272, s, _)) if s == seq),
         )
         .ok_or_else(|| format!("no echo reply to ping {seq}"))?;
-        let (_, _, p) = echo_reply(&d.frame, mac, GATEWAY_IP).unwrap_or((0, 0, &[]));
+        let (_, _, p) = echo_reply(&d.frame, mac, gw_ip).unwrap_or((0, 0, &[]));
         ensure!(p == &payload[..], "ping {seq}: the reply's payload differs");
         ensure!(
             d.holds_cpu && d.thread == "virt0",
@@ -392,22 +419,23 @@ pub fn net_ping(ctx: &Ctx, h: &Hooks) -> Result<(), String> {
 
 /// 1000 frames back to back (more than the transmit ring holds): every
 /// one is accepted (senders wait for room, none is dropped) and the
-/// gateway answers.
+/// peer answers.
 pub fn net_tx_burst(ctx: &Ctx, h: &Hooks) -> Result<(), String> {
     let (viu, mac) = up(h)?;
-    let (_, gw) = resolve_gateway(ctx, &viu, mac)?;
+    let (_, gw) = resolve_gateway(ctx, h, &viu, mac)?;
+    let (ip, gw_ip) = addrs(h);
     let s0 = virtif::stats(0).unwrap_or_default();
     const N: u16 = 1000;
     let t0 = ctx.now();
     for seq in 0..N {
-        let f = ping(mac, gw, GUEST_IP, GATEWAY_IP, 0x6262, seq, &[seq as u8; 56]);
+        let f = ping(mac, gw, ip, gw_ip, 0x6262, seq, &[seq as u8; 56]);
         send(&viu, &f, &[]);
     }
     let dt = ctx.now() - t0;
     let s1 = virtif::stats(0).unwrap_or_default();
     let mut replies = 0;
     while wait_frame(ctx, 500_000_000, &|d| {
-        matches!(echo_reply(&d.frame, mac, GATEWAY_IP), Some((0x6262, _, _)))
+        matches!(echo_reply(&d.frame, mac, gw_ip), Some((0x6262, _, _)))
     })
     .is_some()
     {
@@ -463,7 +491,7 @@ pub fn net_lifecycle(ctx: &Ctx, h: &Hooks) -> Result<(), String> {
     for round in 0..3 {
         let (viu, mac2) = up(h)?;
         ensure!(mac2 == mac, "round {round}: another address");
-        resolve_gateway(ctx, &viu, mac)?;
+        resolve_gateway(ctx, h, &viu, mac)?;
         destroy(viu)?;
     }
     Ok(())

@@ -12,7 +12,8 @@
 //!   (`Config { scratch_dir: None, cooperative: true }`: file and bio
 //!   cases skip), then the platform tests (timers never early, idle
 //!   halts in `hlt`, wall clock, timers under load, random, an event
-//!   channel loopback woken by the upcall, xenstore, blkfront,
+//!   channel loopback woken by the upcall, xenstore, blkfront, netfront
+//!   under `if_virt`'s hypercalls against dom0 (`net_ip=`, `net_gw=`),
 //!   benchmarks).
 //! * `crash=panic|exit|null|deadlock`: a deliberate panic,
 //!   `rumpuser_exit(42)`, a NULL write, or a deadlock, to check the
@@ -33,11 +34,13 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::ffi::{c_char, c_int};
 use core::sync::atomic::{AtomicU64, Ordering};
+use rumpuser_baremetal::guest_tests::net as gnet;
 use rumpuser_baremetal::guest_tests::{self as gt, BenchSizes, Hooks, SKIP};
+use rumpuser_baremetal::virtif;
 use rumpuser_core::conformance::Ctx;
 use rumpuser_core::ensure;
 use rumpuser_green::sched_core;
-use rumpuser_xen::{blkfront, events, platform, rumpuser_exports::API, time, xprintln};
+use rumpuser_xen::{blkfront, events, netfront, platform, rumpuser_exports::API, time, xprintln};
 
 static HOOKS: Hooks = Hooks {
     api: &API,
@@ -64,6 +67,12 @@ static HOOKS: Hooks = Hooks {
         ("blk::errors_reach_biodone", gt::blk_errors),
         ("blk::iov_and_syncfd", gt::blk_iov),
         ("blk::detach_gives_errors", blk_detach),
+        ("net::arp_on_own_thread", gt::net::net_arp),
+        ("net::ping_interrupt_driven", gt::net::net_ping),
+        ("net::tx_burst_waits_for_room", gt::net::net_tx_burst),
+        ("net::create_destroy", gt::net::net_lifecycle),
+        ("net::scatter_gather", net_scatter_gather),
+        ("net::detach_gives_errors", net_detach),
         ("bench::report", bench),
     ],
     cpu: "vcpu",
@@ -93,6 +102,21 @@ fn now() -> u64 {
 #[no_mangle]
 pub extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
     gt::main(&HOOKS)
+}
+
+/// `if_virt`'s delivery function, for the network cases: the platform
+/// refers to it weakly, so it is defined here, in a crate of its own.
+///
+/// # Safety
+/// C ABI: `iov` holds `iovlen` readable iovecs.
+#[no_mangle]
+pub unsafe extern "C" fn rump_virtif_virt_deliverpkt(
+    sc: *mut core::ffi::c_void,
+    iov: *mut rumpuser_core::abi::IoVec,
+    iovlen: usize,
+) {
+    // SAFETY: the caller's contract, passed on.
+    unsafe { gnet::deliverpkt(sc, iov, iovlen) }
 }
 
 /// What boot found: Xen 4.x, a RAM map, a timer port.
@@ -342,6 +366,172 @@ fn blk_detach(ctx: &Ctx, _h: &Hooks) -> Result<(), String> {
     xprintln!(
         "  xvdb detached: {ok} reads answered, then ENXIO {} ms after the request",
         failed_after / 1_000_000
+    );
+    Ok(())
+}
+
+/// Waits (up to 60 s) for dom0 to answer a request the guest made in
+/// xenstore: the value of `data/<key>`.
+fn dom0_answer(ctx: &Ctx, key: &str) -> Result<String, String> {
+    use rumpuser_xen::xenstore as xs;
+    let deadline = now() + 60_000_000_000;
+    loop {
+        if let Ok(v) = xs::read(&format!("data/{key}")) {
+            return Ok(v);
+        }
+        ensure!(now() < deadline, "dom0 did not write data/{key} in 60 s");
+        ctx.sleep_ns(100_000_000);
+    }
+}
+
+/// Scatter-gather both ways (domU only): when asked (`data/vif-mtu`),
+/// dom0 raises its end of the vif to an MTU of 9000 (which netback
+/// allows because we said `feature-sg`); a ping of 6000 bytes, handed
+/// over as five iovecs, goes out over three transmit slots, and dom0's
+/// unfragmented reply (6042 bytes, more than a receive page) comes back
+/// over two receive slots and reaches `if_virt`'s delivery as one frame
+/// with the payload intact.
+fn net_scatter_gather(ctx: &Ctx, h: &Hooks) -> Result<(), String> {
+    use rumpuser_xen::xenstore as xs;
+    let Some(st) = netfront::stats(0) else {
+        return Err(SKIP.into());
+    };
+    ensure!(st.sg, "netback did not offer feature-sg");
+    let (viu, mac) = gnet::up(h)?;
+    let (_, gw) = gnet::resolve_gateway(ctx, h, &viu, mac)?;
+    let (ip, gw_ip) = gnet::addrs(h);
+    xs::write("data/vif-mtu", "9000").map_err(|e| format!("xenstore write: {e}"))?;
+    let rc = dom0_answer(ctx, "vif-mtu-set")?;
+    ensure!(
+        rc.trim() == "0",
+        "dom0 could not set its vif's MTU to 9000 (ip: {rc})"
+    );
+    let s0 = netfront::stats(0).unwrap_or_default();
+    let payload: Vec<u8> = (0..6000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+    let mut reply = None;
+    let mut sent = 0;
+    for seq in 1..=5u16 {
+        let f = gnet::ping(mac, gw, ip, gw_ip, 0x5347, seq, &payload);
+        sent = f.len();
+        gnet::send(&viu, &f, &[14, 34, 1000, 2100, 4500]);
+        let got = gnet::wait_frame(
+            ctx,
+            3_000_000_000,
+            &|d| matches!(gnet::echo_reply(&d.frame, mac, gw_ip), Some((0x5347, s, _)) if s == seq),
+        );
+        if got.is_some() {
+            reply = got;
+            break;
+        }
+    }
+    let d = reply.ok_or("no reply to five pings of 6000 bytes")?;
+    let s1 = netfront::stats(0).unwrap_or_default();
+    let (_, _, p) = gnet::echo_reply(&d.frame, mac, gw_ip).unwrap_or((0, 0, &[]));
+    ensure!(p == &payload[..], "the reply's payload differs");
+    ensure!(
+        d.frame.len() == sent,
+        "a reply of {} bytes to a frame of {sent}",
+        d.frame.len()
+    );
+    ensure!(
+        s1.tx_multi_slot > s0.tx_multi_slot,
+        "the ping did not go out over several transmit slots"
+    );
+    ensure!(
+        s1.rx_multi_slot > s0.rx_multi_slot,
+        "the reply did not arrive over several receive slots"
+    );
+    ensure!(
+        d.holds_cpu && d.thread == "virt0",
+        "delivery context of the reply"
+    );
+    xprintln!(
+        "  {sent}-byte ping out over several slots, its {}-byte reply in over several, delivered as one frame",
+        d.frame.len()
+    );
+    gnet::destroy(viu)
+}
+
+/// `xl network-detach` while `virt0` is up (domU only; dom0 detaches
+/// when the guest writes `data/netdetach = now`): within seconds the vif
+/// is gone; a send then returns at once, dropped and counted, and no
+/// answer comes; the front end tells the toolstack `Closed` (so the
+/// detach is not forced: dom0's log says how long it took); destroying
+/// the interface returns, and making it again fails with `ENXIO`.
+fn net_detach(ctx: &Ctx, h: &Hooks) -> Result<(), String> {
+    use rumpuser_core::Errno;
+    use rumpuser_xen::xenstore as xs;
+    if netfront::stats(0).is_none() {
+        return Err(SKIP.into());
+    }
+    let (viu, mac) = gnet::up(h)?;
+    let (_, gw) = gnet::resolve_gateway(ctx, h, &viu, mac)?;
+    let (ip, gw_ip) = gnet::addrs(h);
+    let closed0 = netfront::detaches();
+    xs::write("data/netdetach", "now").map_err(|e| format!("xenstore write: {e}"))?;
+    let t0 = now();
+    let (mut seq, mut answered) = (0u16, 0u32);
+    while !netfront::stats(0).unwrap_or_default().gone {
+        ensure!(
+            now() - t0 < 60_000_000_000,
+            "virt0's vif still there 60 s after the detach was asked for"
+        );
+        let f = gnet::ping(mac, gw, ip, gw_ip, 0x6464, seq, &[7; 56]);
+        gnet::send(&viu, &f, &[]);
+        if gnet::wait_frame(
+            ctx,
+            200_000_000,
+            &|d| matches!(gnet::echo_reply(&d.frame, mac, gw_ip), Some((0x6464, s, _)) if s == seq),
+        )
+        .is_some()
+        {
+            answered += 1;
+        }
+        seq = seq.wrapping_add(1);
+    }
+    let gone_ms = (now() - t0) / 1_000_000;
+    let v0 = virtif::stats(0).unwrap_or_default();
+    let t1 = now();
+    let f = gnet::ping(mac, gw, ip, gw_ip, 0x6464, seq, &[7; 56]);
+    gnet::send(&viu, &f, &[]);
+    let send_us = (now() - t1) / 1000;
+    let v1 = virtif::stats(0).unwrap_or_default();
+    ensure!(
+        v1.tx_drops == v0.tx_drops + 1 && v1.tx_frames == v0.tx_frames,
+        "a send on the detached vif was not dropped ({v0:?} -> {v1:?})"
+    );
+    ensure!(
+        send_us < 100_000,
+        "a send on the detached vif took {send_us} us"
+    );
+    ensure!(
+        gnet::wait_frame(ctx, 500_000_000, &|d| gnet::echo_reply(
+            &d.frame, mac, gw_ip
+        )
+        .is_some())
+        .is_none(),
+        "an answer arrived after the detach"
+    );
+    let deadline = now() + 15_000_000_000;
+    while netfront::detaches() == closed0 && now() < deadline {
+        ctx.sleep_ns(10_000_000);
+    }
+    ensure!(
+        netfront::detaches() == closed0 + 1 && netfront::stats(0).unwrap_or_default().closed,
+        "the front end never closed"
+    );
+    let t2 = now();
+    gnet::destroy(viu)?;
+    let destroy_us = (now() - t2) / 1000;
+    let again = gnet::create(c"0");
+    ensure!(
+        again.as_ref().err() == Some(&Errno::ENXIO.raw()),
+        "making virt0 again on the detached vif: {:?}",
+        again.as_ref().map(|_| ())
+    );
+    xprintln!(
+        "  vif detached: {answered} of {seq} pings answered meanwhile, gone {gone_ms} ms after the request; \
+         a send then dropped in {send_us} us; destroy {destroy_us} us; create ENXIO"
     );
     Ok(())
 }

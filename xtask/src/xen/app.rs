@@ -1,11 +1,11 @@
 //! `cargo xtask xen-run`: an application (C sources or objects, and
 //! optionally a rump kernel layer) linked against `librumpuser_xen.a` and
-//! booted as dom0, or as a domU with a disk; the test steps build and
-//! boot their C images the same way.
+//! booted as dom0, or as a domU with a disk and a vif; the test steps
+//! build and boot their C images the same way.
 
 use super::dist::build_archive;
 use super::dom0::{guest_lines, run_dom0};
-use super::domu::{domu_lines, run_domu, DomuSpec};
+use super::domu::{domu_lines, run_domu, DomuSpec, Peer};
 use super::harness::{harness_dir, hypervisor};
 use crate::qemu::{self, Outcome, Run};
 use crate::util::{require, root, Result};
@@ -20,6 +20,9 @@ pub struct App {
     pub sources: Vec<PathBuf>,
     /// A kernel layer (`lib/`, `include/`) built with `RUMP_CURLWP=hypercall`.
     pub kernel: Option<PathBuf>,
+    /// Extra kernel archives (`lib/`), looked for before the kernel
+    /// layer's (the `if_virt` without NetBSD's tap code).
+    pub pci: Option<PathBuf>,
     /// Its libraries to link whole (`rumpfs_ffs` …); default [`qemu::KERNEL_LIBS`].
     pub libs: Vec<String>,
     /// Extra compiler flags.
@@ -34,6 +37,8 @@ pub struct App {
     pub cmdline: String,
     /// How long a dom0 run may take.
     pub timeout: Duration,
+    /// What dom0 runs against a domU (the network tests).
+    pub peer: Option<Peer>,
 }
 
 /// What booting an [`App`] gave: the whole log, the guest's lines, and
@@ -86,12 +91,22 @@ pub fn build_app(app: &App, name: &str) -> Result<PathBuf> {
             } else {
                 app.libs.clone()
             };
-            let paths: Vec<PathBuf> = libs
-                .iter()
-                .map(|l| k.join("lib").join(format!("lib{l}.a")))
-                .collect();
-            if let Some(p) = paths.iter().find(|p| !p.is_file()) {
-                return Err(format!("xen-run: {} does not exist", p.display()));
+            let mut paths = Vec::new();
+            for l in &libs {
+                let file = format!("lib{l}.a");
+                let p = app
+                    .pci
+                    .iter()
+                    .chain(std::iter::once(k))
+                    .map(|d| d.join("lib").join(&file))
+                    .find(|p| p.is_file())
+                    .ok_or_else(|| {
+                        format!(
+                            "xen-run: {file} is in neither {}/lib nor the PCI directory",
+                            k.display()
+                        )
+                    })?;
+                paths.push(p);
             }
             paths
         }
@@ -124,6 +139,10 @@ pub fn boot_app(xen: &Path, app: &App, elf: &Path, label: &str) -> Result<AppRun
                 params: &app.cmdline,
                 disk: app.disk.as_deref(),
                 memory_mb: app.memory_mb,
+                peer: app.peer.as_ref().map(|p| Peer {
+                    script: p.script.clone(),
+                    watchdog_s: p.watchdog_s,
+                }),
             },
             label,
         )?;
@@ -149,6 +168,7 @@ pub fn xen_run(args: &[String]) -> Result<()> {
     let mut app = App {
         sources: Vec::new(),
         kernel: std::env::var_os("RUMP_KERNEL_DIR").map(PathBuf::from),
+        pci: std::env::var_os("RUMP_PCI_DIR").map(PathBuf::from),
         libs: Vec::new(),
         cflags: Vec::new(),
         disk: None,
@@ -156,6 +176,7 @@ pub fn xen_run(args: &[String]) -> Result<()> {
         memory_mb: 128,
         cmdline,
         timeout: Duration::from_secs(600),
+        peer: None,
     };
     let mut it = opts.iter();
     while let Some(a) = it.next() {
@@ -167,6 +188,7 @@ pub fn xen_run(args: &[String]) -> Result<()> {
         match a.as_str() {
             "--kernel" => app.kernel = Some(PathBuf::from(val("a directory")?)),
             "--no-kernel" => app.kernel = None,
+            "--pci" => app.pci = Some(PathBuf::from(val("a directory")?)),
             "--lib" => app.libs.push(val("a library name (rumpfs_ffs)")?),
             "--cflag" => app.cflags.push(val("a compiler flag")?),
             "--disk" => app.disk = Some(PathBuf::from(val("an image file")?)),

@@ -4,7 +4,11 @@ export PATH=/bin:/usr/bin:/usr/lib/xen-4.17/bin
 mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
 mkdir -p /dev/pts; mount -t devpts devpts /dev/pts; mount -t tmpfs tmpfs /run
 ln -s /run /var/run; mkdir -p /run/xen /run/xenstored
-for m in xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs loop xen-blkback; do insmod /mod/$m.ko; done
+for m in xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs loop xen-blkback xen-netback; do insmod /mod/$m.ko; done
+# No IPv6 on the vif: its router solicitations and reports would be
+# frames the guest's tests did not ask for.
+echo 1 >/proc/sys/net/ipv6/conf/default/disable_ipv6 2>/dev/null
+ip link set lo up
 mount -t xenfs xenfs /proc/xen
 xenstored --pid-file /run/xenstored.pid
 xen-init-dom0 >/dev/null
@@ -13,10 +17,11 @@ echo "harness: toolstack up at $(cut -d' ' -f1 /proc/uptime) s"
 # dom0's userland under nested TCG is not fully reliable (see run_domu in
 # xtask/src/xen/domu.rs): every xl call is bounded, a failed detach is tried
 # again, and a watchdog reports and ends a run that is still going after
-# 200 s (a whole run takes about 15).
+# 200 s (a whole run takes about 15; /watchdog may name a longer limit).
 up() { cut -d' ' -f1 /proc/uptime; }
+wd=$(cat /watchdog 2>/dev/null || echo 200)
 (
-  sleep 200
+  sleep "$wd"
   [ -e /run/done ] && exit 0
   echo "harness: watchdog: still waiting at $(up) s"
   cat /run/timeline 2>/dev/null; ps
@@ -29,10 +34,16 @@ up() { cut -d' ' -f1 /proc/uptime; }
 ) &
 timeout 60 xl create /domu.cfg
 echo "harness: xl create rc=$? at $(up) s" >>/run/timeline
+# The guest's domain id (empty if it never appeared).
+rk_domid() {
+  for t in 1 2 3 4 5 6 7 8 9 10; do
+    d=$(timeout 10 xl domid rk 2>/dev/null) && [ -n "$d" ] && { echo "$d"; return; }
+    sleep 1
+  done
+}
 # Detach the second disk when the guest asks (blk::detach_gives_errors).
 (
-  d=""
-  for t in 1 2 3 4 5 6 7 8 9 10; do d=$(timeout 10 xl domid rk 2>/dev/null) && [ -n "$d" ] && break; sleep 1; done
+  d=$(rk_domid); [ -n "$d" ] || exit 0
   while [ "$(xenstore-read /local/domain/$d/data/detach 2>/dev/null)" != now ]; do
     xenstore-exists /local/domain/$d || exit 0; sleep 1
   done
@@ -43,6 +54,35 @@ echo "harness: xl create rc=$? at $(up) s" >>/run/timeline
     [ $rc = 0 ] && break
   done
 ) &
+# The guest's requests about its vif: dom0's end to the MTU it names in
+# data/vif-mtu (net::scatter_gather; the answer is ip's status in
+# data/vif-mtu-set), and a detach when data/netdetach says now
+# (net::detach_gives_errors, or /peer.sh after its session).
+(
+  d=$(rk_domid); [ -n "$d" ] || exit 0
+  mtu=""
+  while xenstore-exists /local/domain/$d; do
+    if [ -z "$mtu" ] && mtu=$(xenstore-read /local/domain/$d/data/vif-mtu 2>/dev/null); then
+      ip link set "vif$d.0" mtu "$mtu"; rc=$?
+      echo "harness: vif$d.0 mtu $mtu rc=$rc at $(up) s" >>/run/timeline
+      xenstore-write /local/domain/$d/data/vif-mtu-set "$rc"
+    fi
+    if [ "$(xenstore-read /local/domain/$d/data/netdetach 2>/dev/null)" = now ]; then
+      for try in 1 2 3; do
+        t0=$(up)
+        timeout 30 xl network-detach rk 0; rc=$?
+        echo "harness: network-detach 0 rc=$rc from $t0 to $(up) s (try $try)" >>/run/timeline
+        [ $rc = 0 ] && break
+      done
+      exit 0
+    fi
+    sleep 1
+  done
+) &
+# dom0's side of a network test, if the image has one (xtask writes it).
+if [ -x /peer.sh ]; then
+  ( d=$(rk_domid); [ -n "$d" ] && /peer.sh "$d" ) &
+fi
 # Wait for the guest to go, logging each state change (xl's flags:
 # r b p s c d = running blocked paused shutdown crashed dying) to
 # /run/timeline, printed once the guest is gone: dom0 lines written while
@@ -50,7 +90,7 @@ echo "harness: xl create rc=$? at $(up) s" >>/run/timeline
 # that has shut itself down but is still listed 20 s later was not reaped
 # by the toolstack: say so and destroy it (the test still asks for `s`).
 i=0; last=""; held=0
-while [ $i -lt 240 ]; do
+while [ $i -lt $((wd + 40)) ]; do
   s=$(timeout 10 xl list rk 2>/dev/null | awk 'NR==2{print $5}')
   [ -z "$s" ] && break
   if [ "$s" != "$last" ]; then echo "harness: rk state $s at $(up) s" >>/run/timeline; last=$s; fi

@@ -1,8 +1,9 @@
 //! A PVH domU under Debian's Linux as a PV dom0 with the real toolstack
 //! ("Mode B"): dom0's initramfs (busybox, xenstored, xenconsoled, xl,
-//! blkback with loop-attached disks) is built here around the guest
-//! image from the harness's packages; its scripts are the files next to
-//! this one (`dom0-init.sh`, `myblock.sh`, the xl config `domu.cfg`).
+//! blkback with loop-attached disks, netback with a routed vif: dom0 is
+//! [`DOM0_IP`] on its end) is built here around the guest image from the
+//! harness's packages; its scripts are the files next to this one
+//! (`dom0-init.sh`, `myblock.sh`, `myvif.sh`, the xl config `domu.cfg`).
 //! The guest's lines arrive as `(d1) ...` in Xen's log.
 
 use super::harness::{domu_harness, Domu};
@@ -35,7 +36,15 @@ const DOM0_MODULES: &[&str] = &[
     "drivers/xen/xenfs/xenfs",
     "drivers/block/loop",
     "drivers/block/xen-blkback/xen-blkback",
+    "drivers/net/xen-netback/xen-netback",
 ];
+
+/// dom0's address on its end of the guest's vif (`myvif.sh`).
+pub(super) const DOM0_IP: &str = "10.0.5.1";
+/// The address the tests give the guest on the vif.
+pub(super) const GUEST_IP: &str = "10.0.5.2";
+/// The vif's MAC address (`domu.cfg`).
+pub(super) const GUEST_MAC: &str = "00:16:3e:72:75:6d";
 
 /// Size of the domU's disk (a file in dom0's initramfs, loop-attached).
 pub(super) const DOMU_DISK_BYTES: usize = 4 << 20;
@@ -50,16 +59,31 @@ const DOM0_INIT: &str = include_str!("dom0-init.sh");
 /// the file (serialised) and tell blkback the device.
 const MYBLOCK: &str = include_str!("myblock.sh");
 
+/// The vif's hotplug script (Debian's `vif-bridge` needs bash and a
+/// bridge): dom0's end gets [`DOM0_IP`], a routed link.
+const MYVIF: &str = include_str!("myvif.sh");
+
 /// The xl configuration of the guest, with `{memory}` and `{params}` to
 /// fill in.
 const DOMU_CFG: &str = include_str!("domu.cfg");
 
 /// What the domU gets: its command line, its disk (`None`: a zeroed
-/// disk with the host's marker) and memory.
+/// disk with the host's marker) and memory; and what dom0 runs against
+/// it, if anything.
 pub(super) struct DomuSpec<'a> {
     pub params: &'a str,
     pub disk: Option<&'a Path>,
     pub memory_mb: u32,
+    pub peer: Option<Peer>,
+}
+
+/// dom0's side of a network test: `script` runs (as `/peer.sh DOMID`)
+/// once the guest exists, with this xtask's own executable as `/peer`
+/// (its `xen-net-peer` command talks TCP to the guest); dom0's watchdog
+/// waits `watchdog_s` instead of 200 s.
+pub(super) struct Peer {
+    pub script: String,
+    pub watchdog_s: u32,
 }
 
 /// The xl configuration for `spec`.
@@ -152,6 +176,13 @@ fn domu_initrd(h: &Domu, image: &Path, spec: &DomuSpec<'_>) -> Result<PathBuf> {
     }
     write_exec(&root.join("init"), DOM0_INIT)?;
     write_exec(&root.join("etc/xen/scripts/myblock"), MYBLOCK)?;
+    write_exec(&root.join("etc/xen/scripts/myvif"), MYVIF)?;
+    if let Some(p) = &spec.peer {
+        let exe = std::env::current_exe().map_err(|e| format!("the xtask executable: {e}"))?;
+        copy(&exe, &root.join("peer"))?;
+        write_exec(&root.join("peer.sh"), &p.script)?;
+        fs::write(root.join("watchdog"), p.watchdog_s.to_string()).map_err(|e| e.to_string())?;
+    }
     fs::write(root.join("domu.cfg"), domu_cfg(spec)).map_err(|e| e.to_string())?;
     copy(image, &root.join("guest-kernel"))?;
     // The second disk (`xvdb`), detached while in use by the detach test.
@@ -203,7 +234,7 @@ pub(super) fn run_domu(xen: &Path, image: &Path, spec: &DomuSpec<'_>, label: &st
         label,
         // Above dom0's watchdog (200 s, then 60 s more at most), so that a
         // stuck run is reported by the harness rather than by a timeout.
-        Duration::from_secs(420),
+        Duration::from_secs(220 + spec.peer.as_ref().map_or(200, |p| p.watchdog_s) as u64),
     )
 }
 
@@ -260,6 +291,7 @@ mod tests {
             params: "suite=kit -- a {memory}",
             disk: None,
             memory_mb: 32,
+            peer: None,
         });
         assert!(cfg.contains("\nmemory = 32\n"), "{cfg}");
         assert!(
@@ -267,5 +299,16 @@ mod tests {
             "{cfg}"
         );
         assert!(cfg.starts_with("type = \"pvh\"\n") && cfg.contains("target=/disk2.img"));
+        assert!(cfg.contains(&format!(
+            "vif = [ 'mac={GUEST_MAC}, script=/etc/xen/scripts/myvif' ]"
+        )));
+    }
+
+    #[test]
+    fn dom0_is_where_the_tests_look() {
+        assert!(MYVIF.contains(&format!("ip addr add {DOM0_IP}/24 dev \"$vif\"")));
+        let net = |ip: &str| ip.rsplit_once('.').map(|(n, _)| n.to_string());
+        assert_eq!(net(DOM0_IP), net(GUEST_IP));
+        assert!(DOM0_INIT.contains("xen-netback"));
     }
 }

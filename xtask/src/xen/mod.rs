@@ -41,12 +41,16 @@
 //!    (dom0 then finds the guest's marker in the backing file);
 //! 5. **the real kernel** (only with `RUMP_KERNEL_DIR`, built with
 //!    `RUMP_CURLWP=hypercall`): NetBSD's kernel layer as a domU, ext2 on
-//!    `xvda` written, synced, remounted and verified.
+//!    `xvda` written, synced, remounted and verified;
+//! 6. **the real kernel's TCP/IP** (with `RUMP_KERNEL_DIR` and the
+//!    `if_virt` archive of `RUMP_PCI_DIR`): a TCP server on `virt0` over
+//!    netfront and dom0's netback, the session run from dom0 and checked
+//!    byte for byte, then the vif detached under it ([`mod@net`]).
 //!
 //! One module per concern: [`harness`] (Debian's packages), [`dom0`] and
 //! [`mod@domu`] (the two ways to boot), [`checks`] (the test steps and
-//! what their logs must show), [`mod@dist`] (`xen-dist`) and [`app`]
-//! (`xen-run`).
+//! what their logs must show), [`mod@net`] (the TCP step, dom0's peer,
+//! `bench-xen-net`), [`mod@dist`] (`xen-dist`) and [`app`] (`xen-run`).
 
 mod app;
 mod checks;
@@ -54,10 +58,12 @@ mod dist;
 mod dom0;
 mod domu;
 mod harness;
+mod net;
 
 pub use app::xen_run;
 pub use dist::dist;
 pub use harness::{harness_cached, PACKAGE};
+pub use net::{bench as bench_net, peer as net_peer};
 
 use crate::qemu::{self, expect, Outcome};
 use crate::util::Result;
@@ -77,11 +83,12 @@ pub fn test_all() -> Result<()> {
     c_link(&xen)?;
     domu(&xen, &image)?;
     kernel_ext2(&xen)?;
+    net::kernel_net(&xen)?;
     eprintln!("xen: all nested-Xen tests passed");
     Ok(())
 }
 
-/// `cargo xtask xen-test [--only kit|crash|c|domu|kernel|harness] [-- PARAMS...]`:
+/// `cargo xtask xen-test [--only kit|crash|c|domu|kernel|net|harness] [-- PARAMS...]`:
 /// `harness` only assembles Xen; `-- PARAMS` boots the test image once
 /// with that dom0 command line (e.g. `-- suite=platform test=evtchn`) and
 /// reports its status.
@@ -121,8 +128,9 @@ pub fn run(args: &[String]) -> Result<()> {
                 "domu" => domu(&xen, &image),
                 "c" => c_link(&xen),
                 "kernel" => kernel_ext2(&xen),
+                "net" => net::kernel_net(&xen),
                 other => Err(format!(
-                    "unknown step {other:?} (kit, crash, c, domu, kernel, harness)"
+                    "unknown step {other:?} (kit, crash, c, domu, kernel, net, harness)"
                 )),
             }
         }
