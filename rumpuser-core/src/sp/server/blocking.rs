@@ -263,7 +263,10 @@ fn start_conn<H: Host>(conn: Arc<Conn<Blocking<H>>>) {
 struct PoolState<H: Host> {
     queue: VecDeque<Work<Blocking<H>>>,
     workers: usize,
+    /// Waiting workers no submitter has claimed.
     idle: usize,
+    /// Claims of waiting workers not yet taken up by one waking.
+    claims: usize,
     /// The server stopped: idle workers exit.
     closed: bool,
 }
@@ -287,6 +290,7 @@ impl<H: Host> Pool<H> {
                 queue: VecDeque::new(),
                 workers: 0,
                 idle: 0,
+                claims: 0,
                 closed: false,
             }),
             cv: Default::default(),
@@ -306,7 +310,13 @@ impl<H: Host> Pool<H> {
             return Err(w);
         }
         st.queue.push_back(w);
-        if st.queue.len() > st.idle && st.workers < self.max_workers {
+        // Each item claims a waiting worker (so that a second item does
+        // not count on one a first item is already waking), or starts one.
+        if st.idle > 0 {
+            st.idle -= 1;
+            st.claims += 1;
+            H::Locks::notify_one(&self.cv);
+        } else if st.workers < self.max_workers {
             st.workers += 1;
             let me = Arc::clone(self);
             if H::spawn(Box::new(move || me.worker()), "rumpsp-worker").is_err() {
@@ -315,10 +325,6 @@ impl<H: Host> Pool<H> {
                     return Err(st.queue.pop_back().expect("just pushed"));
                 }
             }
-        }
-        // Idle workers count themselves under this lock before waiting.
-        if st.idle > 0 {
-            H::Locks::notify_one(&self.cv);
         }
         Ok(())
     }
@@ -342,7 +348,12 @@ impl<H: Host> Pool<H> {
                     }
                     st.idle += 1;
                     st = H::Locks::wait(&self.cv, &self.st, st);
-                    st.idle -= 1;
+                    // Taken up a claim, or (woken otherwise) no longer waiting.
+                    if st.claims > 0 {
+                        st.claims -= 1;
+                    } else {
+                        st.idle -= 1;
+                    }
                 }
             };
             run_work(w);

@@ -33,6 +33,9 @@ pub const OUT_HIGH_WATER: usize = 1 << 20;
 pub const OUT_HARD_LIMIT: usize = 16 << 20;
 /// Most bytes a writer thread hands to one `send` ([`Conn::write_out`]).
 pub const WRITE_CHUNK: usize = 64 * 1024;
+/// How long a disconnect waits for a writer thread to write what was
+/// buffered before it (the `ERROR` frame of a protocol violation).
+const LINGER: Duration = Duration::from_secs(1);
 
 /// The protocol state of a connection.
 pub struct State {
@@ -56,7 +59,11 @@ pub struct State {
 struct Out {
     buf: Vec<u8>,
     off: usize,
+    /// No more output: the client is gone, or a send failed.
     dead: bool,
+    /// Being disconnected: no new frames; a writer thread writes what is
+    /// buffered (an `ERROR` frame before the close) for [`LINGER`].
+    closing: bool,
 }
 
 impl Out {
@@ -113,6 +120,7 @@ impl<R: Runtime> Conn<R> {
                 buf: Vec::new(),
                 off: 0,
                 dead: false,
+                closing: false,
             }),
             out_cv: Default::default(),
             ext: R::ConnExt::default(),
@@ -148,11 +156,11 @@ impl<R: Runtime> Conn<R> {
     pub fn send(&self, may_block: bool, frame: impl FnOnce(&mut Vec<u8>)) -> Result<(), Errno> {
         let mut o = self.out.lock();
         if may_block {
-            while !o.dead && o.pending() > OUT_HIGH_WATER {
+            while !o.dead && !o.closing && o.pending() > OUT_HIGH_WATER {
                 o = L::<R>::wait(&self.out_cv, &self.out, o);
             }
         }
-        if o.dead {
+        if o.dead || o.closing {
             return Err(Errno::ENOTCONN);
         }
         let was_empty = o.pending() == 0;
@@ -216,6 +224,9 @@ impl<R: Runtime> Conn<R> {
             {
                 let mut o = self.out.lock();
                 while !o.dead && o.pending() == 0 {
+                    if o.closing {
+                        return;
+                    }
                     o = L::<R>::wait(&self.out_cv, &self.out, o);
                 }
                 if o.dead {
@@ -377,9 +388,18 @@ impl<R: Runtime> Conn<R> {
             return;
         }
         // Output first, so nothing more reaches the client once its
-        // waiters start failing.
+        // waiters start failing. A writer thread first writes what was
+        // buffered (an inline writer already wrote what the socket took).
         {
             let mut o = self.out.lock();
+            o.closing = true;
+            L::<R>::notify_all(&self.out_cv);
+            if !R::INLINE_WRITES {
+                let end = L::<R>::now_ns().saturating_add(super::duration_ns(LINGER));
+                while !o.dead && o.pending() > 0 && L::<R>::now_ns() < end {
+                    o = L::<R>::wait_until(&self.out_cv, &self.out, o, end);
+                }
+            }
             o.dead = true;
             L::<R>::notify_all(&self.out_cv);
         }

@@ -664,7 +664,13 @@ impl<R: Runtime> SysProxy for Proxy<R> {
             for r in reqs {
                 let _ = c.send(false, |o| wire::put_syscall_resp(o, r, 0, [0, 0]));
             }
-            c.flush_blocking(Duration::from_secs(2));
+            if R::INLINE_WRITES {
+                c.flush_blocking(Duration::from_secs(2));
+            } else {
+                // The kernel calls this holding a CPU (cpu_reboot), which
+                // the writer thread's kernel call needs.
+                crate::sched::klock_wrap(|| c.flush_blocking(Duration::from_secs(2)));
+            }
         }
         if let Some(s) = srv {
             s.stopping.store(true, Ordering::Release);
