@@ -4,7 +4,8 @@
 //! through [`rumpuser_green::glue`]; the host half is this crate's:
 //! memory from [`crate::heap`], clocks from [`crate::time`], randomness
 //! from [`crate::random`], the serial console, disks from [`crate::disk`],
-//! and exit through `isa-debug-exit`.
+//! the syscall proxy on the kernel's own sockets ([`crate::sp`]), and exit
+//! through `isa-debug-exit`.
 //!
 //! That host half is the [`pvh_hypervisor_host!`](crate::pvh_hypervisor_host)
 //! macro (with the helpers below), which `rumpuser-xen` uses too with its
@@ -77,6 +78,7 @@ macro_rules! pvh_hypervisor_host {
         fn init(&self) -> $crate::__core::HyperResult<()> {
             $crate::__core::diag::set_fatal(|| $exit($crate::status::PANIC));
             $crate::hyp::set_stack_size($cmdline());
+            $crate::sp::set_cmdline($cmdline);
             // The scheduler, clocks and entropy were set up at boot.
             Ok(())
         }
@@ -219,6 +221,10 @@ macro_rules! pvh_hypervisor_host {
 
         fn exit(&self, how: $crate::__core::types::ExitKind) -> ! {
             $exit($crate::hyp::exit_value(concat!("rumpuser-", $name), how))
+        }
+
+        fn sysproxy(&self) -> Option<&dyn $crate::__core::sysproxy::SysProxy> {
+            Some(&$crate::sp::SYSPROXY)
         }
     };
 }
