@@ -8,6 +8,8 @@
 //! line on both machines. [`BaremetalMachine`] is this crate's: disks
 //! from [`crate::disk`], clocks from [`crate::time`], the serial console
 //! and exit through `isa-debug-exit`; `rumpuser-xen` supplies its own.
+//! Both serve the syscall proxy on the guest kernel's own sockets
+//! ([`crate::sp`]).
 
 use core::ffi::{c_int, c_void, CStr};
 use core::ptr::NonNull;
@@ -62,10 +64,6 @@ pub trait Machine: Sync + 'static {
     fn console_write(bytes: &[u8]);
     /// The end, with a [`crate::status`] value.
     fn exit(status: u32) -> !;
-    /// The syscall proxy, if the machine has one. Default: none.
-    fn sysproxy() -> Option<&'static dyn rumpuser_core::sysproxy::SysProxy> {
-        None
-    }
 }
 
 /// A machine's virtual disks, which are its only files: `rumpuser_open`
@@ -98,6 +96,7 @@ impl<M: Machine> Host for PvhHost<M> {
         // The scheduler, clocks and entropy were set up at boot.
         rumpuser_core::diag::set_fatal(fatal::<M>);
         set_stack_size(M::cmdline());
+        crate::sp::set_cmdline(M::cmdline);
         Ok(())
     }
 
@@ -200,7 +199,8 @@ impl<M: Machine> Host for PvhHost<M> {
     }
 
     fn sysproxy(&self) -> Option<&dyn rumpuser_core::sysproxy::SysProxy> {
-        M::sysproxy()
+        // On the guest kernel's own sockets, for every PVH machine.
+        Some(&crate::sp::SYSPROXY)
     }
 }
 

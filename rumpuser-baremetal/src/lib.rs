@@ -17,6 +17,7 @@
 //! | NetBSD's drivers | the `rumpcomp_pci_*` hypercalls (`pcihyp`, `dma`), so `librumpdev_pci` with `vioif`, `ld`, … run in the kernel layer; a virtio class goes either to them or to this crate (`pci`) |
 //! | random | RDSEED/RDRAND with `HARD`/`NOWAIT` semantics; `ENOTSUP` without them |
 //! | console, params, exit | COM1 serial; the PVH command line (`cmdline`); `isa-debug-exit` with the statuses of [`status`] |
+//! | syscall proxy | `rump_init_server("tcp://…")` serves NetBSD's librumpclient on the kernel's own TCP/IP stack (`sp`: green threads in the kernel's socket calls) |
 //!
 //! # Building an image
 //!
@@ -52,7 +53,7 @@
 //!
 //! # What is missing
 //!
-//! The syscall proxy, SMP (one CPU, `NCPU` 1), per-thread TLS, run-time
+//! SMP (one CPU, `NCPU` 1), per-thread TLS, run-time
 //! module loading, PCI buses other than 0 for this crate's own drivers
 //! (NetBSD's PCI code scans further through the hypercalls), MSI/MSI-X
 //! (legacy INTx through the 8259), offloads on virtio-net (no checksum or
@@ -106,6 +107,8 @@ pub mod random;
 pub mod rtc;
 #[cfg(target_os = "none")]
 pub mod serial;
+#[cfg(target_os = "none")]
+pub mod sp;
 #[cfg(target_os = "none")]
 pub mod start;
 #[cfg(target_os = "none")]

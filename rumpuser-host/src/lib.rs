@@ -2,9 +2,10 @@
 //! `rumpuser-green` flavours share, one module per concern (named after
 //! NetBSD's `lib/librumpuser` files). Apart from [`sp`], nothing here knows
 //! about threads or the scheduling contract; it is plain host I/O
-//! returning NetBSD errnos. [`sp`] is the syscall proxy server both
-//! flavours run, generic over how a flavour runs threads ([`sp::Runtime`]);
-//! its kernel entries go through `rumpuser_core::sp::kern`.
+//! returning NetBSD errnos. [`sp`] is the host half of the syscall proxy
+//! server both flavours run (`rumpuser_core::sp::server`, generic over how
+//! a flavour runs threads, [`sp::Runtime`]): host sockets, a `std` mutex,
+//! configuration from the environment.
 //!
 //! It is a crate of its own so that each flavour's static library exports
 //! only its own `rumpuser_*` symbols.

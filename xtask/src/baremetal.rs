@@ -457,7 +457,8 @@ fn boot_ext2(dir: &Path, elf: &Path, append: &str, label: &str) -> Result<u128> 
 }
 
 /// The real kernel's networking (`baremetal_net`): `which` of `vioif`,
-/// `virtif`, `twoguests`.
+/// `virtif`, `twoguests`, and the syscall proxy over it (`sysproxy`,
+/// `baremetal_sp`).
 fn kernel_net(dir: &Path, which: &[&str]) -> Result<()> {
     use crate::baremetal_net::{self as bn, Nic};
     let layer = match bn::layer()? {
@@ -489,6 +490,7 @@ fn kernel_net(dir: &Path, which: &[&str]) -> Result<()> {
             "twoguests" => {
                 bn::two_guests(dir, &layer, &archive)?;
             }
+            "sysproxy" => crate::baremetal_sp::run(dir, &archive, &layer)?,
             other => return Err(format!("unknown network step {other}")),
         }
     }
@@ -507,12 +509,12 @@ pub fn test_all() -> Result<()> {
     c_link(&dir)?;
     kernel_ext2(&dir)?;
     kernel_ext2_ld(&dir)?;
-    kernel_net(&dir, &["vioif", "virtif", "twoguests"])?;
+    kernel_net(&dir, &["vioif", "virtif", "twoguests", "sysproxy"])?;
     eprintln!("baremetal: all QEMU tests passed");
     Ok(())
 }
 
-/// `cargo xtask baremetal-test [--only kit|nordrand|crash|c|kernel]`.
+/// `cargo xtask baremetal-test [--only kit|nordrand|crash|c|kernel|ld|net|vioif|virtif|twoguests|sysproxy]`.
 pub fn run(args: &[String]) -> Result<()> {
     let only = args
         .iter()
@@ -528,7 +530,7 @@ pub fn run(args: &[String]) -> Result<()> {
         "c" => c_link(&dir),
         "kernel" => kernel_ext2(&dir),
         "ld" => kernel_ext2_ld(&dir),
-        "vioif" | "virtif" | "twoguests" => kernel_net(&dir, &[only]),
+        "vioif" | "virtif" | "twoguests" | "sysproxy" => kernel_net(&dir, &[only]),
         "net" => kernel_net(&dir, &["vioif", "virtif", "twoguests"]),
         step => {
             let image = build_image()?;
@@ -537,7 +539,7 @@ pub fn run(args: &[String]) -> Result<()> {
                 "nordrand" => no_rdrand(&image),
                 "crash" => crashes(&image),
                 other => Err(format!(
-                    "unknown step {other:?} (kit, nordrand, crash, c, kernel, ld, net, vioif, virtif, twoguests)"
+                    "unknown step {other:?} (kit, nordrand, crash, c, kernel, ld, net, vioif, virtif, twoguests, sysproxy)"
                 )),
             }
         }

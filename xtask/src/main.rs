@@ -15,7 +15,7 @@
 //!   (`benches/c/microbench.c`) against our libraries and NetBSD's, with
 //!   reference/ours ratios.
 //! * `sizes` — the shipped libraries' sizes against NetBSD's librumpuser.
-//! * `baremetal-test [--only kit|nordrand|crash|c|kernel|ld|net|vioif|virtif|twoguests]` — boot the bare-metal
+//! * `baremetal-test [--only kit|nordrand|crash|c|kernel|ld|net|vioif|virtif|twoguests|sysproxy]` — boot the bare-metal
 //!   platform in QEMU (conformance kit, platform tests, crash reports, a C
 //!   image); part of `test` (needs `qemu-system-x86_64`).
 //! * `baremetal-dist` — `target/dist/baremetal/` (archive, linker script,
@@ -57,6 +57,7 @@
 
 mod baremetal;
 mod baremetal_net;
+mod baremetal_sp;
 mod bench_c;
 mod bench_kernel;
 mod dist;

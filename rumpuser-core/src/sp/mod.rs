@@ -9,6 +9,10 @@
 //!   requests.
 //! * [`kern`]: the bracketed kernel entries a server makes (rfork, newlwp,
 //!   syscall, …) and the opaque [`kern::LwpPtr`].
+//! * [`server`]: the server itself, generic over a flavour's runtime
+//!   (threads, locks, sockets); [`server::blocking`] is a whole runtime
+//!   for sockets whose calls block only the calling thread (a guest's own
+//!   kernel sockets).
 //!
 //! # Limits
 //!
@@ -24,6 +28,7 @@ pub mod conn;
 pub mod frame;
 #[allow(unsafe_code)]
 pub mod kern;
+pub mod server;
 pub mod url;
 pub mod wire;
 

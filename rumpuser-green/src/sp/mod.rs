@@ -1,7 +1,8 @@
 //! The syscall proxy server on green threads: the shared server of
-//! `rumpuser_host::sp` (handshakes, preforks, work execution, teardown,
-//! the `rumpuser_sp_*` hypercalls) driven by green threads on
-//! non-blocking sockets, with no host threads.
+//! `rumpuser_core::sp::server` (handshakes, preforks, work execution,
+//! teardown, the `rumpuser_sp_*` hypercalls) driven by green threads on
+//! the non-blocking host sockets of `rumpuser_host::sp`, with no host
+//! threads.
 //!
 //! * An *acceptor* green thread owns the listening socket: it accepts
 //!   clients, starts a reader thread for each, and releases expired
@@ -34,13 +35,13 @@ use rumpuser_core::sysproxy::SysProxy;
 use rumpuser_core::Errno;
 use rumpuser_host::sock::Listener;
 use rumpuser_host::sp::{
-    accept_pending, read_available, Config, Conn, Globals, Proxy, ReadOutcome, Runtime, Server,
-    Work,
+    accept_pending, read_available, Config, Conn, Globals, Guard, HostTransport, LazyGlobals, Lock,
+    Locks, Proxy, ReadOutcome, Runtime, Server, StdMutex, Work,
 };
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Bytes a reader asks for per `recv` (requests are small; a copyin
 /// response is at most what the kernel asked for).
@@ -73,38 +74,86 @@ pub struct Reader(AtomicU64);
 #[derive(Default)]
 pub struct Notify(Mutex<Vec<u64>>);
 
-impl rumpuser_host::sp::Cond for Notify {
-    fn wait<'a, T>(&self, m: &'a Mutex<T>, g: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+/// The server's locks on green threads: `std` mutexes and [`Notify`].
+pub struct GreenLocks;
+
+impl Locks for GreenLocks {
+    type Mutex<T: Send> = StdMutex<T>;
+    type Cond = Notify;
+
+    fn wait<'a, T: Send>(
+        cv: &Notify,
+        m: &'a StdMutex<T>,
+        g: Guard<'a, Self, T>,
+    ) -> Guard<'a, Self, T> {
         let me = sched_core::current().as_raw();
-        lock(&self.0).push(me);
+        lock(&cv.0).push(me);
         drop(g);
         sched_core::park(None);
-        lock(&self.0).retain(|&t| t != me);
-        lock(m)
+        lock(&cv.0).retain(|&t| t != me);
+        m.lock()
     }
 
-    fn notify_all(&self) {
-        let waiters = std::mem::take(&mut *lock(&self.0));
+    fn wait_until<'a, T: Send>(
+        cv: &Notify,
+        m: &'a StdMutex<T>,
+        g: Guard<'a, Self, T>,
+        deadline: u64,
+    ) -> Guard<'a, Self, T> {
+        let me = sched_core::current().as_raw();
+        lock(&cv.0).push(me);
+        drop(g);
+        sched_core::park(Some(deadline_of(deadline)));
+        lock(&cv.0).retain(|&t| t != me);
+        m.lock()
+    }
+
+    fn notify_one(cv: &Notify) {
+        let first = {
+            let mut w = lock(&cv.0);
+            (!w.is_empty()).then(|| w.remove(0))
+        };
+        if let Some(t) = first {
+            wake_raw(t);
+        }
+    }
+
+    fn notify_all(cv: &Notify) {
+        let waiters = std::mem::take(&mut *lock(&cv.0));
         for t in waiters {
             wake_raw(t);
         }
     }
+
+    fn now_ns() -> u64 {
+        rumpuser_host::sp::now_ns()
+    }
 }
 
-static GLOBALS: Globals<GreenThreads> = Globals::new();
+static GLOBALS: LazyGlobals<GreenThreads> = LazyGlobals::new();
 
-/// The green `sched_core` deadline for host instant `t`.
-fn deadline_of(t: Instant) -> u64 {
-    let left = t.saturating_duration_since(Instant::now());
-    sched_core::now_ns().saturating_add(left.as_nanos().min(u64::MAX as u128) as u64)
+/// The green `sched_core` deadline for host monotonic time `t`.
+fn deadline_of(t: u64) -> u64 {
+    let left = t.saturating_sub(rumpuser_host::sp::now_ns());
+    sched_core::now_ns().saturating_add(left)
 }
 
 impl Runtime for GreenThreads {
-    type Cond = Notify;
+    type Locks = GreenLocks;
+    type Transport = HostTransport;
     type ConnExt = Reader;
+    const INLINE_WRITES: bool = true;
 
     fn globals() -> &'static Globals<GreenThreads> {
-        &GLOBALS
+        GLOBALS.get()
+    }
+
+    fn config() -> Config {
+        rumpuser_host::sp::config()
+    }
+
+    fn random(buf: &mut [u8]) -> bool {
+        rumpuser_host::sp::random(buf)
     }
 
     fn new(cfg: &Config) -> Result<GreenThreads, Errno> {
@@ -139,7 +188,8 @@ impl Runtime for GreenThreads {
         self.pool.submit(w, force)
     }
 
-    fn wait_writable(&self, fd: RawFd, timeout: Duration) -> bool {
+    fn wait_writable(&self, s: &OwnedFd, timeout: Duration) -> bool {
+        let fd = s.as_raw_fd();
         let deadline = sched_core::now_ns().saturating_add(timeout.as_nanos() as u64);
         loop {
             let r = wait_fd(fd, libc::POLLOUT, Some(deadline));
@@ -157,8 +207,8 @@ impl Runtime for GreenThreads {
 fn acceptor(srv: Arc<Server<GreenThreads>>, listener: Listener) {
     let lfd = listener.fd.as_raw_fd();
     while !srv.is_stopping() {
-        accept_pending(&srv, lfd, spawn_reader);
-        srv.reap_preforks(Instant::now());
+        accept_pending(&srv, &listener, spawn_reader);
+        srv.reap_preforks(rumpuser_host::sp::now_ns());
         if srv.is_stopping() {
             break;
         }
@@ -166,7 +216,7 @@ fn acceptor(srv: Arc<Server<GreenThreads>>, listener: Listener) {
         wait_fd(lfd, libc::POLLIN, deadline);
     }
     // Shutdown: readers see `stopping` and disconnect without kernel calls.
-    for c in GLOBALS.connections_of(&srv) {
+    for c in GLOBALS.get().connections_of(&srv) {
         srv.rt.kick(&c);
     }
     srv.forget_preforks();
@@ -216,20 +266,20 @@ fn reader(conn: Arc<Conn<GreenThreads>>) {
         } else {
             libc::POLLIN
         };
-        wait_fd(conn.fd(), events, None);
+        wait_fd(conn.sock().as_raw_fd(), events, None);
     }
     conn.ext.0.store(0, Ordering::Release);
 }
 
 /// Number of clients currently connected or being torn down (tests).
 pub fn live_clients() -> usize {
-    GLOBALS.live_clients()
+    GLOBALS.get().live_clients()
 }
 
 /// The address a TCP server listens on (with the real port if 0 was
 /// asked), or `None`.
 pub fn tcp_address() -> Option<std::net::SocketAddr> {
-    GLOBALS.tcp_address()
+    GLOBALS.get().tcp_address()
 }
 
 /// The green `SysProxy`: the shared one, checked to be called on the green

@@ -2,9 +2,9 @@
 //! loop thread (`server`) and a bounded pool of worker threads
 //! (`pool`). Everything that does not depend on host threads — the
 //! connection bookkeeping, handshakes, preforks, work execution, teardown,
-//! configuration and the `SysProxy` hypercalls — is shared with the green
-//! flavour in `rumpuser_host::sp`; the protocol rules live in
-//! `rumpuser_core::sp`.
+//! configuration and the `SysProxy` hypercalls — is the server every
+//! flavour shares (`rumpuser_core::sp::server`, with the host sockets of
+//! `rumpuser_host::sp`); the protocol rules live in `rumpuser_core::sp`.
 //!
 //! **The protocol has no authentication.** Anyone who can connect can run
 //! system calls in the rump kernel; see `rumpuser_host::sp` for the safe
@@ -16,10 +16,13 @@ mod server;
 use pool::Pool;
 use rumpuser_core::Errno;
 use rumpuser_host::sock::{self, Listener, Waker};
-use rumpuser_host::sp::{Config, Conn, Globals, Proxy, Runtime, Server, Work};
-use std::os::fd::RawFd;
+use rumpuser_host::sp::{
+    Config, Conn, Globals, Guard, HostTransport, LazyGlobals, Locks, Proxy, Runtime, Server,
+    StdMutex, Work,
+};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar};
 use std::time::Duration;
 
 /// The host-thread runtime of the shared server: the poll loop's eventfd
@@ -40,29 +43,75 @@ pub struct HostCond {
     waiters: AtomicUsize,
 }
 
-impl rumpuser_host::sp::Cond for HostCond {
-    fn wait<'a, T>(&self, _m: &'a Mutex<T>, g: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
-        self.waiters.fetch_add(1, Ordering::SeqCst);
-        let g = self.cv.wait(g).unwrap_or_else(|e| e.into_inner());
-        self.waiters.fetch_sub(1, Ordering::SeqCst);
+/// The server's locks on host threads: `std` mutexes and [`HostCond`].
+pub struct HostLocks;
+
+impl Locks for HostLocks {
+    type Mutex<T: Send> = StdMutex<T>;
+    type Cond = HostCond;
+
+    fn wait<'a, T: Send>(
+        cv: &HostCond,
+        _m: &'a StdMutex<T>,
+        g: Guard<'a, Self, T>,
+    ) -> Guard<'a, Self, T> {
+        cv.waiters.fetch_add(1, Ordering::SeqCst);
+        let g = cv.cv.wait(g).unwrap_or_else(|e| e.into_inner());
+        cv.waiters.fetch_sub(1, Ordering::SeqCst);
         g
     }
 
-    fn notify_all(&self) {
-        if self.waiters.load(Ordering::SeqCst) != 0 {
-            self.cv.notify_all()
+    fn wait_until<'a, T: Send>(
+        cv: &HostCond,
+        _m: &'a StdMutex<T>,
+        g: Guard<'a, Self, T>,
+        deadline: u64,
+    ) -> Guard<'a, Self, T> {
+        let left = Duration::from_nanos(deadline.saturating_sub(Self::now_ns()));
+        cv.waiters.fetch_add(1, Ordering::SeqCst);
+        let (g, _) = cv
+            .cv
+            .wait_timeout(g, left)
+            .unwrap_or_else(|e| e.into_inner());
+        cv.waiters.fetch_sub(1, Ordering::SeqCst);
+        g
+    }
+
+    fn notify_one(cv: &HostCond) {
+        if cv.waiters.load(Ordering::SeqCst) != 0 {
+            cv.cv.notify_one()
         }
+    }
+
+    fn notify_all(cv: &HostCond) {
+        if cv.waiters.load(Ordering::SeqCst) != 0 {
+            cv.cv.notify_all()
+        }
+    }
+
+    fn now_ns() -> u64 {
+        rumpuser_host::sp::now_ns()
     }
 }
 
-static GLOBALS: Globals<Threads> = Globals::new();
+static GLOBALS: LazyGlobals<Threads> = LazyGlobals::new();
 
 impl Runtime for Threads {
-    type Cond = HostCond;
+    type Locks = HostLocks;
+    type Transport = HostTransport;
     type ConnExt = ();
+    const INLINE_WRITES: bool = true;
 
     fn globals() -> &'static Globals<Threads> {
-        &GLOBALS
+        GLOBALS.get()
+    }
+
+    fn config() -> Config {
+        rumpuser_host::sp::config()
+    }
+
+    fn random(buf: &mut [u8]) -> bool {
+        rumpuser_host::sp::random(buf)
     }
 
     fn new(cfg: &Config) -> Result<Threads, Errno> {
@@ -96,20 +145,23 @@ impl Runtime for Threads {
         self.pool.submit(w, force)
     }
 
-    fn wait_writable(&self, fd: RawFd, timeout: Duration) -> bool {
-        sock::wait_writable(fd, timeout.as_millis().clamp(1, i32::MAX as u128) as i32)
+    fn wait_writable(&self, s: &OwnedFd, timeout: Duration) -> bool {
+        sock::wait_writable(
+            s.as_raw_fd(),
+            timeout.as_millis().clamp(1, i32::MAX as u128) as i32,
+        )
     }
 }
 
 /// Number of clients currently connected or being torn down (tests).
 pub fn live_clients() -> usize {
-    GLOBALS.live_clients()
+    GLOBALS.get().live_clients()
 }
 
 /// The address a TCP server listens on (with the real port if 0 was
 /// asked), or `None`.
 pub fn tcp_address() -> Option<std::net::SocketAddr> {
-    GLOBALS.tcp_address()
+    GLOBALS.get().tcp_address()
 }
 
 /// The instance the posix hypervisor hands out.

@@ -10,7 +10,6 @@ use rumpuser_host::sock::{self, Listener};
 use rumpuser_host::sp::{accept_pending, read_available, Conn, Server, READ_CHUNK};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
-use std::time::Instant;
 
 struct Slot {
     conn: Arc<Conn<Threads>>,
@@ -41,13 +40,12 @@ pub(crate) fn run(srv: Arc<Server<Threads>>, listener: Listener) {
             } else {
                 libc::POLLIN
             };
-            pfds.push(pfd(s.conn.fd(), ev));
+            pfds.push(pfd(s.conn.sock().as_raw_fd(), ev));
         }
         let timeout = match srv.next_prefork_expiry() {
-            Some(t) => t
-                .saturating_duration_since(Instant::now())
-                .as_millis()
-                .clamp(1, 60_000) as i32,
+            Some(t) => {
+                (t.saturating_sub(rumpuser_host::sp::now_ns()) / 1_000_000).clamp(1, 60_000) as i32
+            }
             None => -1,
         };
         if let Err(e) = sock::poll(&mut pfds, timeout) {
@@ -76,14 +74,14 @@ pub(crate) fn run(srv: Arc<Server<Threads>>, listener: Listener) {
         }
         slots.retain(|s| !s.conn.is_dying());
         if pfds[1].revents != 0 {
-            accept_pending(&srv, lfd, |conn| {
+            accept_pending(&srv, &listener, |conn| {
                 slots.push(Slot {
                     conn,
                     asm: Assembler::new(),
                 })
             });
         }
-        srv.reap_preforks(Instant::now());
+        srv.reap_preforks(rumpuser_host::sp::now_ns());
     }
     // Shutdown: no kernel calls any more (the kernel is halting).
     for s in &slots {

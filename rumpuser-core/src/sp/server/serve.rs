@@ -1,5 +1,5 @@
 //! What the server does with its sockets and frames, whoever drives it:
-//! accepting clients ([`accept_pending`]), reading and assembling frames
+//! accepting clients ([`accept_pending`], [`admit`]), reading and assembling frames
 //! and acting on them ([`read_available`]: handshakes and preforks inline,
 //! system calls and execs queued as [`Work`]), and executing work items
 //! on a worker ([`run_work`], `serv_workbouncer` of rumpuser_sp.c).
@@ -7,64 +7,73 @@
 //! The I/O driver never runs a system call itself: a syscall may issue
 //! copyin requests whose responses only the driver can read.
 
-use super::{Conn, Prefork, Runtime, Server};
-use crate::sock;
-use core::ffi::c_long;
-use rumpuser_core::diag;
-use rumpuser_core::sp::conn::{
+use super::{Conn, Listener, Lock, Prefork, Runtime, Server, Sock, Transport};
+use crate::diag;
+use crate::errno::Errno;
+use crate::sp::conn::{
     body_limit, classify, kernel_sysnum, Comm, Delivery, Event, Phase, Request, SyscallArgs,
 };
-use rumpuser_core::sp::frame::Assembler;
-use rumpuser_core::sp::kern::{self, LwpPtr};
-use rumpuser_core::sp::wire::*;
-use rumpuser_core::sp::{RUMP_RFFD_CLEAR, RUMP_RFFD_COPY, RUMP_RFFD_SHARE};
-use rumpuser_core::types::RandomFlags;
-use rumpuser_core::Errno;
-use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use crate::sp::frame::Assembler;
+use crate::sp::kern::{self, LwpPtr};
+use crate::sp::wire::*;
+use crate::sp::{RUMP_RFFD_CLEAR, RUMP_RFFD_COPY, RUMP_RFFD_SHARE};
+use alloc::sync::Arc;
+use core::ffi::c_long;
+use core::sync::atomic::Ordering;
 
 /// Bytes read per `recv` (a good size for the buffer [`read_available`] takes).
 pub const READ_CHUNK: usize = 64 * 1024;
 /// Full reads per client per call of [`read_available`] (fairness).
 const READS_PER_TURN: usize = 4;
 
-/// Accepts every waiting client of the listening socket `lfd`: refuses it
-/// (closed without a banner) if the server is full, sends the banner,
-/// registers the connection and hands it to `adopt` (the I/O driver).
+/// Accepts every waiting client of the non-blocking listening socket
+/// `l` and [`admit`]s it, handing each admitted connection to `adopt`
+/// (the I/O driver).
 pub fn accept_pending<R: Runtime>(
     srv: &Arc<Server<R>>,
-    lfd: RawFd,
+    l: &Listener<R>,
     mut adopt: impl FnMut(Arc<Conn<R>>),
 ) {
     loop {
-        let fd = match sock::accept(lfd) {
-            Ok(Some(fd)) => fd,
+        let sock = match R::Transport::accept(l) {
+            Ok(Some(s)) => s,
             Ok(None) => return,
             Err(e) => {
                 diag::log(format_args!("sysproxy: accept failed: {e:?}"));
                 return;
             }
         };
-        if srv.live.load(Ordering::Acquire) >= srv.cfg.max_clients {
-            // Full: close without a banner, as the reference does.
-            diag::log(format_args!(
-                "sysproxy: {} clients connected, refusing another",
-                srv.cfg.max_clients
-            ));
-            continue;
+        if let Some(conn) = admit(srv, sock) {
+            adopt(conn);
         }
-        match sock::send_nb(fd.as_raw_fd(), &srv.banner) {
-            Ok(n) if n == srv.banner.len() => {}
-            _ => continue,
-        }
-        let g = R::globals();
-        let id = g.next_id.fetch_add(1, Ordering::Relaxed);
-        let conn = Arc::new(Conn::new(id, fd, Arc::clone(srv)));
-        srv.live.fetch_add(1, Ordering::AcqRel);
-        g.register(&conn);
-        adopt(conn);
     }
+}
+
+/// A client was accepted: refuses it (closed without a banner) if the
+/// server is full, else sends the banner and registers the connection.
+pub fn admit<R: Runtime>(srv: &Arc<Server<R>>, sock: Sock<R>) -> Option<Arc<Conn<R>>> {
+    if srv.live.load(Ordering::Acquire) >= srv.cfg.max_clients {
+        // Full: close without a banner, as the reference does.
+        diag::log(format_args!(
+            "sysproxy: {} clients connected, refusing another",
+            srv.cfg.max_clients
+        ));
+        R::Transport::close(&sock);
+        return None;
+    }
+    match R::Transport::send(&sock, &srv.banner) {
+        Ok(n) if n == srv.banner.len() => {}
+        _ => {
+            R::Transport::close(&sock);
+            return None;
+        }
+    }
+    let g = R::globals();
+    let id = g.next_id.fetch_add(1, Ordering::Relaxed);
+    let conn = Arc::new(Conn::new(id, sock, Arc::clone(srv)));
+    srv.live.fetch_add(1, Ordering::AcqRel);
+    g.register(&conn);
+    Some(conn)
 }
 
 /// What [`read_available`] left behind.
@@ -87,8 +96,14 @@ pub fn read_available<R: Runtime>(
     buf: &mut [u8],
 ) -> ReadOutcome {
     for _ in 0..READS_PER_TURN {
-        let n = match sock::recv_nb(conn.fd(), buf) {
+        let n = match R::Transport::recv(conn.sock(), buf) {
             Ok(Some(0)) => {
+                conn.disconnect();
+                return ReadOutcome::Closed;
+            }
+            // A server stopped while a blocking receive waited acts on
+            // nothing more.
+            Ok(Some(_)) if conn.srv.is_stopping() => {
                 conn.disconnect();
                 return ReadOutcome::Closed;
             }
@@ -274,36 +289,19 @@ fn prefork<R: Runtime>(conn: &Arc<Conn<R>>, reqno: u64) {
     }
     let lwp = kern::curlwp();
     let mut auth = [0u8; AUTH_LEN];
-    if !fill_random(&mut auth) {
+    if !R::random(&mut auth) {
         kern::release();
         let _ = conn.send(false, |o| put_error(o, reqno, ErrorCode::NoMem));
         return;
     }
     kern::switch(LwpPtr::NULL);
-    super::lock(&srv.preforks).push(Prefork {
+    srv.preforks.lock().push(Prefork {
         auth,
         lwp,
         parent: conn.id,
         expires: None,
     });
     let _ = conn.send(false, |o| put_prefork_resp(o, reqno, &auth));
-}
-
-fn fill_random(buf: &mut [u8]) -> bool {
-    let mut off = 0;
-    while off < buf.len() {
-        match crate::random::fill(
-            &mut buf[off..],
-            RandomFlags {
-                hard: false,
-                nowait: false,
-            },
-        ) {
-            Ok(n) => off += n,
-            Err(_) => return false,
-        }
-    }
-    true
 }
 
 fn exec<R: Runtime>(conn: &Arc<Conn<R>>, reqno: u64, comm: Comm) {

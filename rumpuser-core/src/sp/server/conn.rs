@@ -2,33 +2,40 @@
 //! workers and the kernel threads that call `rumpuser_sp_*`, and the
 //! outbound buffer through which every frame is sent.
 //!
-//! Only the I/O driver (the posix poll loop, or the green connection's
-//! reader thread) reads the socket. Every writer appends whole frames to
-//! the connection's outbound buffer under one lock and writes what the
-//! socket takes without blocking; the rest is written by the I/O driver
+//! Only the I/O driver (the posix poll loop, a green connection's reader
+//! thread, a [`blocking`](super::blocking) reader) reads the socket. Every
+//! writer appends whole frames to the connection's outbound buffer under
+//! one lock, so frames never interleave. With
+//! [`Runtime::INLINE_WRITES`] the appender also writes what the
+//! non-blocking socket takes at once and the I/O driver writes the rest
 //! when the socket becomes writable ([`Runtime::kick`] tells it to watch
-//! for that). So no thread ever blocks in `send`, frames never interleave,
-//! and the driver never waits for a slow client. Workers and kernel
-//! threads (never the driver) wait for the buffer to drain below
-//! [`OUT_HIGH_WATER`] before adding more; driver-originated frames are
-//! small and bounded per request.
+//! for that); otherwise the connection's writer thread alone writes
+//! ([`Conn::write_out`]), outside the lock. Either way no thread appending
+//! a frame ever blocks in `send`, and the driver never waits for a slow
+//! client. Workers and kernel threads (never the driver) wait for the
+//! buffer to drain below [`OUT_HIGH_WATER`] before adding more;
+//! driver-originated frames are small and bounded per request.
 
-use super::{lock, Cond, Runtime, Server};
-use crate::sock;
+use super::{Cond, Lock, Locks, Mutex, Runtime, Server, Sock, Transport, L};
+use crate::diag;
+use crate::errno::Errno;
+use crate::sp::conn::{Delivery, Expect, Pending, Phase};
+use crate::sp::kern::{self, LwpPtr};
+use crate::sp::wire::MsgType;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
 use core::ffi::c_void;
-use rumpuser_core::diag;
-use rumpuser_core::sp::conn::{Delivery, Expect, Pending, Phase};
-use rumpuser_core::sp::kern::{self, LwpPtr};
-use rumpuser_core::sp::wire::MsgType;
-use rumpuser_core::Errno;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use core::time::Duration;
 
 /// Blocking senders wait while more than this many bytes are unsent.
 pub const OUT_HIGH_WATER: usize = 1 << 20;
 /// A client that lets this much driver-originated output pile up is closed.
 pub const OUT_HARD_LIMIT: usize = 16 << 20;
+/// Most bytes a writer thread hands to one `send` ([`Conn::write_out`]).
+pub const WRITE_CHUNK: usize = 64 * 1024;
+/// How long a disconnect waits for a writer thread to write what was
+/// buffered before it (the `ERROR` frame of a protocol violation).
+const LINGER: Duration = Duration::from_secs(1);
 
 /// The protocol state of a connection.
 pub struct State {
@@ -52,12 +59,28 @@ pub struct State {
 struct Out {
     buf: Vec<u8>,
     off: usize,
+    /// No more output: the client is gone, or a send failed.
     dead: bool,
+    /// Being disconnected: no new frames; a writer thread writes what is
+    /// buffered (an `ERROR` frame before the close) for [`LINGER`].
+    closing: bool,
 }
 
 impl Out {
     fn pending(&self) -> usize {
         self.buf.len() - self.off
+    }
+
+    /// `n` more bytes were written.
+    fn advance(&mut self, n: usize) {
+        self.off += n;
+        if self.pending() == 0 {
+            self.buf.clear();
+            self.off = 0;
+        } else if self.off > (1 << 16) && self.off > self.buf.len() / 2 {
+            self.buf.drain(..self.off);
+            self.off = 0;
+        }
     }
 }
 
@@ -65,24 +88,24 @@ impl Out {
 pub struct Conn<R: Runtime> {
     /// The cookie given to the kernel as the process's `priv` (never reused).
     pub id: u64,
-    fd: OwnedFd,
+    sock: Sock<R>,
     /// The server it belongs to.
     pub srv: Arc<Server<R>>,
-    st: Mutex<State>,
-    cv: R::Cond,
-    out: Mutex<Out>,
-    out_cv: R::Cond,
+    st: Mutex<R, State>,
+    cv: Cond<R>,
+    out: Mutex<R, Out>,
+    out_cv: Cond<R>,
     /// The flavour's per-connection state.
     pub ext: R::ConnExt,
 }
 
 impl<R: Runtime> Conn<R> {
-    pub(super) fn new(id: u64, fd: OwnedFd, srv: Arc<Server<R>>) -> Conn<R> {
+    pub(super) fn new(id: u64, sock: Sock<R>, srv: Arc<Server<R>>) -> Conn<R> {
         Conn {
             id,
-            fd,
+            sock,
             srv,
-            st: Mutex::new(State {
+            st: Lock::new(State {
                 phase: Phase::New,
                 main: LwpPtr::NULL,
                 pid: 0,
@@ -92,20 +115,21 @@ impl<R: Runtime> Conn<R> {
                 inflight: Vec::new(),
                 torn_down: false,
             }),
-            cv: R::Cond::default(),
-            out: Mutex::new(Out {
+            cv: Default::default(),
+            out: Lock::new(Out {
                 buf: Vec::new(),
                 off: 0,
                 dead: false,
+                closing: false,
             }),
-            out_cv: R::Cond::default(),
+            out_cv: Default::default(),
             ext: R::ConnExt::default(),
         }
     }
 
     /// The socket.
-    pub fn fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
+    pub fn sock(&self) -> &Sock<R> {
+        &self.sock
     }
 
     /// The `priv` cookie handed to `hyp_lwproc_rfork`.
@@ -114,8 +138,8 @@ impl<R: Runtime> Conn<R> {
     }
 
     /// The protocol state, locked (never hold it across a wait).
-    pub fn state(&self) -> MutexGuard<'_, State> {
-        lock(&self.st)
+    pub fn state(&self) -> <Mutex<R, State> as Lock<State>>::Guard<'_> {
+        self.st.lock()
     }
 
     /// Logs a line about this client.
@@ -125,35 +149,39 @@ impl<R: Runtime> Conn<R> {
 
     // ---- output -------------------------------------------------------------
 
-    /// Appends one frame (built by `frame`) and writes what the socket
-    /// takes. `may_block`: wait while the buffer is above the high-water
-    /// mark (never from the I/O driver). `ENOTCONN` once the client is gone.
+    /// Appends one frame (built by `frame`) and, with inline writes,
+    /// writes what the socket takes. `may_block`: wait while the buffer is
+    /// above the high-water mark (never from the I/O driver). `ENOTCONN`
+    /// once the client is gone.
     pub fn send(&self, may_block: bool, frame: impl FnOnce(&mut Vec<u8>)) -> Result<(), Errno> {
-        let mut o = lock(&self.out);
+        let mut o = self.out.lock();
         if may_block {
-            while !o.dead && o.pending() > OUT_HIGH_WATER {
-                o = self.out_cv.wait(&self.out, o);
+            while !o.dead && !o.closing && o.pending() > OUT_HIGH_WATER {
+                o = L::<R>::wait(&self.out_cv, &self.out, o);
             }
         }
-        if o.dead {
+        if o.dead || o.closing {
             return Err(Errno::ENOTCONN);
         }
         let was_empty = o.pending() == 0;
         frame(&mut o.buf);
-        self.flush_locked(&mut o);
-        if o.dead {
-            return Err(Errno::ENOTCONN);
+        if R::INLINE_WRITES {
+            self.flush_locked(&mut o);
+            if o.dead {
+                return Err(Errno::ENOTCONN);
+            }
         }
         if !may_block && o.pending() > OUT_HARD_LIMIT {
             self.log(format_args!("does not read its responses; closing"));
             o.dead = true;
-            self.out_cv.notify_all();
+            L::<R>::notify_all(&self.out_cv);
             drop(o);
             self.srv.rt.kick(self);
             return Err(Errno::ENOTCONN);
         }
         if was_empty && o.pending() > 0 {
-            // The I/O driver must now wait for POLLOUT on this socket.
+            // The I/O driver must now wait for POLLOUT on this socket (or
+            // the writer thread write).
             drop(o);
             self.srv.rt.kick(self);
         }
@@ -162,60 +190,115 @@ impl<R: Runtime> Conn<R> {
 
     fn flush_locked(&self, o: &mut Out) {
         while o.pending() > 0 && !o.dead {
-            match sock::send_nb(self.fd(), &o.buf[o.off..]) {
+            match R::Transport::send(&self.sock, &o.buf[o.off..]) {
                 Ok(0) => break,
                 Ok(n) => o.off += n,
                 Err(_) => {
                     o.dead = true;
-                    self.out_cv.notify_all();
+                    L::<R>::notify_all(&self.out_cv);
                     self.srv.rt.kick(self);
                 }
             }
         }
-        if o.pending() == 0 {
-            o.buf.clear();
-            o.off = 0;
-        } else if o.off > (1 << 16) && o.off > o.buf.len() / 2 {
-            o.buf.drain(..o.off);
-            o.off = 0;
-        }
+        o.advance(0);
     }
 
-    /// Called by the I/O driver when the socket is writable.
+    /// Called by the I/O driver of an inline writer when the socket is
+    /// writable.
     pub fn flush(&self) {
-        let mut o = lock(&self.out);
+        let mut o = self.out.lock();
         self.flush_locked(&mut o);
         if o.pending() <= OUT_HIGH_WATER {
-            self.out_cv.notify_all();
+            L::<R>::notify_all(&self.out_cv);
         }
     }
 
-    /// Writes the outbound buffer, waiting up to `timeout` for the socket.
-    pub fn flush_blocking(&self, timeout: Duration) {
-        let end = Instant::now() + timeout;
+    /// The writer thread of a runtime without inline writes: waits for
+    /// output and writes it (in pieces of at most [`WRITE_CHUNK`] bytes,
+    /// copied out so that no lock is held while `send` blocks), until the
+    /// output dies (client gone, a send failed, or cut off for not
+    /// reading). Never returns while the connection can still send.
+    pub fn write_out(&self) {
+        let mut chunk = Vec::new();
         loop {
-            let mut o = lock(&self.out);
+            {
+                let mut o = self.out.lock();
+                while !o.dead && o.pending() == 0 {
+                    if o.closing {
+                        return;
+                    }
+                    o = L::<R>::wait(&self.out_cv, &self.out, o);
+                }
+                if o.dead {
+                    return;
+                }
+                let n = o.pending().min(WRITE_CHUNK);
+                chunk.clear();
+                chunk.extend_from_slice(&o.buf[o.off..o.off + n]);
+            }
+            let r = R::Transport::send(&self.sock, &chunk);
+            let mut o = self.out.lock();
+            match r {
+                Ok(n) if n > 0 && !o.dead => {
+                    o.advance(n);
+                    if o.pending() <= OUT_HIGH_WATER {
+                        L::<R>::notify_all(&self.out_cv);
+                    }
+                }
+                _ => {
+                    o.dead = true;
+                    L::<R>::notify_all(&self.out_cv);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Writes the outbound buffer, waiting up to `timeout` for the socket
+    /// (inline writers), or for the writer thread to write it.
+    pub fn flush_blocking(&self, timeout: Duration) {
+        let end = L::<R>::now_ns().saturating_add(super::duration_ns(timeout));
+        if !R::INLINE_WRITES {
+            self.srv.rt.kick(self);
+            let mut o = self.out.lock();
+            while !o.dead && o.pending() > 0 && L::<R>::now_ns() < end {
+                o = L::<R>::wait_until(&self.out_cv, &self.out, o, end);
+            }
+            return;
+        }
+        loop {
+            let mut o = self.out.lock();
             self.flush_locked(&mut o);
             if o.pending() == 0 || o.dead {
                 return;
             }
             drop(o);
-            let left = end.saturating_duration_since(Instant::now());
-            if left.is_zero() || !self.srv.rt.wait_writable(self.fd(), left) {
+            let left = end.saturating_sub(L::<R>::now_ns());
+            if left == 0
+                || !self
+                    .srv
+                    .rt
+                    .wait_writable(&self.sock, Duration::from_nanos(left))
+            {
                 return;
             }
         }
     }
 
+    /// Wakes a writer thread waiting in [`write_out`](Self::write_out).
+    pub(super) fn wake_output(&self) {
+        L::<R>::notify_all(&self.out_cv);
+    }
+
     /// True if unsent output waits for the socket.
     pub fn wants_write(&self) -> bool {
-        let o = lock(&self.out);
+        let o = self.out.lock();
         !o.dead && o.pending() > 0
     }
 
     /// True if a send failed or the client was cut off for not reading.
     pub fn out_dead(&self) -> bool {
-        lock(&self.out).dead
+        self.out.lock().dead
     }
 
     // ---- server-originated requests -----------------------------------------------
@@ -248,7 +331,7 @@ impl<R: Runtime> Conn<R> {
             if let Some(r) = st.pending.take(reqno) {
                 return r;
             }
-            st = self.cv.wait(&self.st, st);
+            st = L::<R>::wait(&self.cv, &self.st, st);
         }
     }
 
@@ -256,7 +339,7 @@ impl<R: Runtime> Conn<R> {
     pub fn deliver(&self, reqno: u64, typ: MsgType, body: Vec<u8>) -> Delivery {
         let d = self.state().pending.deliver(reqno, typ, body);
         if matches!(d, Delivery::Delivered | Delivery::Short) {
-            self.cv.notify_all();
+            L::<R>::notify_all(&self.cv);
         }
         d
     }
@@ -274,8 +357,8 @@ impl<R: Runtime> Conn<R> {
         let teardown = {
             let mut st = self.state();
             st.busy -= 1;
-            self.cv.notify_all();
-            st.phase == Phase::Dying && st.busy == 0 && !std::mem::replace(&mut st.torn_down, true)
+            L::<R>::notify_all(&self.cv);
+            st.phase == Phase::Dying && st.busy == 0 && !core::mem::replace(&mut st.torn_down, true)
         };
         if teardown {
             self.teardown();
@@ -283,10 +366,10 @@ impl<R: Runtime> Conn<R> {
     }
 
     /// Waits until this is the only work item of the client (exec).
-    pub fn wait_alone(&self) -> MutexGuard<'_, State> {
+    pub fn wait_alone(&self) -> <Mutex<R, State> as Lock<State>>::Guard<'_> {
         let mut st = self.state();
         while st.busy > 1 {
-            st = self.cv.wait(&self.st, st);
+            st = L::<R>::wait(&self.cv, &self.st, st);
         }
         st
     }
@@ -305,18 +388,27 @@ impl<R: Runtime> Conn<R> {
             return;
         }
         // Output first, so nothing more reaches the client once its
-        // waiters start failing.
+        // waiters start failing. A writer thread first writes what was
+        // buffered (an inline writer already wrote what the socket took).
         {
-            let mut o = lock(&self.out);
+            let mut o = self.out.lock();
+            o.closing = true;
+            L::<R>::notify_all(&self.out_cv);
+            if !R::INLINE_WRITES {
+                let end = L::<R>::now_ns().saturating_add(super::duration_ns(LINGER));
+                while !o.dead && o.pending() > 0 && L::<R>::now_ns() < end {
+                    o = L::<R>::wait_until(&self.out_cv, &self.out, o, end);
+                }
+            }
             o.dead = true;
-            self.out_cv.notify_all();
+            L::<R>::notify_all(&self.out_cv);
         }
-        sock::shutdown(self.fd());
+        R::Transport::shutdown(&self.sock);
         let (main, lwpexit) = {
             let mut st = self.state();
             st.phase = Phase::Dying;
             st.pending.fail_all(Errno::ENOTCONN);
-            self.cv.notify_all();
+            L::<R>::notify_all(&self.cv);
             // Hold a work reference while using the main lwp below, so a
             // worker finishing meanwhile cannot tear the client down.
             st.busy += 1;
@@ -333,7 +425,7 @@ impl<R: Runtime> Conn<R> {
 
     /// Final release: the client's process goes away with its main lwp.
     fn teardown(self: &Arc<Self>) {
-        let main = std::mem::replace(&mut self.state().main, LwpPtr::NULL);
+        let main = core::mem::replace(&mut self.state().main, LwpPtr::NULL);
         if !main.is_null() && !self.srv.is_stopping() {
             kern::switch(main);
             kern::release();
@@ -342,7 +434,7 @@ impl<R: Runtime> Conn<R> {
         R::globals().unregister(self.id);
         self.srv
             .live
-            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+            .fetch_sub(1, core::sync::atomic::Ordering::AcqRel);
         self.srv.rt.wake_server();
     }
 }
