@@ -10,7 +10,7 @@ use crate::abi::{Lwp, RUMPUSER_MTX_KMUTEX, RUMPUSER_MTX_SPIN};
 use crate::Errno;
 use alloc::vec::Vec;
 use core::ptr;
-use core::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 fn owner(ctx: &Ctx, m: Obj) -> *mut Lwp {
     let mut o = ptr::null_mut();
@@ -65,8 +65,10 @@ pub fn uncontended_keeps_cpu_and_owner(ctx: &Ctx) -> CaseResult {
 fn contend(ctx: &Ctx, flags: i32) -> Result<(u32, bool), alloc::string::String> {
     static DELTA: AtomicU32 = AtomicU32::new(u32::MAX);
     static OWNER_OK: AtomicI32 = AtomicI32::new(-1);
+    static ARRIVED: AtomicBool = AtomicBool::new(false);
     DELTA.store(u32::MAX, Ordering::Relaxed);
     OWNER_OK.store(-1, Ordering::Relaxed);
+    ARRIVED.store(false, Ordering::Relaxed);
     let api = ctx.api;
     let m = mutex(api, flags);
     // SAFETY: live mutex.
@@ -76,6 +78,7 @@ fn contend(ctx: &Ctx, flags: i32) -> Result<(u32, bool), alloc::string::String> 
             .current()
             .expect("kit thread has an lwp");
         let r0 = l.releases.load(Ordering::Relaxed);
+        ARRIVED.store(true, Ordering::Release);
         // SAFETY: live mutex.
         unsafe { (api.mutex_enter)(m.p()) };
         DELTA.store(l.releases.load(Ordering::Relaxed) - r0, Ordering::Relaxed);
@@ -90,7 +93,12 @@ fn contend(ctx: &Ctx, flags: i32) -> Result<(u32, bool), alloc::string::String> 
     })
     .map_err(|e| alloc::format!("{e}"))?
     .ok_or("no handle")?;
-    // Let the contender block on the mutex.
+    // Let the contender block on the mutex (a loaded host may start the
+    // thread late: wait for it to arrive first).
+    crate::ensure!(
+        ctx.wait_for(10_000, || ARRIVED.load(Ordering::Acquire)),
+        "contender never started"
+    );
     ctx.sleep_ns(20_000_000);
     crate::ensure_eq!(
         DELTA.load(Ordering::Relaxed),

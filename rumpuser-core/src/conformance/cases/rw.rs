@@ -235,13 +235,16 @@ pub fn downgrade_keeps_writers_out(ctx: &Ctx) -> CaseResult {
 /// A reader blocked behind a writer gives up its CPU.
 pub fn contended_enter_releases_cpu(ctx: &Ctx) -> CaseResult {
     static DELTA: AtomicU32 = AtomicU32::new(u32::MAX);
+    static ARRIVED: AtomicBool = AtomicBool::new(false);
     DELTA.store(u32::MAX, Ordering::Relaxed);
+    ARRIVED.store(false, Ordering::Relaxed);
     let api = ctx.api;
     let rw = rwlock(api);
     enter(ctx, W, rw);
     let t = spawn(api, c"kit-blocked-reader", true, move || {
         let l = super::super::model::model().current().expect("lwp");
         let r0 = l.releases.load(Ordering::Relaxed);
+        ARRIVED.store(true, Ordering::Release);
         // SAFETY: live rwlock.
         unsafe { (api.rw_enter)(R, rw.p()) };
         DELTA.store(l.releases.load(Ordering::Relaxed) - r0, Ordering::Relaxed);
@@ -250,6 +253,11 @@ pub fn contended_enter_releases_cpu(ctx: &Ctx) -> CaseResult {
     })
     .map_err(|e| alloc::format!("{e}"))?
     .ok_or("no handle")?;
+    // A loaded host may start the reader late: wait for it to arrive.
+    crate::ensure!(
+        ctx.wait_for(10_000, || ARRIVED.load(Ordering::Acquire)),
+        "reader never started"
+    );
     ctx.sleep_ns(15_000_000);
     exit(ctx, rw);
     crate::ensure_eq!(t.join(), 0, "join");
