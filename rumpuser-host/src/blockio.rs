@@ -120,9 +120,12 @@ pub fn try_nowait(fd: i32, op: BioOp, buf: &mut [u8], off: u64) -> Option<Result
         }
         Err(HostErrno::OPNOTSUPP | HostErrno::INVAL) => None,
         // No preadv2/pwritev2 at all (a kernel before 4.6, an emulator):
-        // never try again; the asynchronous path does the transfer.
+        // never try again; the asynchronous path does the transfer, and
+        // buffered writes count as refused (glibc's pwritev2 says
+        // EOPNOTSUPP there), so a one-CPU scheduler may write them inline.
         Err(HostErrno::NOSYS) => {
             NOWAIT_ANY.store(false, Ordering::Relaxed);
+            NOWAIT_WRITES.store(false, Ordering::Relaxed);
             None
         }
         Err(e) => Some(Err(crate::sys::errno(e))),
