@@ -304,7 +304,7 @@ fn ld(elf: &Path, obj: &Path, whole: &[PathBuf], archive: &Path, gc_sections: bo
     link_image(elf, &[obj.to_path_buf()], whole, archive, gc_sections)
 }
 
-/// Links a PVH image with `rumpuser-baremetal/link.ld` the documented way:
+/// Links a PVH image with `rumpuser-pvh/link.ld` the documented way:
 /// the `objs`, the kernel archives `whole` (whole), the platform `archive`.
 pub fn link_image(
     elf: &Path,
@@ -319,7 +319,7 @@ pub fn link_image(
         ld.arg("--gc-sections");
     }
     ld.arg("-T")
-        .arg(root().join("rumpuser-baremetal/link.ld"))
+        .arg(root().join("rumpuser-pvh/link.ld"))
         .args(["-u", "pvh_start32", "-o"])
         .arg(elf)
         .args(objs);
