@@ -24,10 +24,10 @@ pub fn alloc(size: usize) -> Option<Stack> {
     })
 }
 
-/// Frees a stack from [`alloc`].
+/// Frees a stack from [`alloc()`].
 ///
 /// # Safety
-/// `stack` came from [`alloc`] and no thread runs on it any more (the
+/// `stack` came from [`alloc()`] and no thread runs on it any more (the
 /// contract of `Platform::free_stack`).
 pub unsafe fn free(stack: Stack) {
     paging::set_guard(stack.cookie as u64, false);

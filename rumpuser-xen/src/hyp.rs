@@ -1,12 +1,11 @@
-//! The Xen platform: bare metal's [`PvhPlatform`] over the Xen machine.
+//! The Xen platform: `rumpuser-pvh`'s [`PvhPlatform`] over the Xen machine.
 //!
-//! Scheduling is the green core's; the host half is bare metal's
+//! Scheduling is the green core's; the host half is
 //! [`PvhHost`](rumpuser_pvh::host::PvhHost) with Xen's parts: memory
-//! from the heap shared with bare metal, clocks from [`crate::time`]
-//! (pvclock and shared_info), RDRAND/RDSEED through bare metal's
-//! `random`, the console of [`crate::console`], parameters from the PVH
-//! command line, and exit through [`crate::start::exit_status`]
-//! (`SCHEDOP_shutdown`).
+//! from `rumpuser_pvh::heap`, clocks from [`crate::time`] (pvclock and
+//! shared_info), RDRAND/RDSEED through `rumpuser_pvh::random`, the
+//! console of [`crate::console`], parameters from the PVH command line,
+//! and exit through [`crate::start::exit_status`] (`SCHEDOP_shutdown`).
 //!
 //! Files are the domU's virtual disks ([`crate::blkfront`]: `xvda`, … or
 //! the xenstore device id); dom0 has none, so every name is `ENOENT`

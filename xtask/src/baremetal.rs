@@ -500,6 +500,7 @@ fn kernel_net(dir: &Path, which: &[&str]) -> Result<()> {
 /// All bare-metal tests (what `cargo xtask test` runs).
 pub fn test_all() -> Result<()> {
     require_tools()?;
+    qemu::clippy_pvh()?;
     qemu::clippy("rumpuser-baremetal")?;
     let dir = work_dir()?;
     let image = build_image()?;

@@ -233,6 +233,16 @@ pub fn clippy(package: &str) -> Result<()> {
     )
 }
 
+/// Clippy for rumpuser-pvh's freestanding build, with its test harness
+/// (`guest-tests`): a package's clippy run does not lint its dependencies.
+pub fn clippy_pvh() -> Result<()> {
+    cargo_freestanding(
+        "clippy",
+        "rumpuser-pvh",
+        &["--features", "guest-tests", "--", "-D", "warnings"],
+    )
+}
+
 /// Counts the guest's `<suite> <case> ... ok|FAILED|skipped` lines (Xen's
 /// own `(XEN)` lines aside) and checks the `<suite>: ...` summary; `who`
 /// prefixes what is printed.

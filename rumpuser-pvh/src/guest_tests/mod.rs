@@ -1,5 +1,5 @@
 //! The in-guest test harness shared by the bare-metal and Xen test images
-//! (`src/bin/rumpuser-baremetal-test.rs` here, `src/bin/rumpuser-xen-test.rs`
+//! (`src/bin/rumpuser-baremetal-test/` in `rumpuser-baremetal`, `src/bin/rumpuser-xen-test.rs`
 //! in `rumpuser-xen`): `main`'s command line (`crash=`, `suite=`,
 //! `repeat=`, `RUMPUSER_KIT_FILTER=`, `test=`), the deliberate crashes, the
 //! conformance-kit and platform-test runners and the cases both platforms

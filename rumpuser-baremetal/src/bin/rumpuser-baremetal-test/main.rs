@@ -3,7 +3,7 @@
 //!
 //! Built by `cargo xtask baremetal-test` for `x86_64-unknown-none` and
 //! booted with a command line that picks what runs (the harness, the
-//! crashes and most cases are [`rumpuser_baremetal::guest_tests`], shared
+//! crashes and most cases are [`rumpuser_pvh::guest_tests`], shared
 //! with the Xen test image):
 //!
 //! * `suite=kit,platform` (default both): the conformance kit
@@ -24,7 +24,7 @@
 //! Every case prints one line `<suite> <name> ... ok` or
 //! `... FAILED: <why>`, then a summary line
 //! `<suite>: N passed, N failed, N skipped`; `main` returns the number of
-//! failures (the VM's exit status, see `rumpuser_baremetal::status`).
+//! failures (the VM's exit status, see `rumpuser_pvh::status`).
 #![no_std]
 #![no_main]
 #![deny(unsafe_code)]
