@@ -65,6 +65,13 @@ pub struct BootInfo {
     pub ram_top: u64,
 }
 
+// The layouts of `arch-x86/hvm/start_info.h`.
+const _: () = {
+    assert!(core::mem::size_of::<StartInfo>() == 56);
+    assert!(core::mem::size_of::<MemmapEntry>() == 24);
+    assert!(core::mem::size_of::<ModlistEntry>() == 32);
+};
+
 static INFO: spin::Once<BootInfo> = spin::Once::new();
 
 /// Parses the start info at physical address `pa` (once: later calls
