@@ -253,6 +253,9 @@ const UNSAFE_DENIED: &[&str] = &[
     "rumpuser-green-core",
     "rumpuser-green",
     "rumpuser-testkit",
+    "rumpuser-pvh",
+    "rumpuser-baremetal",
+    "rumpuser-xen",
     // rumpuser-suite, the package at the top (tests/ and benches/ are test
     // programs and not covered).
     "",
@@ -305,6 +308,45 @@ const UNSAFE_ALLOWED: &[(&str, &str, &str)] = &[
     ("rumpuser-testkit/src/lib.rs", "dl", "test code: dlopen/dlsym of a library under test"),
     ("rumpuser-testkit/src/lib.rs", "kernels", "test code: model kernels' upcalls (unsafe extern \"C\"), lwps by pointer"),
     ("rumpuser-testkit/src/sp/mod.rs", "kernel", "test code: the syscall proxy model kernel's upcalls, lwps and syscall arguments by pointer"),
+    // rumpuser-pvh
+    ("rumpuser-pvh/src/lib.rs", "arch", "the machine layer: PVH trampoline and page tables (global_asm!), CR/MSR/port I/O, GDT/IDT/TSS and entry stubs, LAPIC/8259/8254 registers, the identity map's page tables"),
+    ("rumpuser-pvh/src/lib.rs", "app", "calls the C constructors (.init_array) and the application's C main"),
+    ("rumpuser-pvh/src/lib.rs", "bootinfo", "reads the loader's hvm_start_info structures by physical address"),
+    ("rumpuser-pvh/src/lib.rs", "heap", "the allocator: unsafe impl GlobalAlloc, hands RAM regions to linked_list_allocator, unsafe fn free"),
+    ("rumpuser-pvh/src/lib.rs", "host", "Host's unsafe methods (free, unmap, iovread, iovwrite), forwarded to the heap and the machine's disks"),
+    ("rumpuser-pvh/src/lib.rs", "random", "RDRAND/RDSEED by inline asm"),
+    ("rumpuser-pvh/src/lib.rs", "serial", "the 16550 UART's I/O ports"),
+    ("rumpuser-pvh/src/lib.rs", "stack", "green stacks: pointer arithmetic into the block, unsafe fn free (the core's free_stack)"),
+    ("rumpuser-pvh/src/lib.rs", "virtif", "if_virt's C hypercalls (#[no_mangle]): the kernel's iovecs and softc pointers, the weak deliverpkt upcall"),
+    ("rumpuser-pvh/src/sp/mod.rs", "lock", "GMutex/GCond: Send/Sync and UnsafeCell access guarded by the green lock"),
+    ("rumpuser-pvh/src/lib.rs", "guest_tests", "test code: the in-guest kit drives the platform through raw C function pointers, as the kernel does"),
+    // rumpuser-baremetal
+    ("rumpuser-baremetal/src/lib.rs", "blk", "virtio-blk request descriptors over DMA buffers the device writes"),
+    ("rumpuser-baremetal/src/lib.rs", "disk", "rumpuser_bio's raw kernel buffers and biodone across the interrupt, iovecs, the Disks unsafe method"),
+    ("rumpuser-baremetal/src/lib.rs", "dma", "DMA memory: physical windows mapped into page tables, raw buffers for devices"),
+    ("rumpuser-baremetal/src/lib.rs", "hyp", "#[no_mangle] rumpuser_baremetal_errno for C programs"),
+    ("rumpuser-baremetal/src/lib.rs", "irq", "the kernel's interrupt handlers as C function pointers with their arguments"),
+    ("rumpuser-baremetal/src/lib.rs", "net", "virtio-net through virtio-drivers' unsafe HAL: DMA buffers shared with the device"),
+    ("rumpuser-baremetal/src/lib.rs", "pci", "PCI configuration space by port I/O, virtio-drivers' unsafe Hal impl (DMA, MMIO)"),
+    ("rumpuser-baremetal/src/lib.rs", "pcihyp", "the rumpcomp_pci_* C hypercalls (#[no_mangle]): config space, MMIO maps, DMA memory, C interrupt handlers"),
+    ("rumpuser-baremetal/src/lib.rs", "platform", "the green core's Platform: unsafe free_stack, forwarded to rumpuser_pvh::stack"),
+    ("rumpuser-baremetal/src/lib.rs", "rtc", "the CMOS RTC's I/O ports"),
+    ("rumpuser-baremetal/src/lib.rs", "start", "the #[no_mangle] PVH entry (rumpuser_pvh_kmain), the start info by address, heap regions, the scheduler's unsafe init"),
+    ("rumpuser-baremetal/src/bin/rumpuser-baremetal-test/main.rs", "ffi", "test code: the image's C entry points (main, deliverpkt) and a raw call through the kit's C API"),
+    ("rumpuser-baremetal/src/bin/rumpuser-baremetal-test/main.rs", "pci", "test code: the rumpcomp_pci_* hypercalls called as the kernel does, DMA memory and MMIO of QEMU's edu device"),
+    // rumpuser-xen
+    ("rumpuser-xen/src/lib.rs", "blkfront", "the blkif ring and granted pages shared with the back end, the kernel's raw bio buffers"),
+    ("rumpuser-xen/src/lib.rs", "console", "the PV console ring shared with xenconsoled, port 0xE9, console_io and sched_op hypercalls"),
+    ("rumpuser-xen/src/lib.rs", "events", "shared_info's pending and mask bits written by Xen, event-channel hypercalls"),
+    ("rumpuser-xen/src/lib.rs", "gnttab", "the grant table frames shared with Xen"),
+    ("rumpuser-xen/src/lib.rs", "hyp", "#[no_mangle] rumpuser_xen_errno for C programs"),
+    ("rumpuser-xen/src/lib.rs", "hypercall", "the hypercall page (MSR write, inline asm calls into it) and the hypercalls' pointer arguments"),
+    ("rumpuser-xen/src/lib.rs", "netfront", "the netif rings and granted buffers shared with netback"),
+    ("rumpuser-xen/src/lib.rs", "platform", "the green core's Platform: unsafe free_stack, forwarded to rumpuser_pvh::stack"),
+    ("rumpuser-xen/src/lib.rs", "start", "the #[no_mangle] PVH entry (rumpuser_pvh_kmain), XENMEM_memory_map's buffer, heap regions, the scheduler's unsafe init"),
+    ("rumpuser-xen/src/lib.rs", "time", "vcpu_time_info and shared_info's wall clock, written by Xen (version-checked reads)"),
+    ("rumpuser-xen/src/lib.rs", "xenstore", "the xenstore ring shared with xenstored"),
+    ("rumpuser-xen/src/bin/rumpuser-xen-test.rs", "ffi", "test code: the image's C entry points (main, deliverpkt)"),
 ];
 
 /// A problem with where `unsafe_code` is denied or allowed, for every file
@@ -328,7 +370,9 @@ fn unsafe_confinement(
         };
         rest == "lib.rs"
             || rest == "main.rs"
-            || rest.strip_prefix("bin/").is_some_and(|b| !b.contains('/'))
+            || rest
+                .strip_prefix("bin/")
+                .is_some_and(|b| !b.contains('/') || b.split('/').nth(1) == Some("main.rs"))
     };
     for c in crates {
         let src = src_of(c);

@@ -239,7 +239,9 @@ impl<C> Blk<C> {
     pub fn harvest(&mut self, out: &mut Vec<(Box<Req<C>>, Status)>) {
         while let Some(t) = self.queue.peek_used() {
             let Some(mut r) = self.slots.get_mut(t as usize).and_then(Option::take) else {
-                crate::start::fatal("rumpuser-baremetal: virtio-blk returned an unknown token");
+                rumpuser_pvh::exit::fatal(
+                    "rumpuser-baremetal: virtio-blk returned an unknown token",
+                );
             };
             let Req {
                 hdr,

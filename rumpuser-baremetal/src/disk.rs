@@ -109,7 +109,9 @@ static IRQ: crate::irq::IrqOwner = crate::irq::IrqOwner::new();
 pub fn probe() {
     if crate::pci::virtio_blk_driver() == crate::pci::Driver::NetBsd {
         if crate::start::verbose() {
-            crate::kprintln!("rumpuser-baremetal: virtio-blk devices left to NetBSD's ld driver");
+            rumpuser_pvh::kprintln!(
+                "rumpuser-baremetal: virtio-blk devices left to NetBSD's ld driver"
+            );
         }
         return;
     }
@@ -129,26 +131,26 @@ pub fn probe() {
         let transport = match PciTransport::new::<crate::pci::MetalHal, _>(&mut root, df) {
             Ok(t) => t,
             Err(e) => {
-                crate::kprintln!("rumpuser-baremetal: virtio-blk {df}: {e:?} (skipped)");
+                rumpuser_pvh::kprintln!("rumpuser-baremetal: virtio-blk {df}: {e:?} (skipped)");
                 continue;
             }
         };
         let blk = match Blk::new(transport) {
             Ok(b) => b,
             Err(e) => {
-                crate::kprintln!("rumpuser-baremetal: virtio-blk {df}: {e:?} (skipped)");
+                rumpuser_pvh::kprintln!("rumpuser-baremetal: virtio-blk {df}: {e:?} (skipped)");
                 continue;
             }
         };
         crate::pci::claim(df);
         if pin == 0 || line >= 16 {
-            crate::kprintln!(
+            rumpuser_pvh::kprintln!(
                 "rumpuser-baremetal: virtio-blk {df}: no legacy interrupt line (pin {pin}, line {line}); skipped"
             );
             continue;
         }
         if crate::start::verbose() {
-            crate::kprintln!(
+            rumpuser_pvh::kprintln!(
                 "rumpuser-baremetal: virtio{} = PCI {df}, {} sectors{}, IRQ {line}",
                 disks.len(),
                 blk.capacity(),
@@ -385,14 +387,14 @@ fn ensure_service_thread() {
             let d = DISKS.lock();
             for disk in d.iter() {
                 if let Err(e) = crate::irq::register(disk.irq, &IRQ) {
-                    crate::kprintln!(
+                    rumpuser_pvh::kprintln!(
                         "rumpuser-baremetal: virtio-blk IRQ {}: {e:?} (completions by the watchdog only)",
                         disk.irq
                     );
                 }
             }
         }
-        Err(e) => crate::start::fatal(match e {
+        Err(e) => rumpuser_pvh::exit::fatal(match e {
             sched_core::SpawnError::OutOfMemory => {
                 "rumpuser-baremetal: no memory for the virtio-blk thread"
             }
@@ -502,11 +504,11 @@ fn service_thread() {
     }
 }
 
-/// The virtio disks as the bare-metal machine's [`Disks`](crate::hyp::Disks).
+/// The virtio disks as the bare-metal machine's [`Disks`](rumpuser_pvh::host::Disks).
 #[derive(Debug)]
 pub struct VirtioDisks;
 
-impl crate::hyp::Disks for VirtioDisks {
+impl rumpuser_pvh::host::Disks for VirtioDisks {
     fn getfileinfo(name: &CStr) -> HyperResult<(u64, FileType)> {
         getfileinfo(name)
     }

@@ -24,11 +24,11 @@
 //! segment here, so drivers only meet windows when they combine separate
 //! allocations themselves.
 
-use crate::arch::paging;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::ptr::NonNull;
 use rumpuser_core::Errno;
+use rumpuser_pvh::arch::paging;
 
 const PAGE: u64 = 4096;
 /// First virtual address of the window area (64 TiB, beyond any physical
@@ -104,7 +104,7 @@ pub fn alloc(size: usize, align: usize) -> Result<u64, Errno> {
         .checked_next_multiple_of(PAGE)
         .ok_or(Errno::ENOMEM)?;
     let align = align.max(PAGE as usize);
-    let p = crate::heap::alloc_zeroed(size as usize, align).ok_or(Errno::ENOMEM)?;
+    let p = rumpuser_pvh::heap::alloc_zeroed(size as usize, align).ok_or(Errno::ENOMEM)?;
     let a = p.as_ptr() as u64;
     STATE.lock().blocks.insert(a, size);
     Ok(a)
@@ -144,7 +144,7 @@ pub unsafe fn free(va: u64, size: usize) -> Result<(), Errno> {
     if let Some(p) = NonNull::new(va as *mut u8) {
         // SAFETY: a live block of `alloc` with this size (checked above),
         // no longer used (the caller's contract).
-        unsafe { crate::heap::free(p, size as usize) };
+        unsafe { rumpuser_pvh::heap::free(p, size as usize) };
     }
     Ok(())
 }

@@ -19,9 +19,9 @@
 //! nothing is lost, and no owner can unmask a line another owner's device
 //! still asserts.
 
-use crate::arch::pic;
 use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use rumpuser_green::sched_core::ThreadId;
+use rumpuser_pvh::arch::pic;
 
 /// Owners one line can have.
 pub const OWNERS_PER_LINE: usize = 4;

@@ -3,36 +3,40 @@
 //!
 //! Every rump-kernel thread is a green thread of
 //! `rumpuser_green::sched_core` on the one CPU; the platform supplies
-//! what the scheduler and the hypercalls need from the machine:
+//! what the scheduler and the hypercalls need from the machine. The x86
+//! PVH code (boot, paging, traps, heap, console, exit, the PVH host half)
+//! is `rumpuser-pvh`'s, shared with `rumpuser-xen`; this crate is the
+//! bare-metal machine on top of it and the platform of its image:
 //!
 //! | concern | how |
 //! |---|---|
-//! | boot | PVH ELF note + 32→64-bit trampoline (`arch::boot`), identity map of RAM and device memory (`arch::paging`), GDT/TSS/IDT with IST stacks for exceptions (`arch::trap`) |
+//! | boot | PVH ELF note + 32→64-bit trampoline (`rumpuser_pvh::arch::boot`), identity map of RAM and device memory (`arch::paging`), GDT/TSS/IDT with IST stacks for exceptions (`arch::trap`); the boot sequence is [`start`] |
 //! | faults | CPU exceptions print vector, error code, RIP, CR2 (NULL page? stack guard page?), registers, the green thread and its stack, then end QEMU with status 253 |
 //! | memory | the PVH memory map → `linked_list_allocator` heaps = global allocator, `rumpuser_malloc` (alignment honoured), `anonmmap`, stacks with guard pages, DMA |
 //! | time | TSC calibrated against the PIT; LAPIC TSC-deadline or one-shot timer armed for the next deadline, `sti; hlt` while idle (no tick, no busy wait); CMOS RTC for the wall clock |
 //! | interrupts | masked while threads run, taken while idle or in a one-instruction window of every scheduler event poll; a device IRQ wakes the green threads of the drivers on its line (`irq`) |
 //! | disks | virtio-blk over PCI (`virtio-drivers`): `virtio0`, `virtio1`, … with asynchronous, interrupt-driven `rumpuser_bio` (see `disk`) |
-//! | network | virtio-net under NetBSD's `if_virt`: `virt0`, `virt1`, … (`virtif` over `net`) |
+//! | network | virtio-net under NetBSD's `if_virt`: `virt0`, `virt1`, … (`rumpuser_pvh::virtif` over [`net`]) |
 //! | NetBSD's drivers | the `rumpcomp_pci_*` hypercalls (`pcihyp`, `dma`), so `librumpdev_pci` with `vioif`, `ld`, … run in the kernel layer; a virtio class goes either to them or to this crate (`pci`) |
 //! | random | RDSEED/RDRAND with `HARD`/`NOWAIT` semantics; `ENOTSUP` without them |
-//! | console, params, exit | COM1 serial; the PVH command line (`cmdline`); `isa-debug-exit` with the statuses of [`status`] |
-//! | syscall proxy | `rump_init_server("tcp://…")` serves NetBSD's librumpclient on the kernel's own TCP/IP stack (`sp`: green threads in the kernel's socket calls) |
+//! | console, params, exit | COM1 serial; the PVH command line (`rumpuser_pvh::cmdline`); `isa-debug-exit` with the statuses of `rumpuser_pvh::status` |
+//! | syscall proxy | `rump_init_server("tcp://…")` serves NetBSD's librumpclient on the kernel's own TCP/IP stack (`rumpuser_pvh::sp`: green threads in the kernel's socket calls) |
 //!
 //! # Building an image
 //!
-//! The crate is an ordinary library on the host (only the pure modules
-//! [`cmdline`], [`memmap`], [`clockmath`], [`status`] are compiled there,
-//! for their unit tests). For `x86_64-unknown-none` it is the platform:
-//! it owns the entry point, the panic handler and the global allocator,
-//! and it calls `int main(int argc, char **argv)` after boot.
+//! The crate is empty on the host (its pure code is `rumpuser-pvh`'s).
+//! For `x86_64-unknown-none` it is the platform: it owns the entry point
+//! (`rumpuser_pvh_kmain`, called by the PVH trampoline), the panic handler
+//! and the global allocator, and it calls `int main(int argc, char **argv)`
+//! after boot.
 //!
 //! * Rust: a `#![no_std] #![no_main]` binary that depends on this crate and
 //!   defines `#[no_mangle] extern "C" fn main(...)`, built for
 //!   `x86_64-unknown-none` and linked with `-T link.ld --no-pie -z norelro`
+//!   (`rumpuser-pvh/link.ld`)
 //!   (the target links static-PIE by default; the PVH note and trampoline
 //!   need absolute addresses). This crate's `build.rs` passes those to its
-//!   own binaries; `src/bin/rumpuser-baremetal-test.rs` is the example and
+//!   own binaries; `src/bin/rumpuser-baremetal-test/` is the example and
 //!   `cargo xtask baremetal-test` builds and boots it.
 //! * C (a rump kernel layer): `cargo xtask baremetal-dist` writes
 //!   `librumpuser_baremetal.a` and `link.ld` to `target/dist/baremetal/`;
@@ -63,58 +67,56 @@
 //! `RUMPUSER_TIMER=oneshot` forces the count-down timer). The heap is a
 //! first-fit list (`O(holes)` per allocation).
 #![no_std]
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
-
-#[cfg(test)]
-extern crate std;
 
 extern crate alloc;
 
-pub mod clockmath;
-pub mod cmdline;
-pub mod memmap;
-pub mod status;
-
 #[cfg(target_os = "none")]
-pub mod arch;
-#[cfg(target_os = "none")]
+#[allow(unsafe_code)]
 pub mod blk;
 #[cfg(target_os = "none")]
-pub mod bootinfo;
-#[cfg(target_os = "none")]
+#[allow(unsafe_code)]
 pub mod disk;
 #[cfg(target_os = "none")]
+#[allow(unsafe_code)]
 pub mod dma;
-#[cfg(all(target_os = "none", feature = "guest-tests"))]
-pub mod guest_tests;
 #[cfg(target_os = "none")]
-pub mod heap;
-#[cfg(target_os = "none")]
+#[allow(unsafe_code)]
 pub mod hyp;
 #[cfg(target_os = "none")]
+#[allow(unsafe_code)]
 pub mod irq;
 #[cfg(target_os = "none")]
+#[allow(unsafe_code)]
 pub mod net;
 #[cfg(target_os = "none")]
+#[allow(unsafe_code)]
 pub mod pci;
-#[cfg(all(target_os = "none", feature = "platform"))]
+#[cfg(target_os = "none")]
+#[allow(unsafe_code)]
 pub mod pcihyp;
 #[cfg(target_os = "none")]
+#[allow(unsafe_code)]
 pub mod platform;
 #[cfg(target_os = "none")]
-pub mod random;
-#[cfg(target_os = "none")]
+#[allow(unsafe_code)]
 pub mod rtc;
 #[cfg(target_os = "none")]
-pub mod serial;
-#[cfg(target_os = "none")]
-pub mod sp;
-#[cfg(target_os = "none")]
+#[allow(unsafe_code)]
 pub mod start;
 #[cfg(target_os = "none")]
 pub mod time;
-#[cfg(target_os = "none")]
-pub mod virtif;
 
-#[cfg(all(target_os = "none", feature = "platform"))]
+#[cfg(target_os = "none")]
 rumpuser_core::export_rumpuser!(&crate::hyp::BAREMETAL);
+
+#[cfg(target_os = "none")]
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    rumpuser_pvh::exit::panic("rumpuser-baremetal", info)
+}
+
+#[cfg(target_os = "none")]
+#[global_allocator]
+static ALLOCATOR: rumpuser_pvh::heap::Global = rumpuser_pvh::heap::Global;

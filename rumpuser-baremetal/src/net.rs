@@ -1,5 +1,5 @@
 //! virtio-net over PCI as a [`NetDevice`] for `if_virt`
-//! ([`crate::virtif`]), on `virtio-drivers`' PCI transport and
+//! ([`rumpuser_pvh::virtif`]), on `virtio-drivers`' PCI transport and
 //! `VirtQueue` (its `VirtIONet` polls and owns its buffers the wrong way
 //! for an interrupt-driven interface, so the queues are driven here).
 //!
@@ -25,7 +25,6 @@
 
 use crate::irq::{self, IrqOwner};
 use crate::pci::MetalHal;
-use crate::virtif::{DeviceState, NetDevice, RxFrame, TxError};
 use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::String;
@@ -35,6 +34,7 @@ use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU64, Ordering};
 use rumpuser_core::Errno;
 use rumpuser_green::sched_core::ThreadId;
+use rumpuser_pvh::virtif::{DeviceState, NetDevice, RxFrame, TxError};
 use virtio_drivers::queue::VirtQueue;
 use virtio_drivers::transport::pci::bus::{DeviceFunction, PciRoot};
 use virtio_drivers::transport::pci::{virtio_device_type, PciTransport};
@@ -66,7 +66,7 @@ struct Buffers(NonNull<u8>);
 
 impl Buffers {
     fn new() -> Option<Buffers> {
-        crate::heap::alloc_zeroed(QUEUE * BUF, 4096).map(Buffers)
+        rumpuser_pvh::heap::alloc_zeroed(QUEUE * BUF, 4096).map(Buffers)
     }
 
     fn ptr(&self, i: usize) -> *mut u8 {
@@ -90,7 +90,7 @@ impl Drop for Buffers {
     fn drop(&mut self) {
         // SAFETY: the block `new` allocated; the queues that used it are
         // dropped (reset) before the buffers (field order in `VirtioNet`).
-        unsafe { crate::heap::free(self.0, QUEUE * BUF) };
+        unsafe { rumpuser_pvh::heap::free(self.0, QUEUE * BUF) };
     }
 }
 
@@ -187,7 +187,7 @@ impl VirtioNet {
                 self.rx_slot[t as usize] = i;
                 self.rx_posted += 1;
             }
-            Err(e) => crate::start::fatal(&format!(
+            Err(e) => rumpuser_pvh::exit::fatal(&format!(
                 "rumpuser-baremetal: virtio-net {}: cannot post a receive buffer: {e:?}",
                 self.df
             )),
@@ -235,14 +235,16 @@ impl NetDevice for VirtioNet {
         let t = self.rx.peek_used()?;
         let i = self.rx_slot[t as usize];
         if i == NO_SLOT {
-            crate::start::fatal("rumpuser-baremetal: virtio-net returned an unknown receive token");
+            rumpuser_pvh::exit::fatal(
+                "rumpuser-baremetal: virtio-net returned an unknown receive token",
+            );
         }
         // SAFETY: the buffer `post_rx` added under token `t`.
         let b = unsafe { self.rx_bufs.slice(i as usize, BUF) };
         // SAFETY: the same buffer as added under `t`.
         let len = match unsafe { self.rx.pop_used(t, &[], &mut [b]) } {
             Ok(n) => n as usize,
-            Err(e) => crate::start::fatal(&format!(
+            Err(e) => rumpuser_pvh::exit::fatal(&format!(
                 "rumpuser-baremetal: virtio-net receive ring: {e:?}"
             )),
         };
@@ -310,7 +312,7 @@ impl NetDevice for VirtioNet {
     fn tx_reclaim(&mut self) -> bool {
         while let Some(t) = self.tx.peek_used() {
             let Some((i, len)) = self.tx_slot[t as usize].take() else {
-                crate::start::fatal(
+                rumpuser_pvh::exit::fatal(
                     "rumpuser-baremetal: virtio-net returned an unknown transmit token",
                 );
             };
@@ -318,7 +320,7 @@ impl NetDevice for VirtioNet {
             let b = unsafe { self.tx_bufs.slice(i as usize, len as usize) };
             // SAFETY: the same buffer as added under `t`.
             if let Err(e) = unsafe { self.tx.pop_used(t, &[b], &mut []) } {
-                crate::start::fatal(&format!(
+                rumpuser_pvh::exit::fatal(&format!(
                     "rumpuser-baremetal: virtio-net transmit ring: {e:?}"
                 ));
             }
@@ -350,11 +352,11 @@ impl NetDevice for VirtioNet {
 }
 
 /// Finds the virtio-net functions on PCI bus 0 and registers them with
-/// [`crate::virtif`] (unless NetBSD's `vioif` is to drive them).
+/// [`rumpuser_pvh::virtif`] (unless NetBSD's `vioif` is to drive them).
 pub fn probe() {
     if crate::pci::virtio_net_driver() == crate::pci::Driver::NetBsd {
         if crate::start::verbose() {
-            crate::kprintln!(
+            rumpuser_pvh::kprintln!(
                 "rumpuser-baremetal: virtio-net devices left to NetBSD's vioif driver"
             );
         }
@@ -370,7 +372,7 @@ pub fn probe() {
         crate::pci::claim(df);
         let (line, pin) = crate::pci::interrupt_line(df);
         if pin == 0 || line >= 16 || line == 2 {
-            crate::kprintln!(
+            rumpuser_pvh::kprintln!(
                 "rumpuser-baremetal: virtio-net {df}: no legacy interrupt line (pin {pin}, line {line}); skipped"
             );
             continue;
@@ -378,19 +380,19 @@ pub fn probe() {
         let transport = match PciTransport::new::<MetalHal, _>(&mut root, df) {
             Ok(t) => t,
             Err(e) => {
-                crate::kprintln!("rumpuser-baremetal: virtio-net {df}: {e:?} (skipped)");
+                rumpuser_pvh::kprintln!("rumpuser-baremetal: virtio-net {df}: {e:?} (skipped)");
                 continue;
             }
         };
         match VirtioNet::new(transport, line, df) {
             Ok(d) => {
                 let desc = d.describe();
-                let n = crate::virtif::register(Box::new(d));
+                let n = rumpuser_pvh::virtif::register(Box::new(d));
                 if crate::start::verbose() {
-                    crate::kprintln!("rumpuser-baremetal: virt{n} = {desc}");
+                    rumpuser_pvh::kprintln!("rumpuser-baremetal: virt{n} = {desc}");
                 }
             }
-            Err(e) => crate::kprintln!("rumpuser-baremetal: virtio-net {df}: {e} (skipped)"),
+            Err(e) => rumpuser_pvh::kprintln!("rumpuser-baremetal: virtio-net {df}: {e} (skipped)"),
         }
     }
 }

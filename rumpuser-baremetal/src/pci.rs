@@ -20,9 +20,9 @@
 //! found through weak references to their autoconfiguration attachments),
 //! else `platform`.
 
-use crate::arch::port::{inl, outl};
 use alloc::vec::Vec;
 use core::ptr::NonNull;
+use rumpuser_pvh::arch::port::{inl, outl};
 use virtio_drivers::transport::pci::bus::{ConfigurationAccess, DeviceFunction};
 use virtio_drivers::{BufferDirection, Hal, PhysAddr};
 
@@ -104,11 +104,11 @@ extern "C" {
 }
 
 fn choose(param: &str, linked: bool) -> Driver {
-    match crate::cmdline::param(crate::bootinfo::cmdline(), param) {
+    match rumpuser_pvh::cmdline::param(rumpuser_pvh::bootinfo::cmdline(), param) {
         Some("platform") => Driver::Platform,
         Some("netbsd") => Driver::NetBsd,
         Some(other) => {
-            crate::kprintln!(
+            rumpuser_pvh::kprintln!(
                 "rumpuser-baremetal: {param}={other}: expected platform or netbsd (using the default)"
             );
             if linked {
@@ -172,23 +172,23 @@ pub struct MetalHal;
 // identity mapped, so the device sees exactly the driver's buffer.
 unsafe impl Hal for MetalHal {
     fn dma_alloc(pages: usize, _dir: BufferDirection) -> (PhysAddr, NonNull<u8>) {
-        match crate::heap::alloc_zeroed(pages * 4096, 4096) {
+        match rumpuser_pvh::heap::alloc_zeroed(pages * 4096, 4096) {
             Some(p) => (p.as_ptr() as PhysAddr, p),
-            None => crate::start::fatal("rumpuser-baremetal: out of memory for virtio DMA"),
+            None => rumpuser_pvh::exit::fatal("rumpuser-baremetal: out of memory for virtio DMA"),
         }
     }
 
     unsafe fn dma_dealloc(_paddr: PhysAddr, vaddr: NonNull<u8>, pages: usize) -> i32 {
         // SAFETY: `vaddr` came from `dma_alloc` with `pages` pages (trait contract).
-        unsafe { crate::heap::free(vaddr, pages * 4096) };
+        unsafe { rumpuser_pvh::heap::free(vaddr, pages * 4096) };
         0
     }
 
     unsafe fn mmio_phys_to_virt(paddr: PhysAddr, size: usize) -> NonNull<u8> {
-        crate::arch::paging::map_identity(paddr, paddr + size as u64, true);
+        rumpuser_pvh::arch::paging::map_identity(paddr, paddr + size as u64, true);
         match NonNull::new(paddr as *mut u8) {
             Some(p) => p,
-            None => crate::start::fatal("rumpuser-baremetal: virtio BAR at address 0"),
+            None => rumpuser_pvh::exit::fatal("rumpuser-baremetal: virtio BAR at address 0"),
         }
     }
 

@@ -176,7 +176,7 @@ fn irq_establish(
         return Err(Errno::EBUSY);
     }
     if crate::start::verbose() {
-        crate::kprintln!("rumpuser-baremetal: PCI interrupt handler on IRQ {line}");
+        rumpuser_pvh::kprintln!("rumpuser-baremetal: PCI interrupt handler on IRQ {line}");
     }
     Ok(h)
 }
@@ -294,7 +294,7 @@ pub extern "C" fn rumpcomp_pci_confwrite(
 pub extern "C" fn rumpcomp_pci_map(addr: c_ulong, len: c_ulong) -> *mut c_void {
     match addr.checked_add(len) {
         Some(end) if addr != 0 && len != 0 => {
-            crate::arch::paging::map_identity(addr, end, true);
+            rumpuser_pvh::arch::paging::map_identity(addr, end, true);
             addr as *mut c_void
         }
         _ => core::ptr::null_mut(),

@@ -9,15 +9,15 @@
 //!   and no device that could interrupt, the program is deadlocked: that
 //!   is reported and the VM ends with the panic status.
 //! * `poll_events`: open a one-instruction interrupt window (interrupts
-//!   are otherwise masked while threads run, see [`crate::arch::trap`]),
+//!   are otherwise masked while threads run, see [`rumpuser_pvh::arch::trap`]),
 //!   then turn pending device IRQs into wake-ups ([`crate::irq`]).
 //! * stacks: heap memory with an unmapped guard page below
-//!   ([`crate::arch::paging::set_guard`]).
+//!   ([`rumpuser_pvh::stack`]).
 //! * console: the serial port; halt: exit QEMU with the panic status.
 
-use crate::arch::{cpu, paging};
 use core::sync::atomic::{AtomicU64, Ordering};
 use rumpuser_green::sched_core::{Platform, Stack};
+use rumpuser_pvh::arch::cpu;
 
 /// The platform instance handed to the scheduler.
 pub struct Metal;
@@ -27,8 +27,6 @@ pub static METAL: Metal = Metal;
 
 static IDLES: AtomicU64 = AtomicU64::new(0);
 static IDLE_NS: AtomicU64 = AtomicU64::new(0);
-
-const PAGE: usize = 4096;
 
 impl Platform for Metal {
     #[inline]
@@ -47,7 +45,7 @@ impl Platform for Metal {
             None if !crate::irq::any_registered() => {
                 // Nothing can ever wake a thread: report instead of
                 // halting forever.
-                crate::start::fatal(
+                rumpuser_pvh::exit::fatal(
                     "rumpuser-baremetal: deadlock: every green thread is blocked, \
                      no timer is pending and no device can interrupt",
                 )
@@ -65,35 +63,21 @@ impl Platform for Metal {
     }
 
     fn alloc_stack(&self, size: usize) -> Option<Stack> {
-        let size = size.next_multiple_of(PAGE);
-        let total = size + PAGE;
-        let p = crate::heap::alloc(total, PAGE)?;
-        let guard = p.as_ptr() as u64;
-        paging::set_guard(guard, true);
-        Some(Stack {
-            // SAFETY: `PAGE` < `total`: inside the block just allocated.
-            base: unsafe { p.as_ptr().add(PAGE) },
-            size,
-            cookie: guard as usize,
-        })
+        rumpuser_pvh::stack::alloc(size)
     }
 
     unsafe fn free_stack(&self, stack: Stack) {
-        paging::set_guard(stack.cookie as u64, false);
-        if let Some(p) = core::ptr::NonNull::new(stack.cookie as *mut u8) {
-            // SAFETY: the block `alloc_stack` allocated (cookie = its start,
-            // size + guard page), no longer in use (the core's contract),
-            // and its guard page is mapped again before the heap reuses it.
-            unsafe { crate::heap::free(p, stack.size + PAGE) };
-        }
+        // SAFETY: forwarded contract; the stack came from
+        // `rumpuser_pvh::stack::alloc` (`alloc_stack` above).
+        unsafe { rumpuser_pvh::stack::free(stack) }
     }
 
     fn console(&self, s: &str) {
-        crate::serial::write_bytes(s.as_bytes());
+        rumpuser_pvh::serial::write_bytes(s.as_bytes());
     }
 
     fn halt(&self) -> ! {
-        crate::start::exit_status(crate::status::PANIC)
+        rumpuser_pvh::exit::exit_status(rumpuser_pvh::status::PANIC)
     }
 
     fn irq_save(&self) -> usize {

@@ -4,8 +4,8 @@
 //! consecutive reads agree; BCD and 12-hour formats (status register B)
 //! are decoded. The RTC is assumed to hold UTC (QEMU's default `-rtc base=utc`).
 
-use crate::arch::port::{inb, outb};
-use crate::clockmath::{bcd, unix_seconds};
+use rumpuser_pvh::arch::port::{inb, outb};
+use rumpuser_pvh::clockmath::{bcd, unix_seconds};
 
 fn cmos(reg: u8) -> u8 {
     // SAFETY: selects a CMOS register (NMI stays enabled: bit 7 clear) and

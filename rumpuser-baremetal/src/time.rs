@@ -1,7 +1,7 @@
 //! Clocks and the wake-up timer.
 //!
 //! * Monotonic: the TSC, calibrated at boot against the PIT (the least
-//!   disturbed of five 4 ms windows, [`arch::pit`](crate::arch::pit));
+//!   disturbed of five 4 ms windows, [`arch::pit`](rumpuser_pvh::arch::pit));
 //!   `now = (tsc - tsc0) * mult >> 32`,
 //!   one multiply, no lock. (QEMU TCG's TSC follows the host's; under
 //!   KVM the TSC is what the hypervisor gives, invariant when CPUID says so.)
@@ -13,9 +13,8 @@
 //!   as a one-shot count-down. It only wakes `hlt`; the scheduler core
 //!   re-reads the clock and never expires a sleeper early.
 
-use crate::arch::{cpu, lapic, pit};
-use crate::clockmath::Scale;
-use core::sync::atomic::{AtomicU64, Ordering};
+use rumpuser_pvh::arch::{cpu, lapic, pit};
+use rumpuser_pvh::clockmath::Scale;
 
 /// How the wake-up timer is programmed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,7 +38,6 @@ pub struct Clock {
 }
 
 static CLOCK: spin::Once<Clock> = spin::Once::new();
-static TIMER_IRQS: AtomicU64 = AtomicU64::new(0);
 
 /// Calibrates the TSC and LAPIC timer, reads the RTC, picks the timer mode.
 pub fn init(features: &cpu::Features, force_oneshot: bool) -> &'static Clock {
@@ -74,7 +72,7 @@ pub fn init(features: &cpu::Features, force_oneshot: bool) -> &'static Clock {
 fn clock() -> &'static Clock {
     match CLOCK.get() {
         Some(c) => c,
-        None => crate::start::fatal("rumpuser-baremetal: clock used before calibration"),
+        None => rumpuser_pvh::exit::fatal("rumpuser-baremetal: clock used before calibration"),
     }
 }
 
@@ -133,14 +131,9 @@ pub fn disarm() {
     }
 }
 
-/// Called by the timer interrupt handler (after EOI).
-pub fn on_timer_interrupt() {
-    TIMER_IRQS.fetch_add(1, Ordering::Relaxed);
-}
-
 /// Timer interrupts taken since boot.
 pub fn timer_interrupts() -> u64 {
-    TIMER_IRQS.load(Ordering::Relaxed)
+    rumpuser_pvh::arch::trap::timer_interrupts()
 }
 
 /// The calibrated clock (after [`init`]).

@@ -1,9 +1,10 @@
 //! Our own bindings of the Xen public interface (Xen 4.17 headers,
-//! `xen/include/public/`), only what this platform uses.
+//! `xen/include/public/`), only what this platform uses (`hvm_start_info` is
+//! `rumpuser_pvh::bootinfo`'s, the one parser of every PVH platform).
 //!
 //! Why not `xen-sys`: it covers only `xen.h`, `sched.h` and the event
 //! channel structures (interface 0x40e00), lacks everything PVH needs
-//! besides (memory ops, HVM params, `hvm_start_info`, vcpu ops, version,
+//! besides (memory ops, HVM params, vcpu ops, version,
 //! console and xenstore rings, grant tables, blkif), and its hypercall
 //! wrappers are wrong on x86_64 (5th argument in `r9` instead of `r8`,
 //! `sched_op` passing its argument by value). What it has and is right is
@@ -316,65 +317,6 @@ pub struct SharedInfo {
     pub arch: [u64; 6],
 }
 
-// ---- PVH start info (arch-x86/hvm/start_info.h) ----------------------
-
-/// `XEN_HVM_START_MAGIC_VALUE`.
-pub const HVM_START_MAGIC: u32 = 0x336e_c578;
-
-/// `hvm_start_info` (version 0 fields, then version 1's memory map).
-#[repr(C)]
-#[derive(Debug)]
-pub struct HvmStartInfo {
-    /// [`HVM_START_MAGIC`].
-    pub magic: u32,
-    /// 0 (Xen's PVH dom0) or 1 (with a memory map).
-    pub version: u32,
-    /// `SIF_*` flags (bit 0 privileged, bit 1 initial domain).
-    pub flags: u32,
-    /// Boot modules.
-    pub nr_modules: u32,
-    /// Physical address of the module list.
-    pub modlist_paddr: u64,
-    /// Physical address of the NUL-terminated command line.
-    pub cmdline_paddr: u64,
-    /// ACPI RSDP.
-    pub rsdp_paddr: u64,
-    /// Version 1: physical address of the memory map.
-    pub memmap_paddr: u64,
-    /// Version 1: its entries.
-    pub memmap_entries: u32,
-    /// Reserved.
-    pub reserved: u32,
-}
-
-/// `hvm_memmap_table_entry` (version 1).
-#[repr(C)]
-#[derive(Debug, Clone, Copy)]
-pub struct HvmMemmapEntry {
-    /// Start.
-    pub addr: u64,
-    /// Length.
-    pub size: u64,
-    /// E820 type (1 = RAM).
-    pub kind: u32,
-    /// Reserved.
-    pub reserved: u32,
-}
-
-/// `hvm_modlist_entry`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy)]
-pub struct HvmModlistEntry {
-    /// Start.
-    pub paddr: u64,
-    /// Length.
-    pub size: u64,
-    /// Command line of the module.
-    pub cmdline_paddr: u64,
-    /// Reserved.
-    pub reserved: u64,
-}
-
 // ---- netif (io/netif.h, io/ring.h) ---------------------------------
 
 /// `struct netif_tx_request`: one slot of a frame to send.
@@ -528,9 +470,6 @@ const _: () = {
     assert!(offset_of!(SharedInfo, wc_version) == 3072);
     assert!(offset_of!(SharedInfo, wc_sec_hi) == 3084);
     assert!(size_of::<SharedInfo>() == 3136);
-    assert!(size_of::<HvmStartInfo>() == 56);
-    assert!(size_of::<HvmMemmapEntry>() == 24);
-    assert!(size_of::<HvmModlistEntry>() == 32);
     assert!(size_of::<NetifTxRequest>() == 12);
     assert!(offset_of!(NetifTxRequest, offset) == 4);
     assert!(offset_of!(NetifTxRequest, id) == 8);

@@ -40,11 +40,11 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::ffi::{c_int, CStr};
 use core::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
-use rumpuser_baremetal::heap;
 use rumpuser_core::bio::{BioDone, BioRequest};
 use rumpuser_core::types::{AccessMode, BioOp, FileType, OpenFlags};
 use rumpuser_core::{Errno, HyperResult};
 use rumpuser_green::sched_core::{self, ThreadId};
+use rumpuser_pvh::heap;
 
 /// Descriptor of the first disk connected.
 pub const FD_BASE: c_int = 64;
@@ -951,11 +951,11 @@ pub fn sync(fd: c_int, write: bool) -> HyperResult<()> {
 }
 
 /// The domain's virtual block devices as the Xen machine's
-/// [`Disks`](rumpuser_baremetal::hyp::Disks).
+/// [`Disks`](rumpuser_pvh::host::Disks).
 #[derive(Debug)]
 pub struct Blkfront;
 
-impl rumpuser_baremetal::hyp::Disks for Blkfront {
+impl rumpuser_pvh::host::Disks for Blkfront {
     fn getfileinfo(name: &CStr) -> HyperResult<(u64, FileType)> {
         getfileinfo(name)
     }

@@ -133,7 +133,7 @@ fn emit(bytes: &[u8]) {
     for &b in bytes {
         // SAFETY: port 0xE9 is Xen's debug console for HVM guests (or
         // absent: the write is dropped).
-        unsafe { rumpuser_baremetal::arch::port::outb(0xe9, b) };
+        unsafe { rumpuser_pvh::arch::port::outb(0xe9, b) };
     }
 }
 

@@ -23,7 +23,7 @@
 //!   is delivered on the `hlt` itself (measured by the `idle` storm test;
 //!   the domain then hung). The interrupt entry therefore steps over the
 //!   idle `hlt` when it interrupted exactly there
-//!   (`rumpuser_baremetal::arch::cpu::window_resume`), which makes the
+//!   (`rumpuser_pvh::arch::cpu::window_resume`), which makes the
 //!   sequence safe whatever the virtual CPU does. The same nested setup
 //!   sometimes delivers the vector again and again at the `cli` after the
 //!   halt (about one domU boot in five hung that way, the vcpu running
@@ -52,7 +52,7 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use rumpuser_green::sched_core;
 
 /// The IDT vector of event channel upcalls (see the module docs).
-pub const UPCALL_VECTOR: u8 = rumpuser_baremetal::arch::lapic::TIMER_VECTOR;
+pub const UPCALL_VECTOR: u8 = rumpuser_pvh::arch::lapic::TIMER_VECTOR;
 
 /// Ports this platform tracks (waiters, fired bits, counters).
 pub const MAX_PORTS: usize = 1024;
@@ -103,7 +103,7 @@ pub fn shared() -> &'static SharedInfo {
 /// Enables the (virtual) local APIC and routes vcpu 0's upcalls to
 /// [`UPCALL_VECTOR`]. Returns Xen's status.
 pub fn enable_upcall_vector() -> i64 {
-    rumpuser_baremetal::arch::lapic::init();
+    rumpuser_pvh::arch::lapic::init();
     let mut v = abi::EvtchnUpcallVector {
         vcpu: 0,
         vector: UPCALL_VECTOR,

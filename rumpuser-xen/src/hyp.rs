@@ -1,20 +1,19 @@
-//! The Xen platform: bare metal's [`PvhPlatform`] over the Xen machine.
+//! The Xen platform: `rumpuser-pvh`'s [`PvhPlatform`] over the Xen machine.
 //!
-//! Scheduling is the green core's; the host half is bare metal's
-//! [`PvhHost`](rumpuser_baremetal::hyp::PvhHost) with Xen's parts: memory
-//! from the heap shared with bare metal, clocks from [`crate::time`]
-//! (pvclock and shared_info), RDRAND/RDSEED through bare metal's
-//! `random`, the console of [`crate::console`], parameters from the PVH
-//! command line, and exit through [`crate::start::exit_status`]
-//! (`SCHEDOP_shutdown`).
+//! Scheduling is the green core's; the host half is
+//! [`PvhHost`](rumpuser_pvh::host::PvhHost) with Xen's parts: memory
+//! from `rumpuser_pvh::heap`, clocks from [`crate::time`] (pvclock and
+//! shared_info), RDRAND/RDSEED through `rumpuser_pvh::random`, the
+//! console of [`crate::console`], parameters from the PVH command line,
+//! and exit through [`crate::start::exit_status`] (`SCHEDOP_shutdown`).
 //!
 //! Files are the domU's virtual disks ([`crate::blkfront`]: `xvda`, … or
 //! the xenstore device id); dom0 has none, so every name is `ENOENT`
 //! there. There are no host files: the kit's file cases skip.
 
 use core::ffi::c_int;
-use rumpuser_baremetal::hyp::{pvh_platform, Machine, PvhPlatform};
 use rumpuser_core::types::MonoNanos;
+use rumpuser_pvh::host::{pvh_platform, Machine, PvhPlatform};
 
 /// The Xen PVH guest machine.
 #[derive(Debug)]

@@ -31,12 +31,12 @@ static HYPERCALL_PAGE: Page = Page(UnsafeCell::new([0; 4096]));
 static CPUID_BASE: AtomicU32 = AtomicU32::new(0);
 
 fn cpuid(leaf: u32) -> core::arch::x86_64::CpuidResult {
-    rumpuser_baremetal::arch::cpu::cpuid(leaf, 0)
+    rumpuser_pvh::arch::cpu::cpuid(leaf, 0)
 }
 
 /// The CPUID base leaf of Xen, if running on Xen.
 pub fn detect() -> Option<u32> {
-    if !rumpuser_baremetal::arch::cpu::features().hypervisor {
+    if !rumpuser_pvh::arch::cpu::features().hypervisor {
         return None;
     }
     (0..16u32).map(|i| 0x4000_0000 + i * 0x100).find(|&base| {
@@ -53,7 +53,7 @@ pub fn tsc_emulated() -> bool {
     let base = CPUID_BASE.load(Ordering::Relaxed);
     base != 0
         && cpuid(base).eax >= base + 3
-        && rumpuser_baremetal::arch::cpu::cpuid(base + 3, 0).eax & 1 != 0
+        && rumpuser_pvh::arch::cpu::cpuid(base + 3, 0).eax & 1 != 0
 }
 
 /// What the hypervisor leaves say, for the boot line.

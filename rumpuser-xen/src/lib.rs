@@ -4,12 +4,12 @@
 //!
 //! Every rump-kernel thread is a green thread of
 //! `rumpuser_green::sched_core` on the one vcpu. Boot and x86 code is
-//! `rumpuser-baremetal`'s, used as a library (its `platform` feature off:
-//! no entry, exports or panic handler of its own):
+//! `rumpuser-pvh`'s, shared with `rumpuser-baremetal`; this crate is the
+//! platform of its image (entry, exports, panic handler, allocator):
 //!
 //! | concern | how |
 //! |---|---|
-//! | boot | bare metal's PVH note and trampoline, which call `start::rumpuser_pvh_kmain`; bare metal's GDT/TSS/IDT, identity map, heap, stack guard pages and crash reports |
+//! | boot | `rumpuser-pvh`'s PVH note and trampoline, which call `start::rumpuser_pvh_kmain`; its start-info parser, GDT/TSS/IDT, identity map, heap, stack guard pages and crash reports |
 //! | Xen | CPUID signature, hypercall page through the MSR Xen names, our own hypercall asm (`rdi rsi rdx r10 r8`, not `xen-sys`'s wrappers) and bindings ([`abi`]; `xen-sys`'s event channel and sched op structures) |
 //! | memory | `XENMEM_memory_map` (a PVH dom0's start info has no map) → heap |
 //! | time | pvclock from vcpu 0's `vcpu_time_info` (monotonic, ns), wall clock from `shared_info` (`time`, [`pvclock`]) |
@@ -18,8 +18,8 @@
 //! | console | `console_io` for dom0; port 0xE9 plus the PV console ring (`xenconsoled`) for a domU (`console`) |
 //! | xenstore | read, write, directory, watch over the shared ring (`xenstore`) |
 //! | disks | grant tables v1 (`gnttab`) and a blkfront: `xvda`… or the device id, asynchronous `bio` over the blkif ring with bounce pages, a flush after `BIO_SYNC` writes, `ENXIO` and a clean `Closed` when the toolstack detaches a disk (`blkfront`) |
-//! | network | a netfront per vif under NetBSD's `if_virt` (`virt0`, … through bare metal's `virtif`): persistently granted rings and buffers, one event channel waking the interface's thread, multi-slot packets both ways (`feature-sg`), dropped sends, `ENXIO` and a clean `Closed` when the toolstack detaches a vif (`netfront`, the ring rules in `netif`) |
-//! | random | RDSEED/RDRAND with `HARD`/`NOWAIT` semantics (bare metal's `random`) |
+//! | network | a netfront per vif under NetBSD's `if_virt` (`virt0`, … through `rumpuser_pvh::virtif`): persistently granted rings and buffers, one event channel waking the interface's thread, multi-slot packets both ways (`feature-sg`), dropped sends, `ENXIO` and a clean `Closed` when the toolstack detaches a vif (`netfront`, the ring rules in `netif`) |
+//! | random | RDSEED/RDRAND with `HARD`/`NOWAIT` semantics (`rumpuser_pvh::random`) |
 //! | params, exit | the PVH command line; `SCHEDOP_shutdown` (and QEMU's `isa-debug-exit` for dom0 under the test harness) |
 //!
 //! # Building and running
@@ -28,7 +28,7 @@
 //! arithmetic) for their unit tests. For `x86_64-unknown-none` the crate
 //! is the platform: a `#![no_std] #![no_main]` binary depends on it and
 //! defines `#[no_mangle] extern "C" fn main`, linked with
-//! `rumpuser-baremetal/link.ld` (this crate's `build.rs` does that for its
+//! `rumpuser-pvh/link.ld` (this crate's `build.rs` does that for its
 //! own binaries). `cargo xtask xen-test` builds the test image
 //! (`src/bin/rumpuser-xen-test.rs`), assembles Xen 4.17 from Debian's
 //! packages and boots the image as a PVH dom0 in QEMU TCG:
@@ -43,7 +43,7 @@
 //! Parameters and `argv` come from the dom0 command line (the `-initrd`
 //! module's string after the image name; commas must be doubled for
 //! QEMU), or a domU's `cmdline`, with the syntax of
-//! `rumpuser_baremetal::cmdline`. `cargo xtask xen-test --only domu`
+//! `rumpuser_pvh::cmdline`. `cargo xtask xen-test --only domu`
 //! boots the same image as a domU under Debian's Linux as dom0 with the
 //! real toolstack, blkback and netback.
 //!
@@ -65,6 +65,7 @@
 //! to dom0; its exit status is the guest's. The Xen tests build their C
 //! image and the kernel ext2 and TCP programs this way.
 #![no_std]
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 #[cfg(test)]
@@ -77,27 +78,48 @@ pub mod netif;
 pub mod pvclock;
 
 #[cfg(target_os = "none")]
+#[allow(unsafe_code)]
 pub mod blkfront;
 #[cfg(target_os = "none")]
+#[allow(unsafe_code)]
 pub mod console;
 #[cfg(target_os = "none")]
+#[allow(unsafe_code)]
 pub mod events;
 #[cfg(target_os = "none")]
+#[allow(unsafe_code)]
 pub mod gnttab;
 #[cfg(target_os = "none")]
+#[allow(unsafe_code)]
 pub mod hyp;
 #[cfg(target_os = "none")]
+#[allow(unsafe_code)]
 pub mod hypercall;
 #[cfg(target_os = "none")]
+#[allow(unsafe_code)]
 pub mod netfront;
 #[cfg(target_os = "none")]
+#[allow(unsafe_code)]
 pub mod platform;
 #[cfg(target_os = "none")]
+#[allow(unsafe_code)]
 pub mod start;
 #[cfg(target_os = "none")]
+#[allow(unsafe_code)]
 pub mod time;
 #[cfg(target_os = "none")]
+#[allow(unsafe_code)]
 pub mod xenstore;
 
 #[cfg(target_os = "none")]
 rumpuser_core::export_rumpuser!(&crate::hyp::XEN);
+
+#[cfg(target_os = "none")]
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    rumpuser_pvh::exit::panic("rumpuser-xen", info)
+}
+
+#[cfg(target_os = "none")]
+#[global_allocator]
+static ALLOCATOR: rumpuser_pvh::heap::Global = rumpuser_pvh::heap::Global;

@@ -1,6 +1,6 @@
 //! A network front end (`io/netif.h`) for the virtual interfaces the
 //! toolstack gives a domU, behind NetBSD's `if_virt`: each `device/vif`
-//! entry is a [`NetDevice`] of `rumpuser_baremetal::virtif` (the
+//! entry is a [`NetDevice`] of `rumpuser_pvh::virtif` (the
 //! `VIFHYPER_*` hypercalls), so `virt0` is the first vif, `virt1` the
 //! second, in the order of their xenstore device ids.
 //!
@@ -58,10 +58,10 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::ptr::NonNull;
 use core::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, Ordering};
-use rumpuser_baremetal::heap;
-use rumpuser_baremetal::virtif::{self, DeviceState, NetDevice, RxFrame, TxError};
 use rumpuser_core::Errno;
 use rumpuser_green::sched_core::{self, ThreadId};
+use rumpuser_pvh::heap;
+use rumpuser_pvh::virtif::{self, DeviceState, NetDevice, RxFrame, TxError};
 
 /// Slots per ring (both rings are one page).
 const RING: usize = abi::NET_RX_RING_SIZE;
@@ -858,8 +858,8 @@ pub fn probe() {
         .filter_map(|d| d.parse().ok())
         .collect();
     ids.sort_unstable();
-    let verbose = rumpuser_baremetal::cmdline::param(crate::start::cmdline(), "RUMPUSER_VERBOSE")
-        == Some("1");
+    let verbose =
+        rumpuser_pvh::cmdline::param(crate::start::cmdline(), "RUMPUSER_VERBOSE") == Some("1");
     for id in ids {
         match connect(id) {
             Ok(s) => {

@@ -13,12 +13,12 @@
 //!   deadlocked: reported, and the domain ends with the panic status.
 //! * `poll_events`: [`crate::events::poll`] (reads shared_info; no
 //!   hypercall, no interrupt window needed).
-//! * stacks: `rumpuser-baremetal`'s (heap memory with an unmapped guard
+//! * stacks: [`rumpuser_pvh::stack`] (heap memory with an unmapped guard
 //!   page below); console: [`crate::console`]; halt: panic exit.
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use rumpuser_baremetal::arch::cpu;
 use rumpuser_green::sched_core::{Platform, Stack};
+use rumpuser_pvh::arch::cpu;
 
 /// The platform instance handed to the scheduler.
 pub struct XenPlatform;
@@ -61,7 +61,7 @@ impl Platform for XenPlatform {
         match deadline {
             Some(d) if d <= t0 => return,
             Some(d) => crate::time::arm(d),
-            None if !crate::events::any_waiter() => crate::start::fatal(
+            None if !crate::events::any_waiter() => rumpuser_pvh::exit::fatal(
                 "rumpuser-xen: deadlock: every green thread is blocked, \
                  no timer is pending and no event channel has a waiter",
             ),
@@ -72,7 +72,7 @@ impl Platform for XenPlatform {
         } else {
             let rc = crate::events::poll_block(crate::time::timer_port(), 0);
             if rc != 0 {
-                crate::start::fatal_fmt(format_args!(
+                rumpuser_pvh::exit::fatal_fmt(format_args!(
                     "rumpuser-xen: SCHEDOP_poll failed ({rc}, {})",
                     crate::abi::errno_name(rc)
                 ));
@@ -94,13 +94,13 @@ impl Platform for XenPlatform {
     }
 
     fn alloc_stack(&self, size: usize) -> Option<Stack> {
-        rumpuser_baremetal::platform::METAL.alloc_stack(size)
+        rumpuser_pvh::stack::alloc(size)
     }
 
     unsafe fn free_stack(&self, stack: Stack) {
-        // SAFETY: forwarded contract; the stack came from the same
-        // allocator (`alloc_stack` above).
-        unsafe { rumpuser_baremetal::platform::METAL.free_stack(stack) }
+        // SAFETY: forwarded contract; the stack came from
+        // `rumpuser_pvh::stack::alloc` (`alloc_stack` above).
+        unsafe { rumpuser_pvh::stack::free(stack) }
     }
 
     fn console(&self, s: &str) {
@@ -108,7 +108,7 @@ impl Platform for XenPlatform {
     }
 
     fn halt(&self) -> ! {
-        crate::start::exit_status(rumpuser_baremetal::status::PANIC)
+        rumpuser_pvh::exit::exit_status(rumpuser_pvh::status::PANIC)
     }
 
     fn irq_save(&self) -> usize {

@@ -1,12 +1,12 @@
-//! Boot sequence on Xen, the call of the application's `main`, exit and
-//! panic.
+//! Boot sequence on Xen, the call of the application's `main`, and the
+//! exit hook.
 //!
-//! `rumpuser-baremetal`'s PVH trampoline (its ELF note, 32→64-bit switch,
-//! boot page tables and stack; built without its `platform` feature)
-//! calls [`rumpuser_pvh_kmain`], which sets up, in order: Xen detection by
-//! CPUID and the hypercall page, the console (`console_io` for dom0,
-//! port 0xE9 otherwise), FPU/SSE and the shared GDT/TSS/IDT, the start
-//! info (command line, modules), the memory map (`XENMEM_memory_map`,
+//! `rumpuser-pvh`'s trampoline (its ELF note, 32→64-bit switch, boot page
+//! tables and stack) calls [`rumpuser_pvh_kmain`], which sets up, in
+//! order: Xen detection by CPUID and the hypercall page, the console
+//! (`console_io` for dom0, port 0xE9 otherwise) and the exit hook, FPU/SSE
+//! and the shared GDT/TSS/IDT, the start info (`rumpuser_pvh::bootinfo`:
+//! command line, modules), the memory map (`XENMEM_memory_map`,
 //! which a PVH dom0 needs: its start info has none), the heap and the
 //! refined identity map (shared code), `shared_info`, the clocks, the
 //! `VIRQ_TIMER` port and the upcall vector, RDRAND/RDSEED and the
@@ -16,25 +16,19 @@
 //!
 //! Exit: the status is printed, then — for dom0, which owns the machine —
 //! written to QEMU's `isa-debug-exit` port (so the harness's QEMU exit
-//! status carries it, see `rumpuser_baremetal::status`), then the domain
+//! status carries it, see `rumpuser_pvh::status`), then the domain
 //! shuts down with `SCHEDOP_shutdown` (`poweroff` for status 0, `crash`
 //! otherwise).
 
 use crate::{abi, console, events, hypercall, time, xprintln};
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use rumpuser_baremetal::arch::{boot, cpu, paging, trap};
-use rumpuser_baremetal::memmap::{self, Range, E820_RAM};
-use rumpuser_baremetal::{cmdline, heap, status};
+use rumpuser_pvh::arch::{boot, cpu, paging, port, trap};
+use rumpuser_pvh::exit::{fatal, fatal_fmt};
+use rumpuser_pvh::memmap::{self, Range, E820_RAM};
+use rumpuser_pvh::{bootinfo, cmdline, heap, status};
 
-extern "C" {
-    static __image_start: u8;
-    static __image_end: u8;
-}
-
-const CMDLINE_MAX: usize = 4096;
 const MEMMAP_MAX: usize = 128;
-const MODULES_MAX: usize = 8;
 
 /// What boot learned about the machine.
 #[derive(Debug)]
@@ -57,11 +51,6 @@ pub struct BootInfo {
     pub tsc_hz: u64,
 }
 
-struct Cmdline(UnsafeCell<([u8; CMDLINE_MAX], usize)>);
-// SAFETY: written once at boot before anything reads it, then read-only.
-unsafe impl Sync for Cmdline {}
-static CMDLINE: Cmdline = Cmdline(UnsafeCell::new(([0; CMDLINE_MAX], 0)));
-
 struct E820Buf(UnsafeCell<[abi::E820Entry; MEMMAP_MAX]>);
 // SAFETY: used once at boot (Xen writes it during one hypercall).
 unsafe impl Sync for E820Buf {}
@@ -80,13 +69,7 @@ static EXITING: AtomicBool = AtomicBool::new(false);
 
 /// The command line (parameters before `--`, arguments after), or `""`.
 pub fn cmdline() -> &'static str {
-    // SAFETY: written only during boot, before any reader runs.
-    let (b, n) = unsafe { &*CMDLINE.0.get() };
-    let b = &b[..*n];
-    match core::str::from_utf8(b) {
-        Ok(s) => s,
-        Err(e) => core::str::from_utf8(&b[..e.valid_up_to()]).unwrap_or(""),
-    }
+    bootinfo::cmdline()
 }
 
 /// The boot information (after boot).
@@ -103,10 +86,9 @@ pub fn is_dom0() -> bool {
 pub fn exit_status(v: u32) -> ! {
     console::flush();
     if !EXITING.swap(true, Ordering::SeqCst) && is_dom0() {
-        // SAFETY: dom0 owns the machine's I/O ports: 0xf4 is QEMU's
-        // isa-debug-exit device under the test harness (it ends QEMU);
-        // without it the write is ignored.
-        unsafe { rumpuser_baremetal::arch::port::outl(0xf4, v) };
+        // dom0 owns the machine's I/O ports: 0xf4 is QEMU's
+        // isa-debug-exit device under the test harness (it ends QEMU).
+        port::isa_debug_exit(v);
     }
     if hypercall::ready() {
         let reason = if v == 0 {
@@ -121,93 +103,6 @@ pub fn exit_status(v: u32) -> ! {
         console::flush();
     }
     cpu::halt_forever()
-}
-
-/// Prints `msg` and ends the domain with the panic status.
-pub fn fatal(msg: &str) -> ! {
-    xprintln!("{msg}");
-    exit_status(status::PANIC)
-}
-
-/// [`fatal`] with a formatted message.
-pub fn fatal_fmt(args: core::fmt::Arguments<'_>) -> ! {
-    xprintln!("{args}");
-    exit_status(status::PANIC)
-}
-
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
-    xprintln!("\n*** rumpuser-xen: panic: {info}");
-    rumpuser_baremetal::start::report_thread();
-    exit_status(status::PANIC)
-}
-
-fn image_range() -> Range {
-    Range {
-        start: core::ptr::addr_of!(__image_start) as u64,
-        end: core::ptr::addr_of!(__image_end) as u64,
-    }
-}
-
-/// Copies the command line and module ranges out of the start info.
-///
-/// # Safety
-/// `pa` is the start-info address the PVH loader passed, identity mapped
-/// and not yet reused.
-unsafe fn parse_start_info(
-    pa: u64,
-    modules: &mut [Range; MODULES_MAX],
-    ram: &mut [Range; MEMMAP_MAX],
-    nram: &mut usize,
-) -> Result<(u32, usize), &'static str> {
-    if pa == 0 {
-        return Err("no PVH start info");
-    }
-    // SAFETY: caller's contract.
-    let si = unsafe { &*(pa as *const abi::HvmStartInfo) };
-    if si.magic != abi::HVM_START_MAGIC {
-        return Err("bad hvm_start_info magic");
-    }
-    if si.cmdline_paddr != 0 {
-        // SAFETY: boot, nothing reads CMDLINE yet.
-        let (buf, len) = unsafe { &mut *CMDLINE.0.get() };
-        let p = si.cmdline_paddr as *const u8;
-        let mut n = 0;
-        // SAFETY: a NUL-terminated string from the loader; at most
-        // CMDLINE_MAX - 1 bytes are read.
-        while n < CMDLINE_MAX - 1 && unsafe { *p.add(n) } != 0 {
-            // SAFETY: as above.
-            buf[n] = unsafe { *p.add(n) };
-            n += 1;
-        }
-        *len = n;
-    }
-    let mut nmod = 0;
-    if si.modlist_paddr != 0 {
-        for i in 0..(si.nr_modules as usize).min(MODULES_MAX) {
-            // SAFETY: `nr_modules` entries at `modlist_paddr` (caller's contract).
-            let m = unsafe { &*(si.modlist_paddr as *const abi::HvmModlistEntry).add(i) };
-            modules[nmod] = Range {
-                start: m.paddr,
-                end: m.paddr.saturating_add(m.size),
-            };
-            nmod += 1;
-        }
-    }
-    if si.version >= 1 && si.memmap_paddr != 0 {
-        for i in 0..si.memmap_entries as usize {
-            // SAFETY: `memmap_entries` entries at `memmap_paddr` (caller's contract).
-            let e = unsafe { &*(si.memmap_paddr as *const abi::HvmMemmapEntry).add(i) };
-            if e.kind == E820_RAM && e.size > 0 && *nram < MEMMAP_MAX {
-                ram[*nram] = Range {
-                    start: e.addr,
-                    end: e.addr.saturating_add(e.size),
-                };
-                *nram += 1;
-            }
-        }
-    }
-    Ok((si.version, nmod))
 }
 
 /// `XENMEM_memory_map`: this domain's E820 map (RAM entries).
@@ -251,16 +146,16 @@ pub extern "C" fn rumpuser_pvh_kmain(start_info: u64) -> ! {
     let tsc0 = cpu::rdtsc();
     let Some(base) = hypercall::detect() else {
         // Not on Xen (plain QEMU?): say so on COM1 and leave.
-        rumpuser_baremetal::serial::init();
-        rumpuser_baremetal::kprintln!(
+        rumpuser_pvh::serial::init();
+        rumpuser_pvh::kprintln!(
             "rumpuser-xen: not running on Xen (no XenVMMXenVMM CPUID leaf); boot this image \
              as a Xen PVH guest (cargo xtask xen-test)"
         );
-        rumpuser_baremetal::start::exit_status(status::PANIC)
+        rumpuser_pvh::exit::exit_status(status::PANIC)
     };
     let id = hypercall::init(base);
-    rumpuser_baremetal::serial::set_sink(console_sink);
-    rumpuser_baremetal::start::set_exit_hook(exit_status);
+    rumpuser_pvh::serial::set_sink(console_sink);
+    rumpuser_pvh::exit::set_exit_hook(exit_status);
     let f0 = hypercall::features(0);
     let dom0 = f0 & (1 << abi::XENFEAT_DOM0) != 0;
     DOM0.store(dom0, Ordering::Relaxed);
@@ -284,16 +179,16 @@ pub extern "C" fn rumpuser_pvh_kmain(start_info: u64) -> ! {
     cpu::enable_fpu_sse();
     trap::init();
 
-    let mut modules = [Range::default(); MODULES_MAX];
-    let mut ram = [Range::default(); MEMMAP_MAX];
-    let mut nram = 0;
     // SAFETY: `start_info` is what the PVH loader passed in %ebx; nothing
     // has been allocated over it yet.
-    let (si_version, nmod) =
-        match unsafe { parse_start_info(start_info, &mut modules, &mut ram, &mut nram) } {
-            Ok(v) => v,
-            Err(e) => fatal(e),
-        };
+    let si = match unsafe { bootinfo::parse(start_info) } {
+        Ok(i) => i,
+        Err(e) => fatal(e),
+    };
+    let (si_version, nmod) = (si.version, si.nmodules);
+    let mut ram = [Range::default(); MEMMAP_MAX];
+    let mut nram = si.nram.min(MEMMAP_MAX);
+    ram[..nram].copy_from_slice(&si.ram[..nram]);
     let memmap_source = match xen_memory_map(&mut ram) {
         Ok(n) if n > 0 => {
             nram = n;
@@ -320,9 +215,9 @@ pub extern "C" fn rumpuser_pvh_kmain(start_info: u64) -> ! {
 
     // Memory (shared with bare metal): regions below 4 GiB first, then the
     // identity map refinements, then RAM above 4 GiB.
-    let mut exclude = [Range::default(); 1 + MODULES_MAX];
-    exclude[0] = image_range();
-    exclude[1..1 + nmod].copy_from_slice(&modules[..nmod]);
+    let mut exclude = [Range::default(); 1 + bootinfo::MODULES_MAX];
+    exclude[0] = boot::image_range();
+    exclude[1..1 + nmod].copy_from_slice(&si.modules[..nmod]);
     let (regions, n) = memmap::usable::<{ heap::MAX_REGIONS }>(&ram[..nram], &exclude[..1 + nmod]);
     let low = |r: &Range| r.end <= 1 << 32;
     for r in regions[..n].iter().filter(|r| low(r)) {
@@ -404,14 +299,14 @@ pub extern "C" fn rumpuser_pvh_kmain(start_info: u64) -> ! {
     }
 
     let features = cpu::features();
-    rumpuser_baremetal::random::init(&features);
+    rumpuser_pvh::random::init(&features);
     let mut canary = [0u8; 8];
     let flags = rumpuser_core::types::RandomFlags {
         hard: false,
         nowait: true,
     };
-    let canary = match rumpuser_baremetal::random::available()
-        .then(|| rumpuser_baremetal::random::fill(&mut canary, flags))
+    let canary = match rumpuser_pvh::random::available()
+        .then(|| rumpuser_pvh::random::fill(&mut canary, flags))
     {
         Some(Ok(8)) => u64::from_ne_bytes(canary),
         _ => cpu::rdtsc().wrapping_mul(0x9e37_79b9_7f4a_7c15),
@@ -443,7 +338,7 @@ pub extern "C" fn rumpuser_pvh_kmain(start_info: u64) -> ! {
         } else {
             "SCHEDOP_poll"
         },
-        rumpuser_baremetal::random::describe(),
+        rumpuser_pvh::random::describe(),
         boot_us,
     );
     INFO.call_once(|| BootInfo {
@@ -462,7 +357,7 @@ pub extern "C" fn rumpuser_pvh_kmain(start_info: u64) -> ! {
     // The vifs (xenstore requests park: after the scheduler is up).
     crate::netfront::probe();
 
-    let rc = rumpuser_baremetal::start::run_main("rumpuser-xen", cmdline());
+    let rc = rumpuser_pvh::app::run_main("rumpuser-xen", cmdline());
     xprintln!("rumpuser-xen: main returned {rc}");
     exit_status(status::from_exit_value(rc))
 }

@@ -56,7 +56,7 @@ pub fn snapshot() -> Snapshot {
 #[inline]
 pub fn now_ns() -> u64 {
     let s = snapshot();
-    MONO.clamp(s.ns_at(rumpuser_baremetal::arch::cpu::rdtsc()))
+    MONO.clamp(s.ns_at(rumpuser_pvh::arch::cpu::rdtsc()))
 }
 
 /// Wall-clock time as `(seconds, nanoseconds)` since the Unix epoch.
@@ -132,7 +132,7 @@ pub fn arm(deadline: u64) {
     // SAFETY: set_timer_op takes the absolute deadline by value.
     let rc = unsafe { hypercall::call2(abi::HYPERVISOR_SET_TIMER_OP, deadline as usize, 0) };
     if rc != 0 {
-        crate::start::fatal_fmt(format_args!(
+        rumpuser_pvh::exit::fatal_fmt(format_args!(
             "rumpuser-xen: set_timer_op failed ({rc}, {}): no timer",
             abi::errno_name(rc)
         ));

@@ -500,6 +500,7 @@ fn kernel_net(dir: &Path, which: &[&str]) -> Result<()> {
 /// All bare-metal tests (what `cargo xtask test` runs).
 pub fn test_all() -> Result<()> {
     require_tools()?;
+    qemu::clippy_pvh()?;
     qemu::clippy("rumpuser-baremetal")?;
     let dir = work_dir()?;
     let image = build_image()?;
@@ -731,7 +732,7 @@ pub fn dist(_args: &[String]) -> Result<()> {
     fs::create_dir_all(out.join("debug")).map_err(|e| e.to_string())?;
     fs::copy(&archive, &full).map_err(|e| format!("copy {}: {e}", archive.display()))?;
     crate::dist::strip_archive(&full, &out.join("librumpuser_baremetal.a"))?;
-    let ld = root().join("rumpuser-baremetal/link.ld");
+    let ld = root().join("rumpuser-pvh/link.ld");
     fs::copy(&ld, out.join("link.ld")).map_err(|e| format!("copy {}: {e}", ld.display()))?;
     let inc = out.join("include");
     fs::create_dir_all(&inc).map_err(|e| e.to_string())?;

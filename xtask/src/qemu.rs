@@ -233,6 +233,16 @@ pub fn clippy(package: &str) -> Result<()> {
     )
 }
 
+/// Clippy for rumpuser-pvh's freestanding build, with its test harness
+/// (`guest-tests`): a package's clippy run does not lint its dependencies.
+pub fn clippy_pvh() -> Result<()> {
+    cargo_freestanding(
+        "clippy",
+        "rumpuser-pvh",
+        &["--features", "guest-tests", "--", "-D", "warnings"],
+    )
+}
+
 /// Counts the guest's `<suite> <case> ... ok|FAILED|skipped` lines (Xen's
 /// own `(XEN)` lines aside) and checks the `<suite>: ...` summary; `who`
 /// prefixes what is printed.
@@ -304,7 +314,7 @@ fn ld(elf: &Path, obj: &Path, whole: &[PathBuf], archive: &Path, gc_sections: bo
     link_image(elf, &[obj.to_path_buf()], whole, archive, gc_sections)
 }
 
-/// Links a PVH image with `rumpuser-baremetal/link.ld` the documented way:
+/// Links a PVH image with `rumpuser-pvh/link.ld` the documented way:
 /// the `objs`, the kernel archives `whole` (whole), the platform `archive`.
 pub fn link_image(
     elf: &Path,
@@ -319,7 +329,7 @@ pub fn link_image(
         ld.arg("--gc-sections");
     }
     ld.arg("-T")
-        .arg(root().join("rumpuser-baremetal/link.ld"))
+        .arg(root().join("rumpuser-pvh/link.ld"))
         .args(["-u", "pvh_start32", "-o"])
         .arg(elf)
         .args(objs);

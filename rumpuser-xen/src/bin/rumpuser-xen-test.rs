@@ -5,7 +5,7 @@
 //! Built by `cargo xtask xen-test` for `x86_64-unknown-none`; the command
 //! line (the dom0 module string) picks what runs. The harness, the
 //! crashes and the cases shared with bare metal are
-//! `rumpuser_baremetal::guest_tests`; this file adds the Xen hooks and
+//! `rumpuser_pvh::guest_tests`; this file adds the Xen hooks and
 //! the Xen-only cases:
 //!
 //! * `suite=kit+platform` (default both): the conformance kit
@@ -26,6 +26,7 @@
 //! `main` returns the number of failures.
 #![no_std]
 #![no_main]
+#![deny(unsafe_code)]
 
 extern crate alloc;
 
@@ -34,12 +35,12 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::ffi::{c_char, c_int};
 use core::sync::atomic::{AtomicU64, Ordering};
-use rumpuser_baremetal::guest_tests::net as gnet;
-use rumpuser_baremetal::guest_tests::{self as gt, BenchSizes, Hooks, SKIP};
-use rumpuser_baremetal::virtif;
 use rumpuser_core::conformance::Ctx;
 use rumpuser_core::ensure;
 use rumpuser_green::sched_core;
+use rumpuser_pvh::guest_tests::net as gnet;
+use rumpuser_pvh::guest_tests::{self as gt, BenchSizes, Hooks, SKIP};
+use rumpuser_pvh::virtif;
 use rumpuser_xen::{blkfront, events, netfront, platform, rumpuser_exports::API, time, xprintln};
 
 static HOOKS: Hooks = Hooks {
@@ -98,25 +99,31 @@ fn now() -> u64 {
     time::now_ns()
 }
 
-/// The image's entry point, called by the platform after boot.
-#[no_mangle]
-pub extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
-    gt::main(&HOOKS)
-}
+/// The C entry points of the image.
+#[allow(unsafe_code)]
+mod ffi {
+    use super::*;
 
-/// `if_virt`'s delivery function, for the network cases: the platform
-/// refers to it weakly, so it is defined here, in a crate of its own.
-///
-/// # Safety
-/// C ABI: `iov` holds `iovlen` readable iovecs.
-#[no_mangle]
-pub unsafe extern "C" fn rump_virtif_virt_deliverpkt(
-    sc: *mut core::ffi::c_void,
-    iov: *mut rumpuser_core::abi::IoVec,
-    iovlen: usize,
-) {
-    // SAFETY: the caller's contract, passed on.
-    unsafe { gnet::deliverpkt(sc, iov, iovlen) }
+    /// The image's entry point, called by the platform after boot.
+    #[no_mangle]
+    pub extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
+        gt::main(&HOOKS)
+    }
+
+    /// `if_virt`'s delivery function, for the network cases: the platform
+    /// refers to it weakly, so it is defined here, in a crate of its own.
+    ///
+    /// # Safety
+    /// C ABI: `iov` holds `iovlen` readable iovecs.
+    #[no_mangle]
+    pub unsafe extern "C" fn rump_virtif_virt_deliverpkt(
+        sc: *mut core::ffi::c_void,
+        iov: *mut rumpuser_core::abi::IoVec,
+        iovlen: usize,
+    ) {
+        // SAFETY: the caller's contract, passed on.
+        unsafe { gnet::deliverpkt(sc, iov, iovlen) }
+    }
 }
 
 /// What boot found: Xen 4.x, a RAM map, a timer port.
@@ -227,7 +234,7 @@ fn idle_storm(ctx: &Ctx, _h: &Hooks) -> Result<(), String> {
     )
     .map_err(|e| format!("spawn: {e:?}"))?;
     let (i0, _) = platform::idle_stats();
-    let e0 = rumpuser_baremetal::arch::cpu::early_wakes();
+    let e0 = rumpuser_pvh::arch::cpu::early_wakes();
     let w0 = platform::empty_wakes();
     let mut x = 0x9e37_79b9_u64 ^ now();
     let n = 1500u64;
@@ -258,7 +265,7 @@ fn idle_storm(ctx: &Ctx, _h: &Hooks) -> Result<(), String> {
     xprintln!(
         "  {n} sleeps of 1-400 us, {got}/{sent} events: {} idle halts, {} interrupts on the hlt, {} wake-ups without an event",
         i1 - i0,
-        rumpuser_baremetal::arch::cpu::early_wakes() - e0,
+        rumpuser_pvh::arch::cpu::early_wakes() - e0,
         platform::empty_wakes() - w0
     );
     // Events coalesce while the echo thread runs, so fewer wake-ups than
@@ -639,7 +646,7 @@ fn bench(ctx: &Ctx, h: &Hooks) -> Result<(), String> {
     xprintln!(
         "bench idle_halts {} ({} interrupts arrived on the hlt instead of during it)",
         platform::idle_stats().0,
-        rumpuser_baremetal::arch::cpu::early_wakes()
+        rumpuser_pvh::arch::cpu::early_wakes()
     );
     Ok(())
 }

@@ -23,7 +23,7 @@ pub fn dist(_args: &[String]) -> Result<()> {
     fs::create_dir_all(out.join("debug")).map_err(|e| e.to_string())?;
     fs::copy(&archive, &full).map_err(|e| format!("copy {}: {e}", archive.display()))?;
     crate::dist::strip_archive(&full, &out.join("librumpuser_xen.a"))?;
-    let ld = root().join("rumpuser-baremetal/link.ld");
+    let ld = root().join("rumpuser-pvh/link.ld");
     fs::copy(&ld, out.join("link.ld")).map_err(|e| format!("copy {}: {e}", ld.display()))?;
     fs::write(out.join("README"), DIST_README).map_err(|e| e.to_string())?;
     eprintln!("xen-dist: {}", out.display());

@@ -3,7 +3,7 @@
 //!
 //! Built by `cargo xtask baremetal-test` for `x86_64-unknown-none` and
 //! booted with a command line that picks what runs (the harness, the
-//! crashes and most cases are [`rumpuser_baremetal::guest_tests`], shared
+//! crashes and most cases are [`rumpuser_pvh::guest_tests`], shared
 //! with the Xen test image):
 //!
 //! * `suite=kit,platform` (default both): the conformance kit
@@ -24,12 +24,14 @@
 //! Every case prints one line `<suite> <name> ... ok` or
 //! `... FAILED: <why>`, then a summary line
 //! `<suite>: N passed, N failed, N skipped`; `main` returns the number of
-//! failures (the VM's exit status, see `rumpuser_baremetal::status`).
+//! failures (the VM's exit status, see `rumpuser_pvh::status`).
 #![no_std]
 #![no_main]
+#![deny(unsafe_code)]
 
 extern crate alloc;
 
+#[allow(unsafe_code)]
 mod pci;
 
 use alloc::format;
@@ -37,15 +39,16 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::ffi::{c_char, c_int};
-use rumpuser_baremetal::guest_tests::{self as gt, BenchSizes, Done, Hooks, SKIP};
-use rumpuser_baremetal::{disk, kprintln, platform, rumpuser_exports::API, time};
+use rumpuser_baremetal::{disk, platform, rumpuser_exports::API, time};
 use rumpuser_core::abi::*;
 use rumpuser_core::conformance::Ctx;
 use rumpuser_core::{ensure, Errno};
+use rumpuser_pvh::guest_tests::{self as gt, BenchSizes, Done, Hooks, SKIP};
+use rumpuser_pvh::kprintln;
 
 static HOOKS: Hooks = Hooks {
     api: &API,
-    cmdline: rumpuser_baremetal::bootinfo::cmdline,
+    cmdline: rumpuser_pvh::bootinfo::cmdline,
     now: time::now_ns,
     cases: &[
         ("timer::sleeps_never_early", gt::timer_never_early),
@@ -104,32 +107,45 @@ static HOOKS: Hooks = Hooks {
     },
 };
 
-/// The image's entry point, called by the platform after boot.
-#[no_mangle]
-pub extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
-    gt::main(&HOOKS)
-}
+/// The C entry points of the image and a raw call through the kit's C API.
+#[allow(unsafe_code)]
+mod ffi {
+    use super::*;
 
-/// `if_virt`'s delivery function, for the network cases: the platform
-/// refers to it weakly, so it is defined here, in a crate of its own.
-///
-/// # Safety
-/// C ABI: `iov` holds `iovlen` readable iovecs.
-#[no_mangle]
-pub unsafe extern "C" fn rump_virtif_virt_deliverpkt(
-    sc: *mut core::ffi::c_void,
-    iov: *mut IoVec,
-    iovlen: usize,
-) {
-    // SAFETY: the caller's contract, passed on.
-    unsafe { gt::net::deliverpkt(sc, iov, iovlen) }
+    /// The image's entry point, called by the platform after boot.
+    #[no_mangle]
+    pub extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
+        gt::main(&HOOKS)
+    }
+
+    /// `if_virt`'s delivery function, for the network cases: the platform
+    /// refers to it weakly, so it is defined here, in a crate of its own.
+    ///
+    /// # Safety
+    /// C ABI: `iov` holds `iovlen` readable iovecs.
+    #[no_mangle]
+    pub unsafe extern "C" fn rump_virtif_virt_deliverpkt(
+        sc: *mut core::ffi::c_void,
+        iov: *mut IoVec,
+        iovlen: usize,
+    ) {
+        // SAFETY: the caller's contract, passed on.
+        unsafe { gt::net::deliverpkt(sc, iov, iovlen) }
+    }
+
+    /// `rumpuser_getfileinfo(name)` through the kit's C API: its
+    /// return value, and the size into `size`.
+    pub fn getfileinfo(ctx: &Ctx, name: &core::ffi::CStr, size: &mut u64) -> c_int {
+        // SAFETY: a NUL-terminated name and a valid out-pointer; the type
+        // pointer may be NULL.
+        unsafe { (ctx.api.getfileinfo)(name.as_ptr(), size, core::ptr::null_mut()) }
+    }
 }
 
 /// `virtio1`, when the host attached it, is read-only.
 fn blk_readonly(ctx: &Ctx, _h: &Hooks) -> Result<(), String> {
     let mut size = 0u64;
-    // SAFETY: valid name and out-pointer.
-    let r = unsafe { (ctx.api.getfileinfo)(c"virtio1".as_ptr(), &mut size, core::ptr::null_mut()) };
+    let r = ffi::getfileinfo(ctx, c"virtio1", &mut size);
     if r != 0 {
         return Err(SKIP.into());
     }

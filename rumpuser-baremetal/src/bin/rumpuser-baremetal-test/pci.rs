@@ -13,13 +13,14 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::ffi::{c_int, c_uint, c_ulong, c_void};
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use rumpuser_baremetal::guest_tests::{Hooks, SKIP};
+use rumpuser_baremetal::dma;
 use rumpuser_baremetal::pcihyp::{self, DmaSeg};
-use rumpuser_baremetal::{dma, kprintln};
 use rumpuser_core::conformance::{model, Ctx};
 use rumpuser_core::ensure;
 use rumpuser_core::Errno;
 use rumpuser_green::sched_core;
+use rumpuser_pvh::guest_tests::{Hooks, SKIP};
+use rumpuser_pvh::kprintln;
 
 const EDU_VENDOR_DEVICE: u32 = 0x11e8_1234;
 const EDU_BUF: u32 = 0x40000;

@@ -273,6 +273,22 @@ const NAMES: [&str; 32] = [
 ];
 
 static SELF_TEST_IRQS: AtomicU64 = AtomicU64::new(0);
+static TIMER_IRQS: AtomicU64 = AtomicU64::new(0);
+static PIC_IRQ_HANDLER: spin::Once<fn(u8)> = spin::Once::new();
+
+/// Makes `f(line)` the handler of the 8259's device interrupts (bare
+/// metal's `irq`; set once, at boot). Without one they are reported as
+/// unexpected.
+pub fn set_pic_irq_handler(f: fn(u8)) {
+    PIC_IRQ_HANDLER.call_once(|| f);
+}
+
+/// Interrupts taken on [`lapic::TIMER_VECTOR`] since boot (bare metal:
+/// the LAPIC timer; Xen: the event-channel upcall, which uses the same
+/// vector).
+pub fn timer_interrupts() -> u64 {
+    TIMER_IRQS.load(Ordering::Relaxed)
+}
 
 /// Interrupts taken on [`lapic::SELF_TEST_VECTOR`] since boot.
 pub fn self_test_irqs() -> u64 {
@@ -290,12 +306,16 @@ extern "C" fn dispatch(f: &mut TrapFrame) {
     }
     match v {
         0..=31 => exception(f),
-        _ if (pic::VECTOR_BASE..pic::VECTOR_BASE + 16).contains(&v) => {
-            crate::irq::on_pic_irq(v - pic::VECTOR_BASE)
+        _ if (pic::VECTOR_BASE..pic::VECTOR_BASE + 16).contains(&v)
+            && PIC_IRQ_HANDLER.get().is_some() =>
+        {
+            if let Some(f) = PIC_IRQ_HANDLER.get() {
+                f(v - pic::VECTOR_BASE)
+            }
         }
         lapic::TIMER_VECTOR => {
             lapic::eoi();
-            crate::time::on_timer_interrupt();
+            TIMER_IRQS.fetch_add(1, Ordering::Relaxed);
         }
         lapic::SELF_TEST_VECTOR => {
             lapic::eoi();
@@ -318,7 +338,7 @@ fn exception(f: &TrapFrame) -> ! {
             f.vector,
             f.rip
         );
-        crate::start::exit_status(crate::status::EXCEPTION);
+        crate::exit::exit_status(crate::status::EXCEPTION);
     }
     let v = f.vector as usize;
     kprintln!(
@@ -384,11 +404,11 @@ fn exception(f: &TrapFrame) -> ! {
         f.r14,
         f.r15
     );
-    crate::start::report_thread();
+    crate::exit::report_thread();
     if super::paging::is_mapped_range(f.rsp, 64) {
         kprint_stack(f.rsp);
     }
-    crate::start::exit_status(crate::status::EXCEPTION)
+    crate::exit::exit_status(crate::status::EXCEPTION)
 }
 
 fn kprint_stack(rsp: u64) {

@@ -290,6 +290,6 @@ core::arch::global_asm!(
 
 extern "C" fn stack_chk_fail() -> ! {
     crate::kprintln!("\n*** rumpuser-baremetal: stack smashing detected (__stack_chk_fail)");
-    crate::start::report_thread();
-    crate::start::exit_status(crate::status::PANIC)
+    crate::exit::report_thread();
+    crate::exit::exit_status(crate::status::PANIC)
 }

@@ -6,7 +6,7 @@
 //!
 //! This module knows nothing about the hardware: a platform registers its
 //! network devices with [`register`] (bare metal: the virtio-net
-//! functions, [`crate::net`]; Xen: `rumpuser-xen`'s netfront), and
+//! functions, `rumpuser_baremetal::net`; Xen: `rumpuser-xen`'s netfront), and
 //! interface `virtN` (the kernel's `ifconfig virtN create`,
 //! or `rump_pub_netconfig_ifcreate("virtN")`) takes device `N`.
 //!

@@ -7,8 +7,10 @@
 //! tables and the stack), identity maps the first 4 GiB with 2 MiB pages
 //! (RAM plus the PCI hole with the LAPIC, IOAPIC and BARs), enables PAE and
 //! long mode, loads a three-entry GDT, and jumps to 64-bit code, which sets
-//! a stack and calls [`crate::start::kmain`] with the start-info
-//! address. Everything later (UC marking of device ranges, RAM above 4 GiB,
+//! a stack and calls `rumpuser_pvh_kmain(start_info: u64) -> !` with the
+//! start-info address: the boot sequence of the platform crate linked into
+//! the image (`rumpuser-baremetal` or `rumpuser-xen`), which defines it
+//! with `#[no_mangle]`. Everything later (UC marking of device ranges, RAM above 4 GiB,
 //! the unmapped NULL page, guard pages) is done in Rust by `paging`.
 
 use core::arch::global_asm;
@@ -138,11 +140,8 @@ pvh_start64:
     options(att_syntax)
 );
 
-#[cfg(feature = "platform")]
-use crate::start::kmain as entry;
-#[cfg(not(feature = "platform"))]
 extern "C" {
-    /// The embedding platform's Rust entry (see the `platform` feature).
+    /// The platform crate's Rust entry (see the module docs).
     #[link_name = "rumpuser_pvh_kmain"]
     fn entry(start_info: u64) -> !;
 }
@@ -150,6 +149,17 @@ extern "C" {
 extern "C" {
     static rumpuser_bm_boot_pml4: u8;
     static rumpuser_bm_boot_stack: u8;
+    static __image_start: u8;
+    static __image_end: u8;
+}
+
+/// The loaded image, `[__image_start, __image_end)` of `link.ld`: kept
+/// out of the heap.
+pub fn image_range() -> crate::memmap::Range {
+    crate::memmap::Range {
+        start: core::ptr::addr_of!(__image_start) as u64,
+        end: core::ptr::addr_of!(__image_end) as u64,
+    }
 }
 
 /// Physical (= virtual) address of the boot PML4.

@@ -1,6 +1,9 @@
 //! The PVH `hvm_start_info` (Xen's `arch-x86/hvm/start_info.h`): command
 //! line, memory map and boot modules, copied into statics at boot because
-//! the structure lives in low memory the platform later unmaps.
+//! the structure lives in low memory the platform later unmaps. The one
+//! parser of every PVH platform: bare metal needs the memory map (QEMU's
+//! loader gives one), Xen takes its map from `XENMEM_memory_map` and uses
+//! this one only when that fails (a PVH dom0's start info has none).
 
 use crate::memmap::{Range, E820_RAM};
 
@@ -8,7 +11,7 @@ const MAGIC: u32 = 0x336e_c578;
 /// Longest command line kept.
 pub const CMDLINE_MAX: usize = 4096;
 /// Memory-map entries kept.
-pub const MEMMAP_MAX: usize = 64;
+pub const MEMMAP_MAX: usize = 128;
 /// Boot modules kept.
 pub const MODULES_MAX: usize = 8;
 
@@ -44,6 +47,8 @@ struct ModlistEntry {
 
 /// What the platform keeps from the start info.
 pub struct BootInfo {
+    /// `hvm_start_info.version` (0: no memory map field).
+    pub version: u32,
     cmdline: [u8; CMDLINE_MAX],
     cmdline_len: usize,
     /// RAM ranges (type 1 entries).
@@ -60,9 +65,18 @@ pub struct BootInfo {
     pub ram_top: u64,
 }
 
+// The layouts of `arch-x86/hvm/start_info.h`.
+const _: () = {
+    assert!(core::mem::size_of::<StartInfo>() == 56);
+    assert!(core::mem::size_of::<MemmapEntry>() == 24);
+    assert!(core::mem::size_of::<ModlistEntry>() == 32);
+};
+
 static INFO: spin::Once<BootInfo> = spin::Once::new();
 
-/// Parses the start info at physical address `pa`.
+/// Parses the start info at physical address `pa` (once: later calls
+/// return the first result). The RAM list is empty when the start info
+/// has no memory map (version 0, or none given).
 ///
 /// # Safety
 /// `pa` is the `%ebx` the PVH loader passed; everything it points to is
@@ -76,10 +90,8 @@ pub unsafe fn parse(pa: u64) -> Result<&'static BootInfo, &'static str> {
     if si.magic != MAGIC {
         return Err("bad hvm_start_info magic");
     }
-    if si.version < 1 || si.memmap_paddr == 0 || si.memmap_entries == 0 {
-        return Err("the PVH start info has no memory map (version 0 loader)");
-    }
     let mut b = BootInfo {
+        version: si.version,
         cmdline: [0; CMDLINE_MAX],
         cmdline_len: 0,
         ram: [Range::default(); MEMMAP_MAX],
@@ -101,7 +113,12 @@ pub unsafe fn parse(pa: u64) -> Result<&'static BootInfo, &'static str> {
         }
         b.cmdline_len = n;
     }
-    for i in 0..si.memmap_entries as usize {
+    let nmap = if si.version >= 1 && si.memmap_paddr != 0 {
+        si.memmap_entries as usize
+    } else {
+        0
+    };
+    for i in 0..nmap {
         // SAFETY: `memmap_entries` entries at `memmap_paddr` (caller's contract).
         let e = unsafe { &*(si.memmap_paddr as *const MemmapEntry).add(i) };
         if e.kind == E820_RAM && b.nram < MEMMAP_MAX && e.size > 0 {

@@ -44,3 +44,19 @@ pub unsafe fn outl(port: u16, v: u32) {
     // SAFETY: forwarded to the caller.
     unsafe { Port::<u32>::new(port).write(v) }
 }
+
+/// Writes `v` to QEMU's `isa-debug-exit` device at port 0xf4, which ends
+/// QEMU with status `(v << 1) | 1` (see [`crate::status`]); without the
+/// device the write is ignored.
+pub fn isa_debug_exit(v: u32) {
+    // SAFETY: port 0xf4 is QEMU's isa-debug-exit device (when present it
+    // ends QEMU); no other device of a PVH machine decodes it.
+    unsafe { outl(0xf4, v) }
+}
+
+/// Pulses the reset line through the keyboard controller (QEMU with
+/// `-no-reboot` then exits with status 0).
+pub fn reset_8042() {
+    // SAFETY: the 8042 "pulse reset line" command; it only resets.
+    unsafe { outb(0x64, 0xfe) }
+}

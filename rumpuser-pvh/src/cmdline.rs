@@ -3,7 +3,7 @@
 //! Syntax: whitespace-separated words. Words before a lone `--` of the form
 //! `NAME=VALUE` are parameters; `rumpuser_getparam(NAME)` returns `VALUE`
 //! (the last one wins). Every word after `--` is an argument of the
-//! application's `main` (`argv[0]` is always `"rumpuser-baremetal"`). There
+//! application's `main` (`argv[0]` is the platform's name, e.g. `"rumpuser-baremetal"`). There
 //! is no quoting: values cannot contain spaces.
 //!
 //! Names the platform itself reads:

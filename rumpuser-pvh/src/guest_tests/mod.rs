@@ -1,5 +1,5 @@
 //! The in-guest test harness shared by the bare-metal and Xen test images
-//! (`src/bin/rumpuser-baremetal-test.rs` here, `src/bin/rumpuser-xen-test.rs`
+//! (`src/bin/rumpuser-baremetal-test/` in `rumpuser-baremetal`, `src/bin/rumpuser-xen-test.rs`
 //! in `rumpuser-xen`): `main`'s command line (`crash=`, `suite=`,
 //! `repeat=`, `RUMPUSER_KIT_FILTER=`, `test=`), the deliberate crashes, the
 //! conformance-kit and platform-test runners and the cases both platforms
@@ -302,18 +302,18 @@ pub fn one_interrupt_per_window(_ctx: &Ctx, _h: &Hooks) -> Result<(), String> {
     // Two vectors: two requests for one vector are one pending bit.
     lapic::self_ipi(lapic::SELF_TEST_VECTOR);
     lapic::self_ipi(lapic::TIMER_VECTOR);
-    let timer_before = crate::time::timer_interrupts();
+    let timer_before = crate::arch::trap::timer_interrupts();
     let both_pending =
         lapic::pending(lapic::SELF_TEST_VECTOR) && lapic::pending(lapic::TIMER_VECTOR);
     cpu::interrupt_window();
     let after_one = (
         trap::self_test_irqs() - before,
-        crate::time::timer_interrupts() - timer_before,
+        crate::arch::trap::timer_interrupts() - timer_before,
     );
     cpu::interrupt_window();
     let after_two = (
         trap::self_test_irqs() - before,
-        crate::time::timer_interrupts() - timer_before,
+        crate::arch::trap::timer_interrupts() - timer_before,
     );
     cpu::irq_restore(flags);
     ensure!(both_pending, "the two self-IPIs were not both pending");

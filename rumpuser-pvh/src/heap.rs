@@ -28,10 +28,9 @@ struct Heaps {
     n: usize,
 }
 
-/// The global allocator over all regions.
-pub struct MultiHeap(spin::Mutex<Heaps>);
+/// All regions behind one lock.
+struct MultiHeap(spin::Mutex<Heaps>);
 
-#[global_allocator]
 static HEAP: MultiHeap = MultiHeap(spin::Mutex::new(Heaps {
     heaps: [const { Heap::empty() }; MAX_REGIONS],
     n: 0,
@@ -80,12 +79,17 @@ impl Heaps {
     }
 }
 
+/// The global allocator over all regions. The platform crate linked into
+/// the image declares it: `#[global_allocator] static A: Global = Global;`.
+#[derive(Debug)]
+pub struct Global;
+
 // SAFETY: blocks come from disjoint RAM regions owned by one `Heap` each,
 // handed out once until freed; the mutex serialises all access.
-unsafe impl GlobalAlloc for MultiHeap {
+unsafe impl GlobalAlloc for Global {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
         match layout(l.size(), l.align()) {
-            Some(l) => self
+            Some(l) => HEAP
                 .0
                 .lock()
                 .alloc(l)
@@ -97,7 +101,7 @@ unsafe impl GlobalAlloc for MultiHeap {
     unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
         if let (Some(p), Some(l)) = (NonNull::new(p), layout(l.size(), l.align())) {
             // SAFETY: `GlobalAlloc` contract: `p` was allocated with `l`.
-            unsafe { self.0.lock().free(p, l) }
+            unsafe { HEAP.0.lock().free(p, l) }
         }
     }
 }

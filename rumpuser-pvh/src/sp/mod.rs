@@ -27,6 +27,7 @@
 //! `_PREFORK_TIMEOUT`) come from the command line, with the host
 //! flavours' defaults.
 
+#[allow(unsafe_code)]
 pub mod lock;
 
 use alloc::boxed::Box;
@@ -331,7 +332,7 @@ impl Host for Guest {
 
     fn spawn(f: Box<dyn FnOnce() + Send>, name: &'static str) -> Result<(), Errno> {
         // The threads enter the kernel: kernel-thread stacks.
-        sched_core::spawn_closure(f, name, crate::hyp::stack_size(), false)
+        sched_core::spawn_closure(f, name, crate::host::stack_size(), false)
             .map(drop)
             .map_err(|e| {
                 diag::log(format_args!("sysproxy: cannot start {name}: {e:?}"));
