@@ -10,13 +10,13 @@
 //!
 //! | concern | how |
 //! |---|---|
-//! | boot | PVH ELF note + 32→64-bit trampoline (`rumpuser_pvh::arch::boot`), identity map of RAM and device memory (`arch::paging`), GDT/TSS/IDT with IST stacks for exceptions (`arch::trap`); the boot sequence is [`start`] |
+//! | boot | PVH ELF note + 32→64-bit trampoline (`rumpuser_pvh::arch::boot`), identity map of RAM and device memory (`arch::paging`), GDT/TSS/IDT with IST stacks for exceptions (`arch::trap`); the boot sequence is `start` |
 //! | faults | CPU exceptions print vector, error code, RIP, CR2 (NULL page? stack guard page?), registers, the green thread and its stack, then end QEMU with status 253 |
 //! | memory | the PVH memory map → `linked_list_allocator` heaps = global allocator, `rumpuser_malloc` (alignment honoured), `anonmmap`, stacks with guard pages, DMA |
 //! | time | TSC calibrated against the PIT; LAPIC TSC-deadline or one-shot timer armed for the next deadline, `sti; hlt` while idle (no tick, no busy wait); CMOS RTC for the wall clock |
 //! | interrupts | masked while threads run, taken while idle or in a one-instruction window of every scheduler event poll; a device IRQ wakes the green threads of the drivers on its line (`irq`) |
 //! | disks | virtio-blk over PCI (`virtio-drivers`): `virtio0`, `virtio1`, … with asynchronous, interrupt-driven `rumpuser_bio` (see `disk`) |
-//! | network | virtio-net under NetBSD's `if_virt`: `virt0`, `virt1`, … (`rumpuser_pvh::virtif` over [`net`]) |
+//! | network | virtio-net under NetBSD's `if_virt`: `virt0`, `virt1`, … (`rumpuser_pvh::virtif` over `net`) |
 //! | NetBSD's drivers | the `rumpcomp_pci_*` hypercalls (`pcihyp`, `dma`), so `librumpdev_pci` with `vioif`, `ld`, … run in the kernel layer; a virtio class goes either to them or to this crate (`pci`) |
 //! | random | RDSEED/RDRAND with `HARD`/`NOWAIT` semantics; `ENOTSUP` without them |
 //! | console, params, exit | COM1 serial; the PVH command line (`rumpuser_pvh::cmdline`); `isa-debug-exit` with the statuses of `rumpuser_pvh::status` |
