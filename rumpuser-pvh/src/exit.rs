@@ -13,6 +13,18 @@ use crate::arch::{cpu, port};
 use crate::{kprintln, status};
 
 static EXIT_HOOK: spin::Once<fn(u32) -> !> = spin::Once::new();
+static WHO: spin::Once<&'static str> = spin::Once::new();
+
+/// Names the platform in the shared code's reports (`rumpuser-xen: CPU
+/// exception …`); set once, first thing at boot.
+pub fn set_who(name: &'static str) {
+    WHO.call_once(|| name);
+}
+
+/// The platform's name for reports ([`set_who`]; `rumpuser-pvh` before).
+pub fn who() -> &'static str {
+    WHO.get().copied().unwrap_or("rumpuser-pvh")
+}
 
 /// Makes [`exit_status`] end the machine with `f` (set once, at boot).
 pub fn set_exit_hook(f: fn(u32) -> !) {

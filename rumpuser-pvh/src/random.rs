@@ -101,8 +101,9 @@ pub fn fill(buf: &mut [u8], flags: RandomFlags) -> HyperResult<usize> {
     if CAPS.load(Ordering::Relaxed) == 0 {
         if !WARNED.swap(true, Ordering::Relaxed) {
             crate::kprintln!(
-                "rumpuser-baremetal: rumpuser_getrandom: this CPU has neither RDRAND nor RDSEED; \
-                 refusing to make up random bytes (run QEMU with -cpu max or a host CPU with RDRAND)"
+                "{}: rumpuser_getrandom: this CPU has neither RDRAND nor RDSEED; \
+                 refusing to make up random bytes (run QEMU with -cpu max or a host CPU with RDRAND)",
+                crate::exit::who()
             );
         }
         return Err(Errno::ENOTSUP);

@@ -289,7 +289,10 @@ core::arch::global_asm!(
 );
 
 extern "C" fn stack_chk_fail() -> ! {
-    crate::kprintln!("\n*** rumpuser-baremetal: stack smashing detected (__stack_chk_fail)");
+    crate::kprintln!(
+        "\n*** {}: stack smashing detected (__stack_chk_fail)",
+        crate::exit::who()
+    );
     crate::exit::report_thread();
     crate::exit::exit_status(crate::status::PANIC)
 }

@@ -58,7 +58,10 @@ fn pml4() -> *mut u64 {
 fn new_table() -> u64 {
     match crate::heap::alloc_zeroed(4096, 4096) {
         Some(p) => p.as_ptr() as u64,
-        None => crate::exit::fatal("rumpuser-baremetal: out of memory for page tables"),
+        None => crate::exit::fatal_fmt(format_args!(
+            "{}: out of memory for page tables",
+            crate::exit::who()
+        )),
     }
 }
 

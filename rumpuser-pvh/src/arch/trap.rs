@@ -323,7 +323,7 @@ extern "C" fn dispatch(f: &mut TrapFrame) {
         }
         lapic::SPURIOUS_VECTOR => {}
         _ => {
-            kprintln!("rumpuser-baremetal: unexpected interrupt vector {v}");
+            kprintln!("{}: unexpected interrupt vector {v}", crate::exit::who());
             lapic::eoi();
         }
     }
@@ -334,7 +334,8 @@ static IN_REPORT: AtomicBool = AtomicBool::new(false);
 fn exception(f: &TrapFrame) -> ! {
     if IN_REPORT.swap(true, Ordering::SeqCst) {
         kprintln!(
-            "\n*** rumpuser-baremetal: exception {} inside the crash report (rip {:#x}); giving up",
+            "\n*** {}: exception {} inside the crash report (rip {:#x}); giving up",
+            crate::exit::who(),
             f.vector,
             f.rip
         );
@@ -342,7 +343,8 @@ fn exception(f: &TrapFrame) -> ! {
     }
     let v = f.vector as usize;
     kprintln!(
-        "\n*** rumpuser-baremetal: CPU exception {} ({}), error code {:#x}",
+        "\n*** {}: CPU exception {} ({}), error code {:#x}",
+        crate::exit::who(),
         v,
         NAMES[v & 31],
         f.error
