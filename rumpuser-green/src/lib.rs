@@ -16,7 +16,8 @@
 //!   (`rumpuser_host::host::PosixHost`) and exports the C ABI
 //!   (`librumpuser_green`).
 //! * `sp` (feature `posix`) is the syscall proxy server on green threads
-//!   and non-blocking sockets (the shared server of `rumpuser_host::sp`).
+//!   and non-blocking sockets (the shared server of `rumpuser_core::sp::server`, with
+//!   the host sockets of `rumpuser_host::sp`).
 //!
 //! The kernel layer must be built with `RUMP_CURLWP=hypercall`: with
 //! `__thread` the kernel caches curlwp in host TLS, which all green threads
