@@ -259,6 +259,38 @@ mod tests {
             .ends_with(&format!("-- virt0 {GUEST_IP} 255.255.255.0 {GUEST_PORT}")));
     }
 
+    fn app_run(dom0: &[&str], guest: &[String], status: Option<u32>) -> AppRun {
+        AppRun {
+            run: crate::qemu::Run {
+                outcome: crate::qemu::Outcome::Exited(0),
+                output: dom0.join("\n"),
+                elapsed: Duration::ZERO,
+                timed_out: false,
+            },
+            guest: guest.to_vec(),
+            status,
+        }
+    }
+
+    #[test]
+    fn a_run_passes_only_with_both_sides_done() {
+        let guest = bsp::guest_needles("virt0", GUEST_IP);
+        let done = [
+            "harness: sp: client: reboot: 0",
+            "harness: sp: done(d1) rump kernel",
+        ];
+        assert!(check(&app_run(&done, &guest, Some(0))).is_ok());
+        let e = check(&app_run(&done, &guest, Some(1))).unwrap_err();
+        assert!(e.contains("exit status"), "{e}");
+        let e = check(&app_run(&done, &guest[1..], Some(0))).unwrap_err();
+        assert!(e.contains("ext2 mounted"), "{e}");
+        let failed = ["harness: sp: FAILED: a third client was not refused"];
+        let e = check(&app_run(&failed, &guest, Some(0))).unwrap_err();
+        assert!(e.contains("not refused"), "{e}");
+        let e = check(&app_run(&[], &guest, Some(0))).unwrap_err();
+        assert!(e.contains("did not finish"), "{e}");
+    }
+
     #[test]
     fn a_file_is_found_block_by_block() {
         let file = bsp::fromhost_text();
