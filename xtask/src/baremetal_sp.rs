@@ -33,11 +33,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const GUEST_PORT: u16 = 5555;
-const FROMHOST: usize = 256 * 1024;
+/// The port `kernel_sp.c` serves on.
+pub const GUEST_PORT: u16 = 5555;
+/// Bytes the client writes to `/mnt/fromhost.txt`.
+pub const FROMHOST: usize = 256 * 1024;
 
 /// The kernel archives of a guest on `nic`, in link order.
-fn libs(nic: Nic) -> Vec<&'static str> {
+pub fn libs(nic: Nic) -> Vec<&'static str> {
     let mut v = vec![
         "rumpkern_sysproxy",
         "rumpfs_ext2fs",
@@ -50,7 +52,7 @@ fn libs(nic: Nic) -> Vec<&'static str> {
 
 /// The text the client writes to `/mnt/fromhost.txt` (as `fromhost_text`
 /// in `sp_client.c`).
-fn fromhost_text() -> Vec<u8> {
+pub fn fromhost_text() -> Vec<u8> {
     let mut v = Vec::with_capacity(FROMHOST + 32);
     let mut line = 0u32;
     while v.len() < FROMHOST {
@@ -61,8 +63,35 @@ fn fromhost_text() -> Vec<u8> {
     v
 }
 
+/// What the guest's console must show once [`host_side`] is done:
+/// `kernel_sp.c` on `ifname` at `ip`, the server's messages for the
+/// refused client, the oversized frame and the early request, and the
+/// kernel's halt.
+pub fn guest_needles(ifname: &str, ip: &str) -> Vec<String> {
+    let mut v = vec![
+        "kernel-sp: ext2 mounted on /mnt".to_string(),
+        format!("kernel-sp: {ifname} up as {ip}, serving tcp://{ip}:{GUEST_PORT}"),
+    ];
+    v.extend(
+        [
+            "clients connected, refusing another",
+            "exceeds the limit",
+            "no handshake; closing",
+            "rump kernel halting...",
+        ]
+        .map(String::from),
+    );
+    v
+}
+
+/// The guest's command line: `kernel_sp.c` on `ifname` at `ip`/24,
+/// serving [`GUEST_PORT`] to two clients at most.
+pub fn guest_cmdline(ifname: &str, ip: &str) -> String {
+    format!("RUMP_VERBOSE=1 RUMPUSER_SP_MAXCLIENTS=2 -- {ifname} {ip} 255.255.255.0 {GUEST_PORT}")
+}
+
 /// The host client, built against the kernel layer's librumpclient.
-fn build_client(k: &Path, dir: &Path) -> Result<PathBuf> {
+pub fn build_client(k: &Path, dir: &Path) -> Result<PathBuf> {
     let exe = dir.join("sp_client");
     let lib = k.join("lib");
     sh(Command::new("cc")
@@ -78,9 +107,10 @@ fn build_client(k: &Path, dir: &Path) -> Result<PathBuf> {
     Ok(exe)
 }
 
-struct Client {
-    exe: PathBuf,
-    server: String,
+/// The client program and the `RUMP_SERVER` it calls.
+pub struct Client {
+    pub exe: PathBuf,
+    pub server: String,
 }
 
 impl Client {
@@ -136,8 +166,7 @@ impl Client {
 /// A raw protocol connection: reads the banner, sends `frame`, and
 /// returns the `(class, arg)` of every frame the server sends before it
 /// closes the connection.
-fn raw_session(port: u16, frame: &[u8]) -> Result<Vec<(u16, u32)>> {
-    let addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port);
+fn raw_session(addr: SocketAddrV4, frame: &[u8]) -> Result<Vec<(u16, u32)>> {
     let mut s = TcpStream::connect_timeout(&addr.into(), Duration::from_secs(5))
         .map_err(|e| format!("raw session: {e}"))?;
     s.set_read_timeout(Some(Duration::from_secs(20)))
@@ -179,17 +208,20 @@ fn header(len: u64, reqno: u64, class: u16, typ: u16, arg: u32) -> Vec<u8> {
     v
 }
 
-/// The host's side of the test while the guest runs.
-fn host_side(c: &Client, port: u16) -> Result<()> {
+/// The host's side of the test while the guest runs: `c` calls the
+/// server, whose raw protocol address is `addr`; `say` reports progress.
+/// Shared with Xen, whose dom0 runs it against a domU
+/// (`xtask/src/xen/sp.rs`).
+pub fn host_side(c: &Client, addr: SocketAddrV4, say: &dyn Fn(&str)) -> Result<()> {
     let t0 = Instant::now();
     let out = c.run(&["list"])?;
     for l in out.lines() {
-        eprintln!("baremetal sysproxy: client: {l}");
+        say(&format!("client: {l}"));
     }
-    eprintln!(
-        "baremetal sysproxy: guest up and listed after {:.1} s",
+    say(&format!(
+        "guest up and listed after {:.1} s",
         t0.elapsed().as_secs_f64()
-    );
+    ));
 
     // Two clients blocked in a call; a third is refused.
     let mut a = c.block(4242)?;
@@ -226,31 +258,31 @@ fn host_side(c: &Client, port: u16) -> Result<()> {
             }
         }
     }
-    eprintln!(
-        "baremetal sysproxy: two clients killed in accept(2): their processes were released, \
-         a third client was refused while they were connected"
+    say(
+        "two clients killed in accept(2): their processes were released, \
+         a third client was refused while they were connected",
     );
 
     // Frame limits and protocol violations (class 0 = request, type 1 = syscall).
     let long = header(24 + 4097, 1, 0, 1, 20);
-    if !raw_session(port, &long)?.is_empty() {
+    if !raw_session(addr, &long)?.is_empty() {
         return Err("an oversized frame was answered".into());
     }
     let mut early = header(24 + 8, 1, 0, 1, 20);
     early.extend_from_slice(&[0; 8]);
-    let frames = raw_session(port, &early)?;
+    let frames = raw_session(addr, &early)?;
     if frames != [(2, 2)] {
         return Err(format!(
             "a request before the handshake got {frames:?}, not ERROR(AUTH) and a close"
         ));
     }
-    eprintln!(
-        "baremetal sysproxy: an oversized frame closes the connection; a request before the \
-         handshake gets ERROR(AUTH), then the close"
+    say(
+        "an oversized frame closes the connection; a request before the \
+         handshake gets ERROR(AUTH), then the close",
     );
 
     let out = c.run(&["reboot"])?;
-    eprintln!("baremetal sysproxy: client: {}", out.trim());
+    say(&format!("client: {}", out.trim()));
     Ok(())
 }
 
@@ -367,9 +399,7 @@ fn one_guest(dir: &Path, archive: &Path, layer: &Layer, nic: Nic, client: &Path)
         &format!("user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:{port}-:{GUEST_PORT}"),
         "52:54:00:12:34:56",
     ));
-    let append = format!(
-        "RUMP_VERBOSE=1 RUMPUSER_SP_MAXCLIENTS=2 -- {ifname} 10.0.2.15 255.255.255.0 {GUEST_PORT}"
-    );
+    let append = guest_cmdline(ifname, "10.0.2.15");
     let label = match nic {
         Nic::Vioif => "sysproxy-vioif",
         Nic::Virtif => "sysproxy-virtif",
@@ -379,23 +409,18 @@ fn one_guest(dir: &Path, archive: &Path, layer: &Layer, nic: Nic, client: &Path)
         exe: client.to_path_buf(),
         server: format!("tcp://127.0.0.1:{port}"),
     };
-    let host = host_side(&c, port);
+    let host = host_side(
+        &c,
+        SocketAddrV4::new(Ipv4Addr::LOCALHOST, port),
+        &|l: &str| eprintln!("baremetal sysproxy: {l}"),
+    );
     let run = guest
         .join()
         .map_err(|_| "the QEMU thread panicked".to_string())??;
     host.map_err(|e| format!("baremetal {label}: {e}"))?;
     expect(&run, Outcome::Exited(0), label)?;
-    let serving =
-        format!("kernel-sp: {ifname} up as 10.0.2.15, serving tcp://10.0.2.15:{GUEST_PORT}");
-    for n in [
-        "kernel-sp: ext2 mounted on /mnt",
-        serving.as_str(),
-        "clients connected, refusing another",
-        "exceeds the limit",
-        "no handshake; closing",
-        "rump kernel halting...",
-    ] {
-        if !run.output.contains(n) {
+    for n in &guest_needles(ifname, "10.0.2.15") {
+        if !run.output.contains(n.as_str()) {
             return Err(format!(
                 "baremetal {label}: missing {n:?} in the console output"
             ));

@@ -29,7 +29,7 @@
 //!   over vioif and if_virt, guest↔guest) with `RUMP_KERNEL_DIR` and
 //!   `RUMP_PCI_DIR`, and in the same run the posix flavour's TCP over shmif
 //!   from the pthread layer in `RUMP_POSIX_KERNEL_DIR`.
-//! * `xen-test [--only kit|crash|c|domu|kernel|net|harness] [-- PARAMS]` — boot the Xen
+//! * `xen-test [--only kit|crash|c|domu|kernel|net|sp|harness] [-- PARAMS]` — boot the Xen
 //!   platform as a PVH dom0 of Xen 4.17 (from Debian's package) nested in
 //!   QEMU TCG, and as a domU under a Linux dom0 with the real toolstack
 //!   (blkback, netback); part of `test`.
@@ -39,6 +39,8 @@
 //!   flavour's TCP over shmif from `RUMP_POSIX_KERNEL_DIR`.
 //! * `xen-net-peer ADDR:PORT STREAM_BYTES DEADLINE_S` — dom0's side of
 //!   those (run inside dom0 by the harness, not by hand).
+//! * `xen-sp-peer CLIENT ADDR:PORT DISK` — dom0's side of `xen-test`'s
+//!   syscall proxy step (run inside dom0 by the harness, not by hand).
 //! * `aarch64-test` — the Linux-host crates for AArch64, clippy and tests
 //!   under `qemu-aarch64` (part of `test`).
 //! * `xen-dist` — `target/dist/xen/` (`librumpuser_xen.a`, linker script).
@@ -91,6 +93,7 @@ fn main() -> ExitCode {
         "xen-run" => xen::xen_run(rest),
         "bench-xen-net" => xen::bench_net(rest),
         "xen-net-peer" => xen::net_peer(rest),
+        "xen-sp-peer" => xen::sp_peer(rest),
         "bench-kernel" => bench_kernel::run(rest),
         "aarch64-test" => test::aarch64(),
         "bench" => util::cargo(&["bench", "-p", "rumpuser-suite"]).map(|_| ()),

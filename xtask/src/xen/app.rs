@@ -139,10 +139,7 @@ pub fn boot_app(xen: &Path, app: &App, elf: &Path, label: &str) -> Result<AppRun
                 params: &app.cmdline,
                 disk: app.disk.as_deref(),
                 memory_mb: app.memory_mb,
-                peer: app.peer.as_ref().map(|p| Peer {
-                    script: p.script.clone(),
-                    watchdog_s: p.watchdog_s,
-                }),
+                peer: app.peer.clone(),
             },
             label,
         )?;

@@ -177,26 +177,40 @@ pub(super) fn domu(xen: &Path, image: &Path) -> Result<()> {
     // again, at most twice; a run that passes is not repeated. (A hang is
     // not retried: the one seen, an interrupt re-delivered forever at the
     // idle `cli`, was ours and is fixed: `cpu::window_resume`.)
+    until_clean("xen domU", "domu", boot, |r| r, domu_checks).map(|_| ())
+}
+
+/// Boots with `boot` until a run passes `check`; a run that fails it with
+/// one of nested TCG's known dom0 failures in its log ([`dom0_flake`],
+/// `run_of` gives the log) keeps the log as `harness/<name>-flake-N.log`
+/// and boots again, at most twice (see [`domu`]). On a failure, dom0's
+/// harness lines are printed again (CI keeps only the tail of a long log).
+pub(super) fn until_clean<T>(
+    what: &str,
+    name: &str,
+    mut boot: impl FnMut() -> Result<T>,
+    run_of: impl Fn(&T) -> &Run,
+    check: impl Fn(&T) -> Result<()>,
+) -> Result<T> {
     let mut attempt = 0;
     loop {
-        let run = boot()?;
-        let Err(e) = domu_checks(&run) else {
-            return Ok(());
+        let r = boot()?;
+        let Err(e) = check(&r) else {
+            return Ok(r);
         };
-        let flake = dom0_flake(&run);
+        let run = run_of(&r);
         attempt += 1;
-        if let (Some(what), true) = (flake, attempt <= 2) {
-            let keep = harness_dir()?.join(format!("domu-flake-{attempt}.log"));
+        if let (Some(flake), true) = (dom0_flake(run), attempt <= 2) {
+            let keep = harness_dir()?.join(format!("{name}-flake-{attempt}.log"));
             let _ = fs::write(&keep, &run.output);
             eprintln!(
-                "xen domU: {e}; {what:?} in the log (kept in {}); booting again ({attempt} of 2)",
+                "{what}: {e}; {flake:?} in the log (kept in {}); booting again ({attempt} of 2)",
                 keep.display()
             );
             continue;
         }
-        // CI keeps only the tail of a long log: dom0's timeline again.
-        eprintln!("xen domU: dom0's harness said:");
-        for l in run.output.lines().filter(|l| l.starts_with("harness: ")) {
+        eprintln!("{what}: dom0's harness said:");
+        for l in run.output.lines().filter(|l| l.contains("harness: ")) {
             eprintln!("  {l}");
         }
         return Err(e);

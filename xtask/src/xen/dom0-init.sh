@@ -81,7 +81,7 @@ rk_domid() {
 ) &
 # dom0's side of a network test, if the image has one (xtask writes it).
 if [ -x /peer.sh ]; then
-  ( d=$(rk_domid); [ -n "$d" ] && /peer.sh "$d" ) &
+  ( d=$(rk_domid); [ -n "$d" ] && /peer.sh "$d"; touch /run/peer-done ) &
 fi
 # Wait for the guest to go, logging each state change (xl's flags:
 # r b p s c d = running blocked paused shutdown crashed dying) to
@@ -103,6 +103,12 @@ while [ $i -lt $((wd + 40)) ]; do
   esac
   sleep 1; i=$((i+1))
 done
+# A peer may still be checking what the guest left behind (xen/sp.rs
+# reads its disk): wait for it, 60 s at most.
+if [ -x /peer.sh ]; then
+  t=0; while [ ! -e /run/peer-done ] && [ $t -lt 60 ]; do sleep 1; t=$((t+1)); done
+  [ -e /run/peer-done ] || echo "harness: peer still running 60 s after the guest" >>/run/timeline
+fi
 touch /run/done
 cat /run/timeline 2>/dev/null
 if [ -z "$s" ]; then echo "harness: guest gone after $i s"; else echo "harness: guest still listed after $i s"; fi

@@ -79,10 +79,13 @@ pub(super) struct DomuSpec<'a> {
 
 /// dom0's side of a network test: `script` runs (as `/peer.sh DOMID`)
 /// once the guest exists, with this xtask's own executable as `/peer`
-/// (its `xen-net-peer` command talks TCP to the guest); dom0's watchdog
-/// waits `watchdog_s` instead of 200 s.
+/// (its `xen-net-peer` and `xen-sp-peer` commands talk TCP to the
+/// guest) and `files` (host path, path in dom0's root) copied in too;
+/// dom0's watchdog waits `watchdog_s` instead of 200 s.
+#[derive(Clone)]
 pub(super) struct Peer {
     pub script: String,
+    pub files: Vec<(PathBuf, String)>,
     pub watchdog_s: u32,
 }
 
@@ -181,6 +184,9 @@ fn domu_initrd(h: &Domu, image: &Path, spec: &DomuSpec<'_>) -> Result<PathBuf> {
         let exe = std::env::current_exe().map_err(|e| format!("the xtask executable: {e}"))?;
         copy(&exe, &root.join("peer"))?;
         write_exec(&root.join("peer.sh"), &p.script)?;
+        for (from, to) in &p.files {
+            copy(from, &root.join(to))?;
+        }
         fs::write(root.join("watchdog"), p.watchdog_s.to_string()).map_err(|e| e.to_string())?;
     }
     fs::write(root.join("domu.cfg"), domu_cfg(spec)).map_err(|e| e.to_string())?;

@@ -45,12 +45,19 @@
 //! 6. **the real kernel's TCP/IP** (with `RUMP_KERNEL_DIR` and the
 //!    `if_virt` archive of `RUMP_PCI_DIR`): a TCP server on `virt0` over
 //!    netfront and dom0's netback, the session run from dom0 and checked
-//!    byte for byte, then the vif detached under it ([`mod@net`]).
+//!    byte for byte, then the vif detached under it ([`mod@net`]);
+//! 7. **the syscall proxy** (with those and `librumpclient.so`): bare
+//!    metal's `tests/baremetal/kernel_sp.c` as a domU, ext2 from `xvda`
+//!    served on `virt0`, and bare metal's host side run in dom0 with
+//!    `tests/baremetal/sp_client.c` on librumpclient: list, read, write
+//!    and read back, clients killed mid-call, the limits, the reboot, and
+//!    the written file found in the disk's backing file ([`mod@sp`]).
 //!
 //! One module per concern: [`harness`] (Debian's packages), [`dom0`] and
 //! [`mod@domu`] (the two ways to boot), [`checks`] (the test steps and
 //! what their logs must show), [`mod@net`] (the TCP step, dom0's peer,
-//! `bench-xen-net`), [`mod@dist`] (`xen-dist`) and [`app`] (`xen-run`).
+//! `bench-xen-net`), [`mod@sp`] (the syscall proxy step and its dom0
+//! side), [`mod@dist`] (`xen-dist`) and [`app`] (`xen-run`).
 
 mod app;
 mod checks;
@@ -59,11 +66,13 @@ mod dom0;
 mod domu;
 mod harness;
 mod net;
+mod sp;
 
 pub use app::xen_run;
 pub use dist::dist;
 pub use harness::{harness_cached, PACKAGE};
 pub use net::{bench as bench_net, peer as net_peer};
+pub use sp::peer as sp_peer;
 
 use crate::qemu::{self, expect, Outcome};
 use crate::util::Result;
@@ -84,11 +93,12 @@ pub fn test_all() -> Result<()> {
     domu(&xen, &image)?;
     kernel_ext2(&xen)?;
     net::kernel_net(&xen)?;
+    sp::kernel_sp(&xen)?;
     eprintln!("xen: all nested-Xen tests passed");
     Ok(())
 }
 
-/// `cargo xtask xen-test [--only kit|crash|c|domu|kernel|net|harness] [-- PARAMS...]`:
+/// `cargo xtask xen-test [--only kit|crash|c|domu|kernel|net|sp|harness] [-- PARAMS...]`:
 /// `harness` only assembles Xen; `-- PARAMS` boots the test image once
 /// with that dom0 command line (e.g. `-- suite=platform test=evtchn`) and
 /// reports its status.
@@ -129,8 +139,9 @@ pub fn run(args: &[String]) -> Result<()> {
                 "c" => c_link(&xen),
                 "kernel" => kernel_ext2(&xen),
                 "net" => net::kernel_net(&xen),
+                "sp" => sp::kernel_sp(&xen),
                 other => Err(format!(
-                    "unknown step {other:?} (kit, crash, c, domu, kernel, net, harness)"
+                    "unknown step {other:?} (kit, crash, c, domu, kernel, net, sp, harness)"
                 )),
             }
         }

@@ -14,7 +14,7 @@
 //! byte) and then asks dom0's harness to detach the vif.
 
 use super::app::{boot_app, build_app, App, AppRun};
-use super::checks::{detach_in_time, dom0_flake};
+use super::checks::{detach_in_time, until_clean};
 use super::domu::{Peer, DOM0_IP, GUEST_IP};
 use super::harness::{harness_dir, hypervisor};
 use crate::baremetal_net::{self, Layer, Nic};
@@ -31,7 +31,7 @@ const TEST_STREAM: u64 = 16 << 20;
 const PORT: u16 = 7777;
 
 /// The kernel archives, or why the step is skipped.
-fn layer() -> Result<std::result::Result<Layer, String>> {
+pub(super) fn layer() -> Result<std::result::Result<Layer, String>> {
     if std::env::var_os("RUMP_KERNEL_DIR").is_none() {
         return Ok(Err(
             "set RUMP_KERNEL_DIR to a kernel layer built with RUMP_CURLWP=hypercall and \
@@ -100,6 +100,7 @@ fn boot(xen: &Path, layer: &Layer, stream: u64, label: &str) -> Result<NetRun> {
         timeout: Duration::from_secs(600),
         peer: Some(Peer {
             script: peer_script(stream),
+            files: Vec::new(),
             watchdog_s,
         }),
     };
@@ -119,7 +120,7 @@ fn boot(xen: &Path, layer: &Layer, stream: u64, label: &str) -> Result<NetRun> {
 
 /// A dom0 line without the guest's line that may follow it on the
 /// shared serial line (`...every byte(d1) kernel-net: ...`).
-fn own_part(l: &str) -> &str {
+pub(super) fn own_part(l: &str) -> &str {
     let mut from = 0;
     while let Some(i) = l[from..].find("(d") {
         let at = from + i;
@@ -184,44 +185,26 @@ pub(super) fn kernel_net(xen: &Path) -> Result<()> {
             return Ok(());
         }
     };
-    let mut attempt = 0;
-    loop {
-        let r = boot(xen, &layer, TEST_STREAM, "xen-kernel-net")?;
-        match check(&r) {
-            Ok(()) => {
-                for l in r.run.guest.iter().filter(|l| l.starts_with("kernel-net: ")) {
-                    eprintln!("xen kernel-net: guest: {l}");
-                }
-                for l in &r.peer {
-                    eprintln!("xen kernel-net: dom0: {l}");
-                }
-                eprintln!(
-                    "xen kernel-net: NetBSD's TCP/IP in a domU over netfront and netback: \
-                     echo and {} MiB each way checked, vif detached, ENXIO after ({} ms in all)",
-                    TEST_STREAM >> 20,
-                    r.run.run.elapsed.as_millis()
-                );
-                return Ok(());
-            }
-            Err(e) => {
-                attempt += 1;
-                if let (Some(what), true) = (dom0_flake(&r.run.run), attempt <= 2) {
-                    let keep = harness_dir()?.join(format!("kernel-net-flake-{attempt}.log"));
-                    let _ = fs::write(&keep, &r.run.run.output);
-                    eprintln!(
-                        "xen kernel-net: {e}; {what:?} in the log (kept in {}); booting again ({attempt} of 2)",
-                        keep.display()
-                    );
-                    continue;
-                }
-                eprintln!("xen kernel-net: dom0's harness said:");
-                for l in r.run.run.output.lines().filter(|l| l.contains("harness: ")) {
-                    eprintln!("  {l}");
-                }
-                return Err(e);
-            }
-        }
+    let r = until_clean(
+        "xen kernel-net",
+        "kernel-net",
+        || boot(xen, &layer, TEST_STREAM, "xen-kernel-net"),
+        |r| &r.run.run,
+        check,
+    )?;
+    for l in r.run.guest.iter().filter(|l| l.starts_with("kernel-net: ")) {
+        eprintln!("xen kernel-net: guest: {l}");
     }
+    for l in &r.peer {
+        eprintln!("xen kernel-net: dom0: {l}");
+    }
+    eprintln!(
+        "xen kernel-net: NetBSD's TCP/IP in a domU over netfront and netback: \
+         echo and {} MiB each way checked, vif detached, ENXIO after ({} ms in all)",
+        TEST_STREAM >> 20,
+        r.run.run.elapsed.as_millis()
+    );
+    Ok(())
 }
 
 /// `xtask xen-net-peer ADDR:PORT STREAM_BYTES DEADLINE_S`, run in dom0 by
