@@ -751,13 +751,14 @@ pub unsafe fn mutex_enter<H: Hypervisor>(h: &H, m: *mut c_void) {
     // SAFETY: caller's contract.
     let m = unsafe { mtx::<H>(m) };
     if !h.mutex_try_lock(&m.raw) {
-        mutex_enter_wait(h, m);
+        return mutex_enter_wait(h, m);
     }
     set_owner(h, m);
 }
 
-/// `mutex_enter` after a failed try: out of line, so that the uncontended
-/// path saves no registers for it.
+/// `mutex_enter` after a failed try, to the owner record: out of line and
+/// reached by a tail call, so that the uncontended path saves no registers
+/// for it.
 #[cold]
 #[inline(never)]
 fn mutex_enter_wait<H: Hypervisor>(h: &H, m: &MutexObj<H>) {
@@ -767,6 +768,7 @@ fn mutex_enter_wait<H: Hypervisor>(h: &H, m: &MutexObj<H>) {
     } else {
         sched::klock_wrap(|| h.mutex_lock(&m.raw));
     }
+    set_owner(h, m);
 }
 
 /// `rumpuser_mutex_enter_nowrap`: never touches the scheduler.
@@ -927,7 +929,7 @@ pub unsafe fn rw_enter<H: Hypervisor>(h: &H, op: c_int, rw: *mut c_void) {
         }
         Some(RwMode::Writer) => {
             if !h.rw_try_write(&rw.raw) {
-                rw_enter_wait(h, rw, RwMode::Writer);
+                return rw_enter_wait(h, rw, RwMode::Writer);
             }
             rw.writer.store(h.curlwp(), Ordering::Relaxed);
         }
@@ -936,8 +938,9 @@ pub unsafe fn rw_enter<H: Hypervisor>(h: &H, op: c_int, rw: *mut c_void) {
     }
 }
 
-/// `rw_enter` after a failed try: out of line, so that the uncontended
-/// path saves no registers for it.
+/// `rw_enter` after a failed try, to the writer record: out of line and
+/// reached by a tail call, so that the uncontended path saves no registers
+/// for it.
 #[cold]
 #[inline(never)]
 fn rw_enter_wait<H: Hypervisor>(h: &H, rw: &RwObj<H>, mode: RwMode) {
@@ -949,6 +952,7 @@ fn rw_enter_wait<H: Hypervisor>(h: &H, rw: &RwObj<H>, mode: RwMode) {
         RwMode::Writer => {
             check_not_writer(h, rw, "rw_enter(WRITER)");
             sched::klock_wrap(|| h.rw_write(&rw.raw));
+            rw.writer.store(h.curlwp(), Ordering::Relaxed);
         }
     }
 }

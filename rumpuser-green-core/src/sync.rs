@@ -122,6 +122,18 @@ impl GreenMutex {
         }
     }
 
+    /// [`unlock`](Self::unlock) when nobody waits (or nobody holds it);
+    /// returns `false`, changing nothing, when a waiter would have to be
+    /// woken.
+    #[inline]
+    pub fn unlock_if_uncontended(&self) -> bool {
+        if self.owner.get() != NONE && !self.waiters.is_empty() {
+            return false;
+        }
+        self.owner.set(NONE);
+        true
+    }
+
     /// Whether some thread holds the mutex.
     pub fn is_locked(&self) -> bool {
         self.owner.get() != NONE
@@ -232,6 +244,33 @@ impl GreenRwLock {
                 self.writer.set(w.as_raw());
             }
         }
+    }
+
+    /// [`unlock_read`](Self::unlock_read) unless the last reader must
+    /// hand the lock to a waiting writer: `Some(true)` released, `None`
+    /// (nothing changed) the hand-over is due, `Some(false)` no read hold.
+    #[inline]
+    pub fn unlock_read_if_uncontended(&self) -> Option<bool> {
+        let n = self.readers.get();
+        if n == 0 {
+            return Some(false);
+        }
+        if n == 1 && self.writer.get() == NONE && !self.write_waiters.is_empty() {
+            return None;
+        }
+        self.readers.set(n - 1);
+        Some(true)
+    }
+
+    /// [`unlock_write`](Self::unlock_write) when nobody waits; returns
+    /// `false`, changing nothing, when waiters are to be granted.
+    #[inline]
+    pub fn unlock_write_if_uncontended(&self) -> bool {
+        if !self.read_waiters.is_empty() || !self.write_waiters.is_empty() {
+            return false;
+        }
+        self.writer.set(NONE);
+        true
     }
 
     /// Release a read hold. The last reader hands the lock to the first

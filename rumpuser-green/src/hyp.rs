@@ -68,6 +68,11 @@ impl Hooks for GreenHooks {
         on_green_host()
     }
 
+    #[inline(always)]
+    fn stretch<A, R>(&self, a: A, f: impl FnOnce(A) -> R) -> R {
+        crate::host::token::stretch(a, f)
+    }
+
     fn stack_size(&self) -> usize {
         stack_size()
     }

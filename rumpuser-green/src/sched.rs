@@ -51,6 +51,16 @@ pub trait Hooks: Sync + 'static {
     /// one that runs green code (the POSIX flavour's token).
     fn enter(&self) -> Self::Entered;
 
+    /// `f(a)` inside [`enter`](Hooks::enter) and its drop, for hot
+    /// hypercalls whose body makes no call (a platform may lay out its
+    /// entry so that their fast path saves no registers). Default: just
+    /// that.
+    #[inline(always)]
+    fn stretch<A, R>(&self, a: A, f: impl FnOnce(A) -> R) -> R {
+        let _entered = self.enter();
+        f(a)
+    }
+
     /// Stack size of kernel threads, in bytes.
     fn stack_size(&self) -> usize;
 
@@ -164,6 +174,34 @@ pub fn describe_thread(out: &mut dyn core::fmt::Write) -> core::fmt::Result {
     }
 }
 
+impl<H: Hooks> GreenSched<H> {
+    /// `mutex_unlock` with waiters: the first becomes the owner.
+    #[cold]
+    #[inline(never)]
+    fn mutex_unlock_contended(&self, m: &Shared<sched_core::GreenMutex>) {
+        let _entered = self.0.enter();
+        m.0.unlock()
+    }
+
+    /// The last read hold's release with a writer waiting: it gets the
+    /// lock. Returns `true` (a hold was released).
+    #[cold]
+    #[inline(never)]
+    fn rw_unlock_read_contended(&self, rw: &Shared<sched_core::GreenRwLock>) -> bool {
+        let _entered = self.0.enter();
+        rw.0.unlock_read();
+        true
+    }
+
+    /// `rw_unlock_write` with waiters: they are granted the lock.
+    #[cold]
+    #[inline(never)]
+    fn rw_unlock_write_contended(&self, rw: &Shared<sched_core::GreenRwLock>) {
+        let _entered = self.0.enter();
+        rw.0.unlock_write()
+    }
+}
+
 impl<H: Hooks> Sched for GreenSched<H> {
     type Mutex = Shared<sched_core::GreenMutex>;
     type RwLock = Shared<sched_core::GreenRwLock>;
@@ -229,8 +267,7 @@ impl<H: Hooks> Sched for GreenSched<H> {
     }
     #[inline]
     fn mutex_try_lock(&self, m: &Self::Mutex) -> bool {
-        let _entered = self.0.enter();
-        m.0.try_lock()
+        self.0.stretch(m, |m| m.0.try_lock())
     }
     fn mutex_lock(&self, m: &Self::Mutex) {
         let _entered = self.0.enter();
@@ -238,8 +275,9 @@ impl<H: Hooks> Sched for GreenSched<H> {
     }
     #[inline]
     fn mutex_unlock(&self, m: &Self::Mutex) {
-        let _entered = self.0.enter();
-        m.0.unlock()
+        if !self.0.stretch(m, |m| m.0.unlock_if_uncontended()) {
+            self.mutex_unlock_contended(m);
+        }
     }
     fn mutex_is_locked(&self, m: &Self::Mutex) -> bool {
         m.0.is_locked()
@@ -250,8 +288,7 @@ impl<H: Hooks> Sched for GreenSched<H> {
     }
     #[inline]
     fn rw_try_read(&self, rw: &Self::RwLock) -> bool {
-        let _entered = self.0.enter();
-        rw.0.try_read()
+        self.0.stretch(rw, |rw| rw.0.try_read())
     }
     fn rw_read(&self, rw: &Self::RwLock) {
         let _entered = self.0.enter();
@@ -259,8 +296,7 @@ impl<H: Hooks> Sched for GreenSched<H> {
     }
     #[inline]
     fn rw_try_write(&self, rw: &Self::RwLock) -> bool {
-        let _entered = self.0.enter();
-        rw.0.try_write()
+        self.0.stretch(rw, |rw| rw.0.try_write())
     }
     fn rw_write(&self, rw: &Self::RwLock) {
         let _entered = self.0.enter();
@@ -268,13 +304,20 @@ impl<H: Hooks> Sched for GreenSched<H> {
     }
     #[inline]
     fn rw_unlock_read(&self, rw: &Self::RwLock) {
-        let _entered = self.0.enter();
-        rw.0.unlock_read()
+        self.rw_try_unlock_read(rw);
+    }
+    #[inline]
+    fn rw_try_unlock_read(&self, rw: &Self::RwLock) -> bool {
+        match self.0.stretch(rw, |rw| rw.0.unlock_read_if_uncontended()) {
+            Some(held) => held,
+            None => self.rw_unlock_read_contended(rw),
+        }
     }
     #[inline]
     fn rw_unlock_write(&self, rw: &Self::RwLock) {
-        let _entered = self.0.enter();
-        rw.0.unlock_write()
+        if !self.0.stretch(rw, |rw| rw.0.unlock_write_if_uncontended()) {
+            self.rw_unlock_write_contended(rw);
+        }
     }
     fn rw_downgrade(&self, rw: &Self::RwLock) {
         let _entered = self.0.enter();

@@ -143,6 +143,49 @@ impl Drop for Entered {
     }
 }
 
+/// `f` inside a stretch, as [`enter`] + `f` + drop would run it, laid
+/// out for a hot hypercall whose body makes no call (a lock's try or
+/// release): every slow part (a taker at work on entry, someone waiting
+/// at the exit, a foreign thread) is a tail call, so the fast path saves
+/// no registers.
+#[inline(always)]
+pub fn stretch<A, R>(a: A, f: impl FnOnce(A) -> R) -> R {
+    let Some(h) = hosts::this_host() else {
+        foreign();
+    };
+    match handshake::enter(&h.seq, &h.slow) {
+        handshake::Entry::Nested => f(a),
+        handshake::Entry::Marked { seq, slow: false } => {
+            let r = f(a);
+            if handshake::exit(&h.seq, seq, &h.slow) {
+                return exit_slow_with(h, r);
+            }
+            r
+        }
+        handshake::Entry::Marked { seq, slow: true } => marked_slow(h, seq, a, f),
+    }
+}
+
+/// [`stretch`]'s exit that found `slow` set.
+#[cold]
+#[inline(never)]
+fn exit_slow_with<R>(h: &'static HostCell, r: R) -> R {
+    slow_exit(h);
+    r
+}
+
+/// [`stretch`] after an entry that found `slow` set: as [`enter`] would.
+#[cold]
+#[inline(never)]
+fn marked_slow<A, R>(h: &'static HostCell, seq: u64, a: A, f: impl FnOnce(A) -> R) -> R {
+    slow_enter(h);
+    let r = f(a);
+    if handshake::exit(&h.seq, seq, &h.slow) {
+        slow_exit(h);
+    }
+    r
+}
+
 #[cold]
 fn foreign() -> ! {
     rumpuser_core::diag::fatal(format_args!(
