@@ -848,13 +848,24 @@ pub unsafe fn mutex_owner<H: Hypervisor>(_h: &H, m: *mut c_void, ownerp: *mut *m
         return;
     }
     if !m.flags.kmutex {
-        diag::report(format_args!("rumpuser_mutex_owner on a non-KMUTEX mutex"));
         // SAFETY: checked non-NULL.
-        unsafe { *ownerp = ptr::null_mut() };
-        return;
+        return unsafe { non_kmutex_owner(ownerp) };
     }
     // SAFETY: checked non-NULL.
     unsafe { *ownerp = m.owner.load(Ordering::Relaxed) };
+}
+
+/// `mutex_owner` of a mutex without `RUMPUSER_MTX_KMUTEX`: reported, NULL.
+/// Out of line (a tail call), so that the hot path saves no registers.
+///
+/// # Safety
+/// `ownerp` is a valid out-pointer.
+#[cold]
+#[inline(never)]
+unsafe fn non_kmutex_owner(ownerp: *mut *mut Lwp) {
+    diag::report(format_args!("rumpuser_mutex_owner on a non-KMUTEX mutex"));
+    // SAFETY: caller's contract.
+    unsafe { *ownerp = ptr::null_mut() };
 }
 
 // ---- rwlocks ---------------------------------------------------------------
