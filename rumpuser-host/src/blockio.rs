@@ -12,7 +12,7 @@ use rumpuser_core::types::{BioOp, MonoNanos};
 use rumpuser_core::Errno;
 use rustix::io::{Errno as HostErrno, ReadWriteFlags};
 use std::io::{IoSlice, IoSliceMut};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 use crate::sys::{retry, with_fd};
@@ -164,17 +164,25 @@ pub fn try_now(mut req: BioRequest) -> Result<(), BioRequest> {
     }
 }
 
-/// An inline write that takes longer than this closes the inline path for
-/// [`INLINE_WRITE_BACKOFF`]: the host is throttling writeback, and every
-/// thread sharing the caller's host thread would wait with it.
+/// Inline writes that take longer than this, [`INLINE_WRITE_SLOW_RUN`] in a
+/// row, close the inline path for [`INLINE_WRITE_BACKOFF`]: the host is
+/// throttling writeback, and every thread sharing the caller's host thread
+/// would wait with it.
 pub const INLINE_WRITE_SLOW: MonoNanos = 2_000_000;
-/// How long the inline path stays closed after a slow write.
+/// How many slow inline writes in a row close the path: one alone is as
+/// likely the host descheduling the thread mid-write (on a shared machine)
+/// as a slow disk, and closing for it sent a whole small-file workload to
+/// the workers (four times its time).
+pub const INLINE_WRITE_SLOW_RUN: u32 = 2;
+/// How long the inline path stays closed after slow writes.
 pub const INLINE_WRITE_BACKOFF: MonoNanos = 1_000_000_000;
 /// Opens and closes the inline write path by how long inline writes take.
 #[derive(Debug, Default)]
 pub struct InlineWriteGate {
     /// Monotonic time before which inline writes are not tried (0: open).
     closed_until: AtomicU64,
+    /// Slow inline writes since the last fast one.
+    slow_run: AtomicU32,
 }
 
 impl InlineWriteGate {
@@ -182,6 +190,7 @@ impl InlineWriteGate {
     pub const fn new() -> Self {
         Self {
             closed_until: AtomicU64::new(0),
+            slow_run: AtomicU32::new(0),
         }
     }
 
@@ -190,12 +199,18 @@ impl InlineWriteGate {
         now >= self.closed_until.load(Ordering::Relaxed)
     }
 
-    /// Records an inline write from `start` to `end`: a slow one closes the
-    /// gate for [`INLINE_WRITE_BACKOFF`] from `end`.
+    /// Records an inline write from `start` to `end`: the
+    /// [`INLINE_WRITE_SLOW_RUN`]th slow one in a row closes the gate for
+    /// [`INLINE_WRITE_BACKOFF`] from `end`; a fast one ends the run.
     pub fn note(&self, start: MonoNanos, end: MonoNanos) {
         if end.saturating_sub(start) > INLINE_WRITE_SLOW {
-            self.closed_until
-                .fetch_max(end + INLINE_WRITE_BACKOFF, Ordering::Relaxed);
+            if self.slow_run.fetch_add(1, Ordering::Relaxed) + 1 >= INLINE_WRITE_SLOW_RUN {
+                self.slow_run.store(0, Ordering::Relaxed);
+                self.closed_until
+                    .fetch_max(end + INLINE_WRITE_BACKOFF, Ordering::Relaxed);
+            }
+        } else if self.slow_run.load(Ordering::Relaxed) != 0 {
+            self.slow_run.store(0, Ordering::Relaxed);
         }
     }
 }
@@ -215,8 +230,9 @@ static INLINE_WRITES: InlineWriteGate = InlineWriteGate::new();
 ///   the flush anyway, and only what becomes ready meanwhile (a timer, a
 ///   host event) waits for it.
 ///
-/// A write that blocks stops every green thread, so one that takes longer
-/// than [`INLINE_WRITE_SLOW`] sends the following writes to the workers for
+/// A write that blocks stops every green thread, so
+/// [`INLINE_WRITE_SLOW_RUN`] in a row that take longer than
+/// [`INLINE_WRITE_SLOW`] send the following writes to the workers for
 /// [`INLINE_WRITE_BACKOFF`]. Hands back reads, writes not allowed above,
 /// empty requests, and everything while the path is closed or the fault
 /// injector is on.
@@ -329,7 +345,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_slow_inline_write_closes_the_gate_for_the_backoff() {
+    fn slow_inline_writes_in_a_row_close_the_gate_for_the_backoff() {
+        assert_eq!(INLINE_WRITE_SLOW_RUN, 2, "the cases below are for two");
         let g = InlineWriteGate::new();
         let t0 = 5_000_000_000;
         assert!(g.is_open(t0));
@@ -337,9 +354,18 @@ mod tests {
         g.note(t0, t0 + 100_000);
         g.note(t0, t0 + INLINE_WRITE_SLOW);
         assert!(g.is_open(t0 + INLINE_WRITE_SLOW));
-        // A slow one: closed from its end for the back-off, open after.
-        let end = t0 + INLINE_WRITE_SLOW + 1;
-        g.note(t0, end);
+        // One slow write, then a fast one ends the run; one slow again:
+        // still open (a thread descheduled mid-write now and then).
+        let slow = INLINE_WRITE_SLOW + 1;
+        g.note(t0, t0 + slow);
+        assert!(g.is_open(t0 + slow));
+        g.note(t0 + slow, t0 + slow + 100_000);
+        g.note(t0 + 2 * slow, t0 + 3 * slow);
+        assert!(g.is_open(t0 + 3 * slow));
+        // A second slow one in a row: closed from its end for the
+        // back-off, open after.
+        let end = t0 + 5 * slow;
+        g.note(end - slow, end);
         assert!(!g.is_open(end));
         assert!(!g.is_open(end + INLINE_WRITE_BACKOFF - 1));
         assert!(g.is_open(end + INLINE_WRITE_BACKOFF));
@@ -347,6 +373,8 @@ mod tests {
         // later closing time.
         let end2 = end + 3 * INLINE_WRITE_SLOW;
         g.note(end2 - 2 * INLINE_WRITE_SLOW, end2);
+        g.note(end2 - 2 * INLINE_WRITE_SLOW, end2);
+        g.note(end - 2 * INLINE_WRITE_SLOW, end);
         g.note(end - 2 * INLINE_WRITE_SLOW, end);
         assert!(!g.is_open(end2 + INLINE_WRITE_BACKOFF - 1));
         assert!(g.is_open(end2 + INLINE_WRITE_BACKOFF));
