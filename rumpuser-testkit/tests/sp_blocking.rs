@@ -20,13 +20,13 @@
 use core::cell::Cell;
 use core::ffi::{c_char, c_int, c_long, c_void, CStr};
 use rumpuser_core::abi::{Hyperup, Lwp};
-use rumpuser_core::sp::frame::{Assembler, Frame, FrameError};
 use rumpuser_core::sp::server::blocking::{Blocking, Host};
 use rumpuser_core::sp::server::{Config, Globals, LazyGlobals, Lock, Locks, Proxy, Transport};
 use rumpuser_core::sp::url::SpUrl;
 use rumpuser_core::sp::wire::*;
 use rumpuser_core::sysproxy::SysProxy;
 use rumpuser_core::Errno;
+use rumpuser_testkit::sp::client::{Client, CopyinMode, Duplex};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -819,200 +819,51 @@ impl Host for Mem {
     }
 }
 
-// ---- a protocol client ----------------------------------------------------------------
+// ---- the kit's protocol client over the in-memory transport --------------------------
 
-fn any_len(_: &Header) -> Result<usize, FrameError> {
-    Ok(1 << 30)
-}
+/// The client's end of a connection. Dropping it shuts the connection
+/// down, as closing a socket would.
+struct ClientEnd(End);
 
-struct Client {
-    end: End,
-    asm: Assembler,
-    rbuf: Vec<u8>,
-    next: u64,
-    stash: HashMap<u64, Frame>,
-    /// Simulated memory: regions by address.
-    mem: Vec<(u64, Vec<u8>)>,
-    /// Close instead of answering a copyin.
-    drop_on_copyin: bool,
-}
-
-impl Drop for Client {
-    fn drop(&mut self) {
-        self.close();
-    }
-}
-
-impl Client {
-    /// Connects and reads the banner; `None` if the server closes first.
-    fn connect(port: u16) -> Option<Client> {
-        let end = connect_end(port)?;
-        let c = Client {
-            end,
-            asm: Assembler::new(),
-            rbuf: Vec::new(),
-            next: 1,
-            stash: HashMap::new(),
-            mem: Vec::new(),
-            drop_on_copyin: false,
-        };
-        let mut banner = Vec::new();
-        while banner.last() != Some(&b'\n') {
-            let mut b = [0u8; 1];
-            if c.end.rx.recv(&mut b, &|| {}) == 0 {
-                return None;
-            }
-            banner.push(b[0]);
-        }
-        assert!(banner.starts_with(b"RUMPSP-0.4-NetBSD"), "{banner:?}");
-        Some(c)
+impl Duplex for ClientEnd {
+    fn read(&mut self, b: &mut [u8]) -> std::io::Result<usize> {
+        Ok(self.0.rx.recv(b, &|| {}))
     }
 
-    fn send_raw(&self, b: &[u8]) -> bool {
+    fn write_all(&mut self, b: &[u8]) -> std::io::Result<()> {
         let mut off = 0;
         while off < b.len() {
-            match self.end.tx.send(&b[off..], &|| {}) {
+            match self.0.tx.send(&b[off..], &|| {}) {
                 Ok(n) => off += n,
-                Err(_) => return false,
+                Err(e) => return Err(std::io::Error::from_raw_os_error(e.raw())),
             }
         }
-        true
+        Ok(())
     }
 
-    fn close(&self) {
-        self.end.shutdown();
+    fn shutdown(&self) {
+        self.0.shutdown();
     }
+}
 
-    fn read_frame(&mut self) -> Option<Frame> {
-        loop {
-            if !self.rbuf.is_empty() {
-                let (n, f) = self.asm.push(&self.rbuf, any_len).expect("server frame");
-                self.rbuf.drain(..n);
-                if f.is_some() {
-                    return f;
-                }
-            }
-            let mut b = vec![0u8; 65536];
-            let n = self.end.rx.recv(&mut b, &|| {});
-            if n == 0 {
-                return None;
-            }
-            self.rbuf.extend_from_slice(&b[..n]);
-        }
+impl Drop for ClientEnd {
+    fn drop(&mut self) {
+        self.0.shutdown();
     }
+}
 
-    fn request(&mut self, f: impl FnOnce(&mut Vec<u8>, u64)) -> u64 {
-        let r = self.next;
-        self.next += 1;
-        let mut v = Vec::new();
-        f(&mut v, r);
-        assert!(self.send_raw(&v), "request sent");
-        r
-    }
+/// Connects and reads the banner; `None` if there is no listener or the
+/// server closes first.
+fn connect(port: u16) -> Option<Client> {
+    let c = Client::over(Box::new(ClientEnd(connect_end(port)?))).ok()?;
+    assert!(c.banner.starts_with(b"RUMPSP-0.4-NetBSD"), "{:?}", c.banner);
+    Some(c)
+}
 
-    fn alloc(&mut self, data: &[u8]) -> u64 {
-        let a = 0x7000_0000_0000 + (self.mem.len() as u64) * 0x1000_0000;
-        self.mem.push((a, data.to_vec()));
-        a
-    }
-
-    fn region(&mut self, addr: u64) -> Option<(&mut Vec<u8>, usize)> {
-        self.mem
-            .iter_mut()
-            .find(|(a, r)| addr >= *a && addr <= *a + r.len() as u64)
-            .map(|(a, r)| {
-                let o = (addr - *a) as usize;
-                (r, o)
-            })
-    }
-
-    fn serve(&mut self, f: Frame) -> bool {
-        let h = f.hdr;
-        match h.msg_type() {
-            Some(MsgType::Copyin | MsgType::Copyinstr) => {
-                if self.drop_on_copyin {
-                    self.close();
-                    return false;
-                }
-                let (len, addr, _) = decode_copy_req(&f.body).expect("copyin body");
-                let d = match self.region(addr as u64) {
-                    Some((r, o)) => r[o..(o + len).min(r.len())].to_vec(),
-                    None => Vec::new(),
-                };
-                let mut out = Vec::new();
-                put_copyin_resp(&mut out, h.reqno, &d);
-                self.send_raw(&out)
-            }
-            Some(MsgType::Copyout | MsgType::Copyoutstr) => {
-                let (len, addr, data) = decode_copy_req(&f.body).expect("copyout body");
-                assert_eq!(len, data.len());
-                let (r, o) = self.region(addr as u64).expect("copyout address");
-                r[o..o + len].copy_from_slice(data);
-                true
-            }
-            t => panic!("unexpected server request {t:?}"),
-        }
-    }
-
-    /// The frame answering `reqno` (serving server requests meanwhile).
-    fn wait(&mut self, reqno: u64) -> Option<Frame> {
-        if let Some(f) = self.stash.remove(&reqno) {
-            return Some(f);
-        }
-        loop {
-            let f = self.read_frame()?;
-            if f.hdr.class() == Some(Class::Req) {
-                if !self.serve(f) {
-                    return None;
-                }
-            } else if f.hdr.reqno == reqno {
-                return Some(f);
-            } else {
-                self.stash.insert(f.hdr.reqno, f);
-            }
-        }
-    }
-
-    fn handshake(&mut self, kind: HandshakeKind, name: &str) -> Option<c_int> {
-        let r = self.request(|o, r| put_handshake_req(o, r, kind, name.as_bytes()));
-        decode_handshake_resp(&self.wait(r)?.body)
-    }
-
-    fn guest(port: u16, name: &str) -> Client {
-        let mut c = Client::connect(port).expect("connect");
-        assert_eq!(c.handshake(HandshakeKind::Guest, name), Some(0));
-        c
-    }
-
-    fn send_syscall(&mut self, num: u32, args: &[u64]) -> u64 {
-        let b: Vec<u8> = args.iter().flat_map(|a| a.to_ne_bytes()).collect();
-        self.request(|o, r| put_syscall_req(o, r, num, &b))
-    }
-
-    /// `(error, retval)`, or the `ERROR` frame's code as `Err`.
-    fn result(&mut self, reqno: u64) -> Option<Result<(c_int, [c_long; 2]), u32>> {
-        let f = self.wait(reqno)?;
-        if f.hdr.class() == Some(Class::Error) {
-            return Some(Err(f.hdr.arg));
-        }
-        Some(Ok(decode_syscall_resp(&f.body).expect("syscall response")))
-    }
-
-    fn syscall(&mut self, num: u32, args: &[u64]) -> (c_int, [c_long; 2]) {
-        let r = self.send_syscall(num, args);
-        self.result(r).expect("response").expect("not an error")
-    }
-
-    /// Reads until the server closes; the `ERROR` codes it sent.
-    fn drain_to_eof(&mut self) -> Vec<u32> {
-        let mut v = Vec::new();
-        while let Some(f) = self.read_frame() {
-            if f.hdr.class() == Some(Class::Error) {
-                v.push(f.hdr.arg);
-            }
-        }
-        v
-    }
+fn guest(port: u16, name: &str) -> Client {
+    let mut c = connect(port).expect("connect");
+    assert_eq!(c.guest(name).ok(), Some(0));
+    c
 }
 
 // ---- the scenario ---------------------------------------------------------------------
@@ -1071,38 +922,41 @@ fn blocking_server_on_an_in_memory_transport() {
     let port = 5555;
 
     step("handshake, system calls, an unknown one, the process name");
-    let mut c = Client::guest(port, "first");
-    assert_eq!(c.syscall(SYS_PING, &[41]), (0, [42, 0]));
-    assert_eq!(c.syscall(9999, &[]).0, ENOSYS);
-    let (e, [pid, _]) = c.syscall(SYS_GETPID, &[]);
+    let mut c = guest(port, "first");
+    assert_eq!(c.syscall(SYS_PING, &[41]).unwrap(), (0, [42, 0]));
+    assert_eq!(c.syscall(9999, &[]).unwrap().0, ENOSYS);
+    let (e, [pid, _]) = c.syscall(SYS_GETPID, &[]).unwrap();
     assert_eq!(e, 0);
     assert!(pid > 1);
     assert_eq!(comm_of(pid as i32).as_deref(), Some("first"));
     assert_eq!(live(), 1);
 
     step("copyin and copyout from a kernel thread (the writer thread sends for it)");
-    let src = c.alloc(b"hello, guest kernel");
-    let dst = c.alloc(&[0u8; 19]);
-    assert_eq!(c.syscall(SYS_COPY, &[src, 19, dst]), (0, [19, 0]));
-    assert_eq!(&c.mem[1].1[..], b"HELLO, GUEST KERNEL");
+    let src = c.mem.alloc(b"hello, guest kernel");
+    let dst = c.mem.alloc(&[0u8; 19]);
+    assert_eq!(c.syscall(SYS_COPY, &[src, 19, dst]).unwrap(), (0, [19, 0]));
+    assert_eq!(c.mem.read(dst, 19), b"HELLO, GUEST KERNEL");
 
     step("3 MiB of copyout through 64 KiB pipes: senders wait at the high-water mark");
     let len = 3 << 20;
-    let big = c.alloc(&vec![0u8; len]);
+    let big = c.mem.alloc(&vec![0u8; len]);
     assert_eq!(
-        c.syscall(SYS_BIGOUT, &[big, len as u64]),
+        c.syscall(SYS_BIGOUT, &[big, len as u64]).unwrap(),
         (0, [len as c_long, 0])
     );
+    let out = c.mem.read(big, len);
     assert!(
-        c.mem[2].1.iter().enumerate().all(|(i, &b)| b == pattern(i)),
+        out.len() == len && out.iter().enumerate().all(|(i, &b)| b == pattern(i)),
         "copied out as sent"
     );
 
     step("200 pipelined system calls");
-    let reqs: Vec<u64> = (0..200).map(|i| c.send_syscall(SYS_PING, &[i])).collect();
+    let reqs: Vec<u64> = (0..200)
+        .map(|i| c.send_syscall(SYS_PING, &[i]).unwrap())
+        .collect();
     for (i, r) in reqs.into_iter().enumerate() {
         // The queue holds 2: some are refused with TRYAGAIN, the rest answered.
-        match c.result(r).expect("answer") {
+        match c.syscall_outcome(r).expect("answer") {
             Ok(res) => assert_eq!(res, (0, [i as c_long + 1, 0])),
             Err(code) => assert_eq!(code, ErrorCode::TryAgain as u32),
         }
@@ -1112,12 +966,12 @@ fn blocking_server_on_an_in_memory_transport() {
     let ts: Vec<_> = (0..3)
         .map(|t| {
             std::thread::spawn(move || {
-                let mut c = Client::guest(port, "conc");
+                let mut c = guest(port, "conc");
                 for i in 0..100u64 {
                     let mut tries = 0;
                     loop {
-                        let r = c.send_syscall(SYS_PING, &[i * 10 + t]);
-                        match c.result(r).expect("answer") {
+                        let r = c.send_syscall(SYS_PING, &[i * 10 + t]).unwrap();
+                        match c.syscall_outcome(r).expect("answer") {
                             Ok(res) => {
                                 assert_eq!(res, (0, [(i * 10 + t) as c_long + 1, 0]));
                                 break;
@@ -1143,40 +997,40 @@ fn blocking_server_on_an_in_memory_transport() {
 
     step("a client that disconnects mid-call: its sleeping lwp is told to exit");
     let woken = WOKEN.load(Ordering::SeqCst);
-    let mut c = Client::guest(port, "sleeper");
-    let _ = c.send_syscall(SYS_SLEEP, &[]);
+    let mut c = guest(port, "sleeper");
+    let _ = c.send_syscall(SYS_SLEEP, &[]).unwrap();
     assert!(eventually(5, || sleeping() == 1));
     c.close();
     assert!(eventually(5, || WOKEN.load(Ordering::SeqCst) == woken + 1));
     all_gone("after a disconnect mid-call");
 
     step("a client that disconnects instead of answering a copyin");
-    let mut c = Client::guest(port, "dropper");
-    let src = c.alloc(b"never read");
-    let dst = c.alloc(&[0u8; 10]);
-    c.drop_on_copyin = true;
-    let r = c.send_syscall(SYS_COPY, &[src, 10, dst]);
-    assert!(c.result(r).is_none());
+    let mut c = guest(port, "dropper");
+    let src = c.mem.alloc(b"never read");
+    let dst = c.mem.alloc(&[0u8; 10]);
+    c.copyin = CopyinMode::Disconnect;
+    let r = c.send_syscall(SYS_COPY, &[src, 10, dst]).unwrap();
+    assert!(c.syscall_outcome(r).ok().is_none());
     assert!(eventually(5, || *LAST_COPYIN.lock().unwrap() == Some(EFAULT)));
     all_gone("after a disconnect mid-copyin");
 
     step("the client limit: the fifth is closed without a banner");
-    let cs: Vec<Client> = (0..4).map(|_| Client::guest(port, "many")).collect();
+    let cs: Vec<Client> = (0..4).map(|_| guest(port, "many")).collect();
     assert_eq!(live(), 4);
-    assert!(Client::connect(port).is_none(), "a fifth client is refused");
+    assert!(connect(port).is_none(), "a fifth client is refused");
     for c in &cs {
         c.close();
     }
     drop(cs);
     all_gone("after the client limit");
-    assert!(Client::connect(port).is_some(), "room again");
+    assert!(connect(port).is_some(), "room again");
     all_gone("after the probe");
 
     step("the queue limit: 3 workers asleep, 2 queued, the rest refused with TRYAGAIN");
     // One at a time: three at once could find the queue full.
-    let mut sleepers: Vec<Client> = (0..3).map(|_| Client::guest(port, "busy")).collect();
+    let mut sleepers: Vec<Client> = (0..3).map(|_| guest(port, "busy")).collect();
     for (i, s) in sleepers.iter_mut().enumerate() {
-        let _ = s.send_syscall(SYS_SLEEP, &[]);
+        let _ = s.send_syscall(SYS_SLEEP, &[]).unwrap();
         assert!(eventually(5, || sleeping() == i + 1));
     }
     assert!(
@@ -1189,13 +1043,15 @@ fn blocking_server_on_an_in_memory_transport() {
             .map(|p| (p.pid, p.nlwps.load(Ordering::SeqCst)))
             .collect::<Vec<_>>()
     );
-    let mut c = Client::guest(port, "queued");
-    let reqs: Vec<u64> = (0..6).map(|i| c.send_syscall(SYS_PING, &[i])).collect();
+    let mut c = guest(port, "queued");
+    let reqs: Vec<u64> = (0..6)
+        .map(|i| c.send_syscall(SYS_PING, &[i]).unwrap())
+        .collect();
     // The queued two are answered only once a worker is free: the four
     // refusals come first.
     let mut refused = HashSet::new();
     for _ in 0..4 {
-        let f = c.read_frame().expect("a frame");
+        let f = c.read_frame().unwrap().expect("a frame");
         assert_eq!(f.hdr.class(), Some(Class::Error));
         assert_eq!(f.hdr.arg, ErrorCode::TryAgain as u32);
         assert!(reqs.contains(&f.hdr.reqno));
@@ -1207,7 +1063,10 @@ fn blocking_server_on_an_in_memory_transport() {
     }
     for (i, r) in reqs.iter().enumerate() {
         if !refused.contains(r) {
-            assert_eq!(c.result(*r), Some(Ok((0, [i as c_long + 1, 0]))));
+            assert_eq!(
+                c.syscall_outcome(*r).ok(),
+                Some(Ok((0, [i as c_long + 1, 0])))
+            );
         }
     }
     c.close();
@@ -1224,19 +1083,19 @@ fn blocking_server_on_an_in_memory_transport() {
         arg: 0,
     }
     .encode();
-    let mut c = Client::guest(port, "long");
-    assert!(c.send_raw(&long));
-    assert!(c.drain_to_eof().is_empty());
-    let mut c = Client::connect(port).unwrap();
+    let mut c = guest(port, "long");
+    assert!(c.send_raw(&long).is_ok());
+    assert!(c.drain_to_eof().unwrap().is_empty());
+    let mut c = connect(port).unwrap();
     let mut b = Vec::new();
     put_syscall_req(&mut b, 1, SYS_PING, &[0; 8]);
-    assert!(c.send_raw(&b));
+    assert!(c.send_raw(&b).is_ok());
     assert_eq!(
-        c.drain_to_eof(),
+        c.drain_to_eof().unwrap(),
         vec![ErrorCode::Auth as u32],
         "no handshake"
     );
-    let mut c = Client::guest(port, "badclass");
+    let mut c = guest(port, "badclass");
     let bad = Header {
         len: HDRSZ as u64,
         reqno: 7,
@@ -1245,25 +1104,21 @@ fn blocking_server_on_an_in_memory_transport() {
         arg: 0,
     }
     .encode();
-    assert!(c.send_raw(&bad));
-    let _ = c.drain_to_eof();
+    assert!(c.send_raw(&bad).is_ok());
+    let _ = c.drain_to_eof().unwrap();
     all_gone("after violations");
     no_violations();
 
     step("prefork and fork; an unclaimed prefork expires after its parent left");
-    let mut parent = Client::guest(port, "parent");
-    let r = parent.request(put_prefork_req);
-    let f = parent.wait(r).unwrap();
-    assert_eq!(f.hdr.class(), Some(Class::Resp));
-    let auth: [u8; AUTH_LEN] = f.body[..AUTH_LEN].try_into().unwrap();
-    let mut child = Client::connect(port).unwrap();
-    let r = child.request(|o, r| put_fork_req(o, r, &auth, false));
-    assert_eq!(decode_handshake_resp(&child.wait(r).unwrap().body), Some(0));
-    let (_, [ppid, _]) = parent.syscall(SYS_GETPID, &[]);
-    let (_, [cpid, _]) = child.syscall(SYS_GETPID, &[]);
+    let mut parent = guest(port, "parent");
+    // `prefork` checks the answer is a RESP carrying a cookie.
+    let auth = parent.prefork().unwrap();
+    let mut child = connect(port).unwrap();
+    assert_eq!(child.fork(&auth).ok(), Some(0));
+    let (_, [ppid, _]) = parent.syscall(SYS_GETPID, &[]).unwrap();
+    let (_, [cpid, _]) = child.syscall(SYS_GETPID, &[]).unwrap();
     assert_ne!(ppid, cpid);
-    let r = parent.request(put_prefork_req);
-    assert_eq!(parent.wait(r).unwrap().hdr.class(), Some(Class::Resp));
+    assert!(parent.prefork().is_ok());
     assert_eq!(pids().len(), 3, "parent, child, unclaimed prefork");
     parent.close();
     child.close();
@@ -1284,22 +1139,22 @@ fn blocking_server_on_an_in_memory_transport() {
     );
 
     step("exec");
-    let mut c = Client::guest(port, "before");
-    let (_, [pid, _]) = c.syscall(SYS_GETPID, &[]);
-    assert_eq!(c.handshake(HandshakeKind::Exec, "after"), Some(0));
+    let mut c = guest(port, "before");
+    let (_, [pid, _]) = c.syscall(SYS_GETPID, &[]).unwrap();
+    assert_eq!(c.exec("after").ok(), Some(0));
     assert_eq!(comm_of(pid as i32).as_deref(), Some("after"));
-    assert_eq!(c.syscall(SYS_GETPID, &[]).1[0], pid);
+    assert_eq!(c.syscall(SYS_GETPID, &[]).unwrap().1[0], pid);
     c.close();
     all_gone("after exec");
 
     step("sp_fini from a client's system call, with the CPU held");
-    let mut c = Client::guest(port, "halter");
-    let mut other = Client::guest(port, "bystander");
+    let mut c = guest(port, "halter");
+    let mut other = guest(port, "bystander");
     let calls = CALLS.load(Ordering::Relaxed);
     let t0 = Instant::now();
-    let r = c.send_syscall(SYS_FINI, &[FINI_MAGIC]);
+    let r = c.send_syscall(SYS_FINI, &[FINI_MAGIC]).unwrap();
     assert_eq!(
-        c.result(r),
+        c.syscall_outcome(r).ok(),
         Some(Ok((0, [0, 0]))),
         "sp_fini answers the call in flight"
     );
@@ -1311,8 +1166,11 @@ fn blocking_server_on_an_in_memory_transport() {
     // The call returns from the kernel after sp_fini stopped the server.
     assert!(eventually(5, || sleeping() == 0));
     // Nothing is served any more.
-    let r = other.send_syscall(SYS_PING, &[1]);
-    assert!(other.result(r).is_none(), "no answer after sp_fini");
-    assert!(Client::connect(port).is_none(), "no banner after sp_fini");
+    let r = other.send_syscall(SYS_PING, &[1]).unwrap();
+    assert!(
+        other.syscall_outcome(r).ok().is_none(),
+        "no answer after sp_fini"
+    );
+    assert!(connect(port).is_none(), "no banner after sp_fini");
     no_violations();
 }
