@@ -10,7 +10,8 @@
 //! installed into rumpuser-core's scheduler itself, curlwp is a
 //! thread-local, locks are std's, there is one virtual CPU (as on the
 //! guests) and system call 510 copies out far above the server's
-//! high-water mark.
+//! high-water mark. The CPUs, violations and process/lwp registry are the
+//! shared ones of [`super::model`].
 //!
 //! The transport behaves like a guest kernel's sockets: every call is a
 //! kernel entry (it needs the model's one virtual CPU, and a thread that
@@ -27,6 +28,8 @@
 //! out in 64 KiB pieces).
 
 use super::client::Duplex;
+pub use super::model::eventually;
+use super::model::{Cpus, ModelLwp, Process, Registry};
 use core::cell::Cell;
 use core::ffi::{c_char, c_int, c_long, c_void, CStr};
 use rumpuser_core::abi::{Hyperup, Lwp};
@@ -35,7 +38,7 @@ use rumpuser_core::sp::server::{Config, Globals, LazyGlobals, Lock, Locks, Proxy
 use rumpuser_core::sp::url::SpUrl;
 use rumpuser_core::sysproxy::SysProxy;
 use rumpuser_core::Errno;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -67,28 +70,20 @@ struct Proc {
     cv: Condvar,
 }
 
-struct TLwp {
-    proc: Arc<Proc>,
-    /// Freed at unschedule (temporary lwp, or released).
-    free: AtomicBool,
-    /// `switch(NULL)`: curlwp cleared at unschedule.
-    clear: AtomicBool,
-    running: AtomicBool,
-    /// Its thread holds the CPU.
-    hold: AtomicBool,
+impl Process for Proc {
+    fn pid(&self) -> i32 {
+        self.pid
+    }
+    fn nlwps(&self) -> &AtomicUsize {
+        &self.nlwps
+    }
 }
 
-struct Kernel {
-    procs: HashMap<i32, Arc<Proc>>,
-    next_pid: i32,
-    lwps: HashSet<usize>,
-}
+type TLwp = ModelLwp<Proc>;
 
-static K: Mutex<Option<Kernel>> = Mutex::new(None);
+static REG: Registry<Proc> = Registry::new();
 /// One virtual CPU, as on the guests.
-static CPU: Mutex<bool> = Mutex::new(true);
-static CPU_CV: Condvar = Condvar::new();
-pub static VIOLATIONS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+static CPU: Cpus = Cpus::new(1);
 /// Sleepers woken by `hyp_lwpexit`.
 pub static WOKEN: AtomicUsize = AtomicUsize::new(0);
 pub static LAST_COPYIN: Mutex<Option<c_int>> = Mutex::new(None);
@@ -97,26 +92,16 @@ thread_local! {
     static CUR: Cell<usize> = const { Cell::new(0) };
 }
 
-fn k() -> MutexGuard<'static, Option<Kernel>> {
-    K.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 fn violation(s: String) {
-    eprintln!("MODEL VIOLATION: {s}");
-    VIOLATIONS.lock().unwrap().push(s);
+    REG.violation(s);
 }
 
 fn cpu_take() {
-    let mut free = CPU.lock().unwrap();
-    while !*free {
-        free = CPU_CV.wait(free).unwrap();
-    }
-    *free = false;
+    CPU.take();
 }
 
 fn cpu_give() {
-    *CPU.lock().unwrap() = true;
-    CPU_CV.notify_one();
+    CPU.give();
 }
 
 fn cur() -> *mut TLwp {
@@ -143,32 +128,7 @@ fn need_cpu(what: &str) -> bool {
 }
 
 fn new_lwp(p: &Arc<Proc>) -> *mut TLwp {
-    p.nlwps.fetch_add(1, Ordering::SeqCst);
-    let l = Box::into_raw(Box::new(TLwp {
-        proc: Arc::clone(p),
-        free: AtomicBool::new(false),
-        clear: AtomicBool::new(false),
-        running: AtomicBool::new(false),
-        hold: AtomicBool::new(false),
-    }));
-    k().as_mut().unwrap().lwps.insert(l as usize);
-    l
-}
-
-fn free_lwp(l: *mut TLwp) {
-    if !k().as_mut().unwrap().lwps.remove(&(l as usize)) {
-        violation("double free of an lwp".into());
-        return;
-    }
-    // SAFETY: made by `new_lwp`, freed once (checked above).
-    let l = unsafe { Box::from_raw(l) };
-    if l.proc.nlwps.fetch_sub(1, Ordering::SeqCst) == 1 && l.proc.pid != 1 {
-        k().as_mut().unwrap().procs.remove(&l.proc.pid);
-    }
-}
-
-fn lwp_live(l: *mut TLwp) -> bool {
-    k().as_ref().unwrap().lwps.contains(&(l as usize))
+    REG.new_lwp(p)
 }
 
 fn curproc() -> Arc<Proc> {
@@ -178,32 +138,9 @@ fn curproc() -> Arc<Proc> {
 }
 
 fn switch_to(l: *mut TLwp) {
-    let old = cur();
-    if !l.is_null() {
-        if !lwp_live(l) {
-            violation("switch to a freed lwp".into());
-            return;
-        }
-        if lwp(l).running.swap(true, Ordering::SeqCst) {
-            violation("switch to an lwp that is already running".into());
-            return;
-        }
-        lwp(l).clear.store(false, Ordering::SeqCst);
-    }
-    CUR.with(|c| c.set(l as usize));
-    if !old.is_null() {
-        let o = lwp(old);
-        o.running.store(false, Ordering::SeqCst);
-        if !l.is_null() {
-            lwp(l)
-                .hold
-                .store(o.hold.load(Ordering::SeqCst), Ordering::SeqCst);
-        }
-        o.hold.store(false, Ordering::SeqCst);
-        if o.free.load(Ordering::SeqCst) {
-            free_lwp(old);
-        }
-    }
+    // SAFETY: `cur` is the calling thread's current lwp; `l` comes from a
+    // switch upcall or was just made.
+    unsafe { REG.switch_to(cur(), l, |_, new| CUR.with(|c| c.set(new as usize))) };
 }
 
 unsafe extern "C" fn schedule() {
@@ -213,7 +150,7 @@ unsafe extern "C" fn schedule() {
     }
     cpu_take();
     if cur().is_null() {
-        let init = Arc::clone(k().as_ref().unwrap().procs.get(&1).unwrap());
+        let init = REG.proc(1).expect("process 1");
         let l = new_lwp(&init);
         lwp(l).free.store(true, Ordering::SeqCst);
         switch_to(l);
@@ -231,7 +168,7 @@ unsafe extern "C" fn unschedule() {
     if lr.free.load(Ordering::SeqCst) {
         lr.running.store(false, Ordering::SeqCst);
         CUR.with(|c| c.set(0));
-        free_lwp(l);
+        REG.free_lwp(l);
     } else if lr.clear.swap(false, Ordering::SeqCst) {
         lr.running.store(false, Ordering::SeqCst);
         CUR.with(|c| c.set(0));
@@ -280,7 +217,7 @@ unsafe extern "C" fn lwproc_newlwp(pid: i32) -> c_int {
     if !need_cpu("hyp_lwproc_newlwp") {
         return EBUSY;
     }
-    let p = k().as_ref().unwrap().procs.get(&pid).cloned();
+    let p = REG.proc(pid);
     let Some(p) = p else { return ESRCH };
     if *p.exiting.lock().unwrap() {
         return EBUSY;
@@ -309,14 +246,7 @@ unsafe extern "C" fn lwproc_rfork(priv_: *mut c_void, _flags: c_int, comm: *cons
             .to_string_lossy()
             .into_owned()
     };
-    let pid = {
-        let mut g = k();
-        let kk = g.as_mut().unwrap();
-        kk.next_pid += 1;
-        kk.next_pid - 1
-    };
-    let p = Arc::new(Proc::new(pid, priv_ as usize, name));
-    k().as_mut().unwrap().procs.insert(pid, Arc::clone(&p));
+    let p = REG.add_proc(|pid| Proc::new(pid, priv_ as usize, name));
     switch_to(new_lwp(&p));
     0
 }
@@ -468,13 +398,7 @@ static HYPERUP: Hyperup = Hyperup {
 };
 
 pub fn boot() {
-    *k() = Some(Kernel {
-        procs: HashMap::new(),
-        next_pid: 2,
-        lwps: HashSet::new(),
-    });
-    let init = Arc::new(Proc::new(1, 0, "rumplocal".into()));
-    k().as_mut().unwrap().procs.insert(1, init);
+    REG.boot(Proc::new(1, 0, "rumplocal".into()));
     rumpuser_core::sched::install(&HYPERUP);
     rumpuser_core::diag::set_sink(|b| {
         use std::io::Write;
@@ -484,42 +408,19 @@ pub fn boot() {
 
 /// Pids of every process but 1.
 pub fn pids() -> Vec<i32> {
-    let mut v: Vec<i32> = k()
-        .as_ref()
-        .unwrap()
-        .procs
-        .keys()
-        .copied()
-        .filter(|&p| p != 1)
-        .collect();
-    v.sort();
-    v
+    REG.pids()
 }
 
 /// Processes with a second lwp (a system call in progress).
 pub fn sleeping() -> usize {
-    k().as_ref()
-        .unwrap()
-        .procs
-        .values()
+    REG.procs()
+        .iter()
         .filter(|p| p.nlwps.load(Ordering::SeqCst) >= 2)
         .count()
 }
 
 pub fn comm_of(pid: i32) -> Option<String> {
-    let p = k().as_ref().unwrap().procs.get(&pid).cloned();
-    p.map(|p| p.comm.lock().unwrap().clone())
-}
-
-pub fn eventually(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < end {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    cond()
+    REG.proc(pid).map(|p| p.comm.lock().unwrap().clone())
 }
 
 pub fn pattern(i: usize) -> u8 {
@@ -874,7 +775,7 @@ pub fn sp_init(url: &str) -> Result<(), Errno> {
 
 /// Fails if the model recorded a violation.
 pub fn no_violations() {
-    let v = VIOLATIONS.lock().unwrap();
+    let v = REG.violations.list();
     assert!(v.is_empty(), "model violations: {v:#?}");
 }
 
@@ -885,10 +786,8 @@ pub fn live() -> usize {
 
 /// `(pid, lwps)` of every process.
 pub fn nlwps_by_pid() -> Vec<(i32, usize)> {
-    k().as_ref()
-        .unwrap()
-        .procs
-        .values()
+    REG.procs()
+        .iter()
         .map(|p| (p.pid, p.nlwps.load(Ordering::SeqCst)))
         .collect()
 }
