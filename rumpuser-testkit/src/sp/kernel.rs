@@ -136,14 +136,6 @@ pub fn violations() -> Vec<String> {
     REG.violations.list()
 }
 
-fn cpu_take() {
-    CPUS.take();
-}
-
-fn cpu_give() {
-    CPUS.give();
-}
-
 fn holds_cpu() -> bool {
     let c = cur();
     // SAFETY: the current lwp is live.
@@ -223,7 +215,7 @@ impl Kernel for SpKernel {
             violation("nested hyp_schedule".into());
             return;
         }
-        cpu_take();
+        CPUS.take();
         if cur().is_null() {
             let init = REG.proc(1).expect("process 1");
             let l = new_lwp(&init);
@@ -252,7 +244,7 @@ impl Kernel for SpKernel {
             lr.running.store(false, Ordering::SeqCst);
             set_cur(l, core::ptr::null_mut());
         }
-        cpu_give();
+        CPUS.give();
     }
 
     unsafe fn backend_unschedule(_n: c_int, count: Option<&mut c_int>, _il: *mut c_void) {
@@ -265,7 +257,7 @@ impl Kernel for SpKernel {
         }
         // SAFETY: the current lwp is live (`need_cpu`).
         unsafe { (*cur()).hold.store(false, Ordering::SeqCst) };
-        cpu_give();
+        CPUS.give();
     }
 
     unsafe fn backend_schedule(_n: c_int, _il: *mut c_void) {
@@ -280,7 +272,7 @@ impl Kernel for SpKernel {
             violation("hyp_backend_schedule while holding a CPU".into());
             return;
         }
-        cpu_take();
+        CPUS.take();
         c.hold.store(true, Ordering::SeqCst);
     }
 

@@ -96,14 +96,6 @@ fn violation(s: String) {
     REG.violation(s);
 }
 
-fn cpu_take() {
-    CPU.take();
-}
-
-fn cpu_give() {
-    CPU.give();
-}
-
 fn cur() -> *mut TLwp {
     CUR.with(|c| c.get()) as *mut TLwp
 }
@@ -148,7 +140,7 @@ unsafe extern "C" fn schedule() {
         violation("nested hyp_schedule".into());
         return;
     }
-    cpu_take();
+    CPU.take();
     if cur().is_null() {
         let init = REG.proc(1).expect("process 1");
         let l = new_lwp(&init);
@@ -173,7 +165,7 @@ unsafe extern "C" fn unschedule() {
         lr.running.store(false, Ordering::SeqCst);
         CUR.with(|c| c.set(0));
     }
-    cpu_give();
+    CPU.give();
 }
 
 unsafe extern "C" fn backend_unschedule(_n: c_int, countp: *mut c_int, _il: *mut c_void) {
@@ -183,7 +175,7 @@ unsafe extern "C" fn backend_unschedule(_n: c_int, countp: *mut c_int, _il: *mut
     // SAFETY: the hypervisor passes a valid pointer.
     unsafe { *countp = 0 };
     lwp(cur()).hold.store(false, Ordering::SeqCst);
-    cpu_give();
+    CPU.give();
 }
 
 unsafe extern "C" fn backend_schedule(_n: c_int, _il: *mut c_void) {
@@ -192,7 +184,7 @@ unsafe extern "C" fn backend_schedule(_n: c_int, _il: *mut c_void) {
         violation("hyp_backend_schedule without an lwp or with a CPU".into());
         return;
     }
-    cpu_take();
+    CPU.take();
     lwp(c).hold.store(true, Ordering::SeqCst);
 }
 
@@ -526,8 +518,8 @@ fn entry() {
     if !cur().is_null() {
         violation("a socket call from a thread with an lwp (a kernel thread)".into());
     }
-    cpu_take();
-    cpu_give();
+    CPU.take();
+    CPU.give();
 }
 
 /// The in-memory transport (TCP addresses only).
