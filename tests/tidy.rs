@@ -308,6 +308,8 @@ const UNSAFE_ALLOWED: &[(&str, &str, &str)] = &[
     ("rumpuser-testkit/src/lib.rs", "dl", "test code: dlopen/dlsym of a library under test"),
     ("rumpuser-testkit/src/lib.rs", "kernels", "test code: model kernels' upcalls (unsafe extern \"C\"), lwps by pointer"),
     ("rumpuser-testkit/src/sp/mod.rs", "kernel", "test code: the syscall proxy model kernel's upcalls, lwps and syscall arguments by pointer"),
+    ("rumpuser-testkit/src/sp/mod.rs", "onecpu", "test code: the one-CPU model kernel's upcalls (unsafe extern \"C\"), lwps and syscall arguments by pointer"),
+    ("rumpuser-testkit/src/sp/mod.rs", "model", "test code: the model kernels' lwp records, handed out and freed by pointer"),
     // rumpuser-pvh
     ("rumpuser-pvh/src/lib.rs", "arch", "the machine layer: PVH trampoline and page tables (global_asm!), CR/MSR/port I/O, GDT/IDT/TSS and entry stubs, LAPIC/8259/8254 registers, the identity map's page tables"),
     ("rumpuser-pvh/src/lib.rs", "app", "calls the C constructors (.init_array) and the application's C main"),

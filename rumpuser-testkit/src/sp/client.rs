@@ -1,7 +1,9 @@
 //! A sysproxy client written for the tests: speaks the wire protocol with
 //! `rumpuser_core::sp::wire`, serves the server's copyin/copyout/anonmmap/
 //! raise requests from a simulated address space, and can misbehave on
-//! purpose.
+//! purpose. It runs over a unix or TCP socket ([`Client::connect`]) or
+//! over any other byte stream a test provides ([`Client::over`], e.g. an
+//! in-memory transport).
 
 use core::ffi::{c_int, c_long};
 use rumpuser_core::sp::frame::{Assembler, Frame};
@@ -20,9 +22,21 @@ pub enum Target {
     Tcp(SocketAddr),
 }
 
+/// A connection the client can run over besides the sockets of
+/// [`Target`]: a reliable, ordered byte stream in both directions.
+pub trait Duplex: Send {
+    /// Up to `b.len()` bytes; 0 at end of stream.
+    fn read(&mut self, b: &mut [u8]) -> io::Result<usize>;
+    /// All of `b`, or an error.
+    fn write_all(&mut self, b: &[u8]) -> io::Result<()>;
+    /// Shuts both directions down: the peer sees end of stream.
+    fn shutdown(&self);
+}
+
 enum Stream {
     Unix(UnixStream),
     Tcp(TcpStream),
+    Other(Box<dyn Duplex>),
 }
 
 impl Stream {
@@ -30,18 +44,24 @@ impl Stream {
         match self {
             Stream::Unix(s) => s.read(b),
             Stream::Tcp(s) => s.read(b),
+            Stream::Other(s) => s.read(b),
         }
     }
     fn write_all(&mut self, b: &[u8]) -> io::Result<()> {
         match self {
             Stream::Unix(s) => s.write_all(b),
             Stream::Tcp(s) => s.write_all(b),
+            Stream::Other(s) => s.write_all(b),
         }
     }
     fn shutdown(&self) {
         let _ = match self {
             Stream::Unix(s) => s.shutdown(Shutdown::Both),
             Stream::Tcp(s) => s.shutdown(Shutdown::Both),
+            Stream::Other(s) => {
+                s.shutdown();
+                Ok(())
+            }
         };
     }
 }
@@ -143,7 +163,11 @@ impl Client {
                 Stream::Tcp(s)
             }
         };
-        Ok(Client {
+        Ok(Client::on(s))
+    }
+
+    fn on(s: Stream) -> Client {
+        Client {
             s,
             asm: Assembler::new(),
             rbuf: Vec::new(),
@@ -155,23 +179,31 @@ impl Client {
             signals: Vec::new(),
             mmap_fails: false,
             copyin: CopyinMode::Normal,
-        })
+        }
     }
 
     /// Connects and reads the banner (one line).
     pub fn connect(t: &Target) -> io::Result<Client> {
-        let mut c = Client::connect_raw(t)?;
+        Client::connect_raw(t)?.read_banner()
+    }
+
+    /// A client over `conn`, once it has read the banner (one line).
+    pub fn over(conn: Box<dyn Duplex>) -> io::Result<Client> {
+        Client::on(Stream::Other(conn)).read_banner()
+    }
+
+    fn read_banner(mut self) -> io::Result<Client> {
         let mut b = [0u8; 1];
-        while c.banner.last() != Some(&b'\n') {
-            if c.s.read(&mut b)? == 0 {
+        while self.banner.last() != Some(&b'\n') {
+            if self.s.read(&mut b)? == 0 {
                 return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "no banner"));
             }
-            c.banner.push(b[0]);
-            if c.banner.len() > MAX_BANNER {
+            self.banner.push(b[0]);
+            if self.banner.len() > MAX_BANNER {
                 return Err(io::Error::other("banner too long"));
             }
         }
-        Ok(c)
+        Ok(self)
     }
 
     pub fn send_raw(&mut self, b: &[u8]) -> io::Result<()> {
@@ -326,6 +358,19 @@ impl Client {
         let f = self.wait(reqno)?;
         match f.hdr.class() {
             Some(Class::Resp) => decode_syscall_resp(&f.body)
+                .ok_or_else(|| io::Error::other("bad syscall response body")),
+            _ => Err(io::Error::other(format!("syscall answered {:?}", f.hdr))),
+        }
+    }
+
+    /// The answer to a syscall sent earlier: its result, or the code of
+    /// the `ERROR` frame the server answered with (e.g. `TRYAGAIN`).
+    pub fn syscall_outcome(&mut self, reqno: u64) -> io::Result<Result<(c_int, [c_long; 2]), u32>> {
+        let f = self.wait(reqno)?;
+        match f.hdr.class() {
+            Some(Class::Error) => Ok(Err(f.hdr.arg)),
+            Some(Class::Resp) => decode_syscall_resp(&f.body)
+                .map(Ok)
                 .ok_or_else(|| io::Error::other("bad syscall response body")),
             _ => Err(io::Error::other(format!("syscall answered {:?}", f.hdr))),
         }

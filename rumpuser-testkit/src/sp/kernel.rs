@@ -28,15 +28,15 @@
 //! | 508 | fini(magic) | `rumpuser_sp_fini(cookie)`, then returns 777 (never seen: fini answers) |
 //! | 509 | ping(x) | `x + 1` |
 
+pub use super::model::eventually;
+use super::model::{Cpus, ModelLwp, Process, Registry};
 use crate::hyp::{Cv, Hyp, Mtx};
 use crate::upcalls::Kernel;
 use core::ffi::{c_int, c_long, c_void, CStr};
 use rumpuser_core::abi::{Lwp, RUMPUSER_LWP_CLEAR, RUMPUSER_LWP_SET, RUMPUSER_MTX_KMUTEX};
 use rumpuser_core::api::Api;
-use std::cell::Cell;
-use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 pub const NCPU: usize = 3;
@@ -101,29 +101,21 @@ impl Proc {
     }
 }
 
-struct TLwp {
-    proc: Arc<Proc>,
-    /// Free at unschedule (temporary lwp of `hyp_schedule`, or released).
-    free: Cell<bool>,
-    /// `switch(NULL)` asked: clear curlwp at unschedule.
-    clear: Cell<bool>,
-    running: Cell<bool>,
-    /// The thread running this lwp holds a virtual CPU.
-    hold: Cell<bool>,
+impl Process for Proc {
+    fn pid(&self) -> i32 {
+        self.pid
+    }
+    fn nlwps(&self) -> &AtomicUsize {
+        &self.nlwps
+    }
 }
 
-struct State {
-    procs: HashMap<i32, Arc<Proc>>,
-    next_pid: i32,
-    lwps: HashSet<usize>,
-}
+type TLwp = ModelLwp<Proc>;
 
 /// The library under test (set by [`boot`]).
 static API: OnceLock<Hyp> = OnceLock::new();
-static K: Mutex<Option<State>> = Mutex::new(None);
-static CPUS: Mutex<usize> = Mutex::new(NCPU);
-static CPU_CV: Condvar = Condvar::new();
-pub static VIOLATIONS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+static REG: Registry<Proc> = Registry::new();
+static CPUS: Cpus = Cpus::new(NCPU);
 /// Sleepers woken by `hyp_lwpexit`.
 pub static WOKEN: AtomicUsize = AtomicUsize::new(0);
 /// Result of the latest `rumpuser_sp_copyin` in syscall 501.
@@ -134,32 +126,20 @@ pub fn hyp() -> Hyp {
     *API.get().expect("the sysproxy model kernel is not booted")
 }
 
-fn k() -> MutexGuard<'static, Option<State>> {
-    K.lock().unwrap_or_else(|e| e.into_inner())
-}
-
+/// Records (and prints) a violation.
 pub fn violation(s: String) {
-    eprintln!("MODEL VIOLATION: {s}");
-    VIOLATIONS.lock().unwrap().push(s);
+    REG.violation(s);
 }
 
-fn cpu_take() {
-    let mut n = CPUS.lock().unwrap();
-    while *n == 0 {
-        n = CPU_CV.wait(n).unwrap();
-    }
-    *n -= 1;
-}
-
-fn cpu_give() {
-    *CPUS.lock().unwrap() += 1;
-    CPU_CV.notify_one();
+/// The violations recorded so far.
+pub fn violations() -> Vec<String> {
+    REG.violations.list()
 }
 
 fn holds_cpu() -> bool {
     let c = cur();
     // SAFETY: the current lwp is live.
-    !c.is_null() && unsafe { (*c).hold.get() }
+    !c.is_null() && unsafe { (*c).hold.load(Ordering::SeqCst) }
 }
 
 fn need_cpu(what: &str) -> bool {
@@ -171,32 +151,7 @@ fn need_cpu(what: &str) -> bool {
 }
 
 fn new_lwp(p: &Arc<Proc>) -> *mut TLwp {
-    p.nlwps.fetch_add(1, Ordering::SeqCst);
-    let l = Box::into_raw(Box::new(TLwp {
-        proc: Arc::clone(p),
-        free: Cell::new(false),
-        clear: Cell::new(false),
-        running: Cell::new(false),
-        hold: Cell::new(false),
-    }));
-    k().as_mut().unwrap().lwps.insert(l as usize);
-    l
-}
-
-fn free_lwp(l: *mut TLwp) {
-    if !k().as_mut().unwrap().lwps.remove(&(l as usize)) {
-        violation("double free of an lwp".into());
-        return;
-    }
-    // SAFETY: `l` was created by `new_lwp` and is freed once (checked above).
-    let l = unsafe { Box::from_raw(l) };
-    if l.proc.nlwps.fetch_sub(1, Ordering::SeqCst) == 1 && l.proc.pid != 1 {
-        k().as_mut().unwrap().procs.remove(&l.proc.pid);
-    }
-}
-
-fn live(l: *mut TLwp) -> bool {
-    k().as_ref().unwrap().lwps.contains(&(l as usize))
+    REG.new_lwp(p)
 }
 
 /// The calling thread's lwp: the hypervisor's curlwp slot.
@@ -227,36 +182,9 @@ fn curproc() -> Arc<Proc> {
 }
 
 fn switch_to(l: *mut TLwp) {
-    let old = cur();
-    if !l.is_null() {
-        if !live(l) {
-            violation("switch to a freed lwp".into());
-            return;
-        }
-        // SAFETY: checked live.
-        let lr = unsafe { &*l };
-        if lr.running.get() {
-            violation("switch to an lwp that is already running".into());
-            return;
-        }
-        lr.running.set(true);
-        lr.clear.set(false);
-    }
-    set_cur(old, l);
-    if !old.is_null() {
-        // SAFETY: the current lwp is live.
-        let o = unsafe { &*old };
-        o.running.set(false);
-        if !l.is_null() {
-            // The thread's CPU goes with it to the new lwp.
-            // SAFETY: checked live above.
-            unsafe { (*l).hold.set(o.hold.get()) };
-        }
-        o.hold.set(false);
-        if o.free.get() {
-            free_lwp(old);
-        }
-    }
+    // SAFETY: `cur` is the calling thread's current lwp; `l` comes from a
+    // switch upcall or was just made.
+    unsafe { REG.switch_to(cur(), l, set_cur) };
 }
 
 /// Sleeps until the process is told to exit (`EINTR`) or 10 s pass
@@ -287,16 +215,16 @@ impl Kernel for SpKernel {
             violation("nested hyp_schedule".into());
             return;
         }
-        cpu_take();
+        CPUS.take();
         if cur().is_null() {
-            let init = Arc::clone(k().as_ref().unwrap().procs.get(&1).unwrap());
+            let init = REG.proc(1).expect("process 1");
             let l = new_lwp(&init);
             // SAFETY: fresh lwp.
-            unsafe { (*l).free.set(true) };
+            unsafe { (*l).free.store(true, Ordering::SeqCst) };
             switch_to(l);
         }
         // SAFETY: the current lwp is live (set above if there was none).
-        unsafe { (*cur()).hold.set(true) };
+        unsafe { (*cur()).hold.store(true, Ordering::SeqCst) };
     }
 
     fn unschedule() {
@@ -306,17 +234,17 @@ impl Kernel for SpKernel {
         let l = cur();
         // SAFETY: the current lwp is live (`need_cpu`).
         let lr = unsafe { &*l };
-        lr.hold.set(false);
-        if lr.free.get() {
-            lr.running.set(false);
+        lr.hold.store(false, Ordering::SeqCst);
+        if lr.free.load(Ordering::SeqCst) {
+            lr.running.store(false, Ordering::SeqCst);
             set_cur(l, core::ptr::null_mut());
-            free_lwp(l);
-        } else if lr.clear.get() {
-            lr.clear.set(false);
-            lr.running.set(false);
+            REG.free_lwp(l);
+        } else if lr.clear.load(Ordering::SeqCst) {
+            lr.clear.store(false, Ordering::SeqCst);
+            lr.running.store(false, Ordering::SeqCst);
             set_cur(l, core::ptr::null_mut());
         }
-        cpu_give();
+        CPUS.give();
     }
 
     unsafe fn backend_unschedule(_n: c_int, count: Option<&mut c_int>, _il: *mut c_void) {
@@ -328,8 +256,8 @@ impl Kernel for SpKernel {
             None => violation("hyp_backend_unschedule with NULL countp".into()),
         }
         // SAFETY: the current lwp is live (`need_cpu`).
-        unsafe { (*cur()).hold.set(false) };
-        cpu_give();
+        unsafe { (*cur()).hold.store(false, Ordering::SeqCst) };
+        CPUS.give();
     }
 
     unsafe fn backend_schedule(_n: c_int, _il: *mut c_void) {
@@ -340,12 +268,12 @@ impl Kernel for SpKernel {
         }
         // SAFETY: the current lwp is live.
         let c = unsafe { &*c };
-        if c.hold.get() {
+        if c.hold.load(Ordering::SeqCst) {
             violation("hyp_backend_schedule while holding a CPU".into());
             return;
         }
-        cpu_take();
-        c.hold.set(true);
+        CPUS.take();
+        c.hold.store(true, Ordering::SeqCst);
     }
 
     unsafe fn lwproc_switch(l: *mut Lwp) {
@@ -358,7 +286,7 @@ impl Kernel for SpKernel {
                 violation("switch(NULL) without curlwp".into());
             } else {
                 // SAFETY: the current lwp is live.
-                unsafe { (*c).clear.set(true) };
+                unsafe { (*c).clear.store(true, Ordering::SeqCst) };
             }
             return;
         }
@@ -375,14 +303,14 @@ impl Kernel for SpKernel {
             return;
         }
         // SAFETY: the current lwp is live.
-        unsafe { (*c).free.set(true) };
+        unsafe { (*c).free.store(true, Ordering::SeqCst) };
     }
 
     fn lwproc_newlwp(pid: i32) -> c_int {
         if !need_cpu("hyp_lwproc_newlwp") {
             return EBUSY;
         }
-        let p = k().as_ref().unwrap().procs.get(&pid).cloned();
+        let p = REG.proc(pid);
         let Some(p) = p else { return ESRCH };
         if p.exiting.load(Ordering::SeqCst) {
             return EBUSY;
@@ -397,7 +325,7 @@ impl Kernel for SpKernel {
         }
         let c = cur();
         // SAFETY: the current lwp is live.
-        if c.is_null() || unsafe { (*c).free.get() } {
+        if c.is_null() || unsafe { (*c).free.load(Ordering::SeqCst) } {
             core::ptr::null_mut()
         } else {
             c.cast()
@@ -422,14 +350,7 @@ impl Kernel for SpKernel {
             2 => Arc::new(AtomicI64::new(0)),
             _ => return 22,
         };
-        let pid = {
-            let mut g = k();
-            let kk = g.as_mut().unwrap();
-            kk.next_pid += 1;
-            kk.next_pid - 1
-        };
-        let p = Arc::new(Proc::new(pid, parent.pid, priv_ as usize, name, value));
-        k().as_mut().unwrap().procs.insert(pid, Arc::clone(&p));
+        let p = REG.add_proc(|pid| Proc::new(pid, parent.pid, priv_ as usize, name, value));
         switch_to(new_lwp(&p));
         0
     }
@@ -588,56 +509,28 @@ pub fn boot(api: &'static Api) {
         API.set(Hyp::new(api)).is_ok(),
         "the sysproxy model kernel is booted once"
     );
-    *k() = Some(State {
-        procs: HashMap::new(),
-        next_pid: 2,
-        lwps: HashSet::new(),
-    });
     let e = hyp().init::<SpKernel>();
     assert_eq!(e, 0, "rumpuser_init");
-    let init = Arc::new(Proc::new(
+    REG.boot(Proc::new(
         1,
         0,
         0,
         "rumplocal".into(),
         Arc::new(AtomicI64::new(0)),
     ));
-    k().as_mut().unwrap().procs.insert(1, init);
 }
 
 /// Pids of all processes but process 1.
 pub fn pids() -> Vec<i32> {
-    let mut v: Vec<i32> = k()
-        .as_ref()
-        .unwrap()
-        .procs
-        .keys()
-        .copied()
-        .filter(|&p| p != 1)
-        .collect();
-    v.sort();
-    v
+    REG.pids()
 }
 
 /// Name of process `pid`.
 pub fn comm_of(pid: i32) -> Option<String> {
-    let p = k().as_ref().unwrap().procs.get(&pid).cloned();
-    p.map(|p| p.comm.lock().unwrap().clone())
+    REG.proc(pid).map(|p| p.comm.lock().unwrap().clone())
 }
 
 /// Number of lwps alive in the model (process 1 included).
 pub fn nlwps() -> usize {
-    k().as_ref().unwrap().lwps.len()
-}
-
-/// Waits up to `secs` for `cond`.
-pub fn eventually(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
-    let end = std::time::Instant::now() + Duration::from_secs(secs);
-    while std::time::Instant::now() < end {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    cond()
+    REG.nlwps()
 }

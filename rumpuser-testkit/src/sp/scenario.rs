@@ -84,7 +84,7 @@ fn expect_closed(t: &Target, handshake: bool, bytes: &[u8]) -> Vec<u32> {
 }
 
 fn no_violations() {
-    let v = VIOLATIONS.lock().unwrap();
+    let v = violations();
     assert!(v.is_empty(), "model kernel violations: {v:#?}");
 }
 
