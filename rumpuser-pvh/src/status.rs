@@ -42,16 +42,18 @@ pub enum Outcome {
     Exception,
     /// A panic.
     Panic,
-    /// QEMU ended without a status from the guest (reset, killed, no device).
-    NoStatus(i32),
+    /// QEMU ended without a status from the guest (reset, no device; `None`:
+    /// killed by a signal, as at a timeout): QEMU's own status.
+    NoStatus(Option<i32>),
 }
 
-/// Decodes a QEMU exit status.
-pub fn decode(qemu_status: i32) -> Outcome {
-    if qemu_status <= 0 || qemu_status & 1 == 0 || qemu_status > 255 {
-        return Outcome::NoStatus(qemu_status);
-    }
-    match (qemu_status as u32) >> 1 {
+/// Decodes a QEMU exit status (`None`: QEMU was killed by a signal).
+pub fn decode(qemu_status: Option<i32>) -> Outcome {
+    let q = match qemu_status {
+        Some(q) if q > 0 && q & 1 == 1 && q <= 255 => q,
+        other => return Outcome::NoStatus(other),
+    };
+    match (q as u32) >> 1 {
         OUT_OF_RANGE => Outcome::OutOfRange,
         EXCEPTION => Outcome::Exception,
         PANIC => Outcome::Panic,
@@ -66,19 +68,24 @@ mod tests {
     #[test]
     fn round_trip() {
         for v in [0, 1, 42, 124] {
-            let q = ((from_exit_value(v) << 1) | 1) as i32;
+            let q = Some(((from_exit_value(v) << 1) | 1) as i32);
             assert_eq!(decode(q), Outcome::Exited(v as u32));
         }
         assert_eq!(
-            decode(((from_exit_value(-1) << 1) | 1) as i32),
+            decode(Some(((from_exit_value(-1) << 1) | 1) as i32)),
             Outcome::Panic
         );
         assert_eq!(
-            decode(((from_exit_value(300) << 1) | 1) as i32),
+            decode(Some(((from_exit_value(300) << 1) | 1) as i32)),
             Outcome::OutOfRange
         );
-        assert_eq!(decode(253), Outcome::Exception);
-        assert_eq!(decode(0), Outcome::NoStatus(0));
-        assert_eq!(decode(2), Outcome::NoStatus(2));
+        assert_eq!(decode(Some(253)), Outcome::Exception);
+        assert_eq!(decode(Some(1)), Outcome::Exited(0));
+        assert_eq!(decode(Some(3)), Outcome::Exited(1));
+        assert_eq!(decode(Some(251)), Outcome::OutOfRange);
+        assert_eq!(decode(Some(255)), Outcome::Panic);
+        assert_eq!(decode(Some(0)), Outcome::NoStatus(Some(0)));
+        assert_eq!(decode(Some(2)), Outcome::NoStatus(Some(2)));
+        assert_eq!(decode(None), Outcome::NoStatus(None));
     }
 }

@@ -21,32 +21,9 @@ use std::time::{Duration, Instant};
 /// The QEMU binary.
 pub const QEMU: &str = "qemu-system-x86_64";
 
-/// What the guest's exit status means (mirror of `rumpuser_baremetal::status`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// `main` returned / `rumpuser_exit` with this value.
-    Exited(u32),
-    /// An exit value the device cannot carry.
-    OutOfRange,
-    /// A CPU exception (report on the console).
-    Exception,
-    /// A panic or `rumpuser_exit(RUMPUSER_PANIC)`.
-    Panic,
-    /// No status from the guest (reset, killed, timeout): the raw status.
-    NoStatus(Option<i32>),
-}
-
-fn decode(code: Option<i32>) -> Outcome {
-    match code {
-        Some(c) if c > 0 && c & 1 == 1 && c <= 255 => match c >> 1 {
-            125 => Outcome::OutOfRange,
-            126 => Outcome::Exception,
-            127 => Outcome::Panic,
-            v => Outcome::Exited(v as u32),
-        },
-        other => Outcome::NoStatus(other),
-    }
-}
+use rumpuser_pvh::status::decode;
+/// What the guest's exit status means: the guest crates' own table.
+pub use rumpuser_pvh::status::Outcome;
 
 /// One finished run.
 pub struct Run {
@@ -445,20 +422,4 @@ pub fn make_ext2(img: &Path) -> Result<()> {
         .args(["-q", "-F", "-t", "ext2", "-b", "1024"])
         .arg(img)
         .arg("16384"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn statuses() {
-        assert_eq!(decode(Some(1)), Outcome::Exited(0));
-        assert_eq!(decode(Some(3)), Outcome::Exited(1));
-        assert_eq!(decode(Some(251)), Outcome::OutOfRange);
-        assert_eq!(decode(Some(253)), Outcome::Exception);
-        assert_eq!(decode(Some(255)), Outcome::Panic);
-        assert_eq!(decode(Some(0)), Outcome::NoStatus(Some(0)));
-        assert_eq!(decode(None), Outcome::NoStatus(None));
-    }
 }
