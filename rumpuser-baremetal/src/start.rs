@@ -28,7 +28,7 @@ pub fn verbose() -> bool {
 #[no_mangle]
 pub extern "C" fn rumpuser_pvh_kmain(start_info: u64) -> ! {
     BOOT_TSC.store(cpu::rdtsc(), Ordering::Relaxed);
-    rumpuser_pvh::exit::set_who("rumpuser-baremetal");
+    rumpuser_pvh::exit::set_who(<crate::hyp::BaremetalMachine as rumpuser_pvh::host::Machine>::WHO);
     rumpuser_pvh::serial::init();
     cpu::enable_fpu_sse();
     trap::init();

@@ -144,7 +144,7 @@ fn console_sink(b: &[u8]) {
 #[no_mangle]
 pub extern "C" fn rumpuser_pvh_kmain(start_info: u64) -> ! {
     let tsc0 = cpu::rdtsc();
-    rumpuser_pvh::exit::set_who("rumpuser-xen");
+    rumpuser_pvh::exit::set_who(<crate::hyp::XenMachine as rumpuser_pvh::host::Machine>::WHO);
     let Some(base) = hypercall::detect() else {
         // Not on Xen (plain QEMU?): say so on COM1 and leave.
         rumpuser_pvh::serial::init();
