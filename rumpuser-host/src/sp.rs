@@ -30,7 +30,6 @@ pub use rumpuser_core::sp::server::{
 use crate::sock::{self, Listener};
 use core::ffi::{c_int, CStr};
 use rumpuser_core::sp::url::SpUrl;
-use rumpuser_core::types::RandomFlags;
 use rumpuser_core::Errno;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -49,20 +48,7 @@ pub fn now_ns() -> u64 {
 
 /// Fills `buf` from the host's randomness; false if it fails.
 pub fn random(buf: &mut [u8]) -> bool {
-    let mut off = 0;
-    while off < buf.len() {
-        match crate::random::fill(
-            &mut buf[off..],
-            RandomFlags {
-                hard: false,
-                nowait: false,
-            },
-        ) {
-            Ok(n) => off += n,
-            Err(_) => return false,
-        }
-    }
-    true
+    rumpuser_core::sp::server::fill_random(buf, crate::random::fill)
 }
 
 /// A `std::sync::Mutex` as the server's [`Lock`] (poisoning ignored: the

@@ -41,7 +41,6 @@ use rumpuser_core::sp::kern;
 use rumpuser_core::sp::server::blocking::{Blocking, Host};
 use rumpuser_core::sp::server::{Config, Globals, LazyGlobals, Proxy, Transport};
 use rumpuser_core::sp::url::SpUrl;
-use rumpuser_core::types::RandomFlags;
 use rumpuser_core::Errno;
 use rumpuser_green::sched_core;
 
@@ -314,20 +313,7 @@ impl Host for Guest {
     }
 
     fn random(buf: &mut [u8]) -> bool {
-        let mut off = 0;
-        while off < buf.len() {
-            match crate::random::fill(
-                &mut buf[off..],
-                RandomFlags {
-                    hard: false,
-                    nowait: false,
-                },
-            ) {
-                Ok(n) if n > 0 => off += n,
-                _ => return false,
-            }
-        }
-        true
+        rumpuser_core::sp::server::fill_random(buf, crate::random::fill)
     }
 
     fn spawn(f: Box<dyn FnOnce() + Send>, name: &'static str) -> Result<(), Errno> {

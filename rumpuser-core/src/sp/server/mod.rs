@@ -193,7 +193,8 @@ pub trait Runtime: Sized + Send + Sync + 'static {
     /// ([`Config::from_lookup`] over the flavour's parameters).
     fn config() -> Config;
     /// Fills `buf` with random bytes for prefork cookies; false if the
-    /// platform has no randomness (the prefork is refused).
+    /// platform has no randomness (the prefork is refused). See
+    /// [`fill_random`].
     fn random(buf: &mut [u8]) -> bool;
     /// Per-server state for a server with configuration `cfg`.
     fn new(cfg: &Config) -> Result<Self, Errno>;
@@ -545,6 +546,27 @@ impl<R> Default for Proxy<R> {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// [`Runtime::random`] over a platform's `rumpuser_getrandom` (`fill`,
+/// which may fill a prefix): the whole of `buf`, or false on an error or
+/// a call that makes no progress.
+pub fn fill_random(
+    buf: &mut [u8],
+    mut fill: impl FnMut(&mut [u8], crate::types::RandomFlags) -> Result<usize, Errno>,
+) -> bool {
+    let flags = crate::types::RandomFlags {
+        hard: false,
+        nowait: false,
+    };
+    let mut off = 0;
+    while off < buf.len() {
+        match fill(&mut buf[off..], flags) {
+            Ok(n) if n > 0 => off += n,
+            _ => return false,
+        }
+    }
+    true
 }
 
 impl<R> Proxy<R> {
