@@ -3,7 +3,6 @@
 //! [`crate::time`], the serial console, exit through `isa-debug-exit`
 //! ([`rumpuser_pvh::exit`] without a hook).
 
-use core::ffi::c_int;
 use rumpuser_core::types::MonoNanos;
 use rumpuser_pvh::host::{pvh_platform, Machine, PvhPlatform};
 
@@ -12,14 +11,6 @@ pub type Baremetal = PvhPlatform<BaremetalMachine>;
 
 /// The instance exported through the C ABI.
 pub static BAREMETAL: Baremetal = pvh_platform(BaremetalMachine);
-
-/// The calling green thread's errno as last set by `rumpuser_seterrno`
-/// (what `rump_sys_*` failures leave): bare-metal C programs have no libc
-/// `errno`, so they read it with this function.
-#[no_mangle]
-pub extern "C" fn rumpuser_baremetal_errno() -> c_int {
-    rumpuser_green::sched_core::errno()
-}
 
 /// The bare-metal machine: the serial console, the TSC clocks, virtio
 /// disks, `isa-debug-exit`.

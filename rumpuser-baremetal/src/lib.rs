@@ -82,7 +82,6 @@ pub mod disk;
 #[allow(unsafe_code)]
 pub mod dma;
 #[cfg(target_os = "none")]
-#[allow(unsafe_code)]
 pub mod hyp;
 #[cfg(target_os = "none")]
 #[allow(unsafe_code)]

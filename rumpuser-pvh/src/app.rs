@@ -14,6 +14,15 @@ extern "C" {
     static __init_array_end: Option<unsafe extern "C" fn()>;
 }
 
+/// The calling green thread's errno as last set by `rumpuser_seterrno`
+/// (what `rump_sys_*` failures leave): a guest's C programs have no libc
+/// `errno`, so they read it with this function (`int
+/// rumpuser_pvh_errno(void);`), on bare metal and Xen alike.
+#[no_mangle]
+pub extern "C" fn rumpuser_pvh_errno() -> c_int {
+    rumpuser_green::sched_core::errno()
+}
+
 /// Runs the image's C constructors (`.init_array`, which also registers
 /// rump components under `RUMP_LDSCRIPT=ctor`), then the application's
 /// `main` with `program` as `argv[0]` and the command line's arguments

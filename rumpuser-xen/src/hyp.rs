@@ -11,7 +11,6 @@
 //! the xenstore device id); dom0 has none, so every name is `ENOENT`
 //! there. There are no host files: the kit's file cases skip.
 
-use core::ffi::c_int;
 use rumpuser_core::types::MonoNanos;
 use rumpuser_pvh::host::{pvh_platform, Machine, PvhPlatform};
 
@@ -46,11 +45,4 @@ impl Machine for XenMachine {
     fn exit(status: u32) -> ! {
         crate::start::exit_status(status)
     }
-}
-
-/// The calling green thread's errno as last set by `rumpuser_seterrno`
-/// (C programs without a libc read it with this function).
-#[no_mangle]
-pub extern "C" fn rumpuser_xen_errno() -> c_int {
-    rumpuser_green::sched_core::errno()
 }

@@ -90,7 +90,6 @@ pub mod events;
 #[allow(unsafe_code)]
 pub mod gnttab;
 #[cfg(target_os = "none")]
-#[allow(unsafe_code)]
 pub mod hyp;
 #[cfg(target_os = "none")]
 #[allow(unsafe_code)]

@@ -2,7 +2,7 @@
  * The real kernel layer on bare metal: rump_init, an ext2 file system on
  * the virtio disk, a file written, synced, read back after a remount,
  * then rump_sys_reboot. Freestanding (no C library): output with
- * rumpuser_dprintf, errno with rumpuser_baremetal_errno.
+ * rumpuser_dprintf, errno with rumpuser_pvh_errno.
  *
  *   kernel_ext2            the disk through rumpuser_bio ("virtio0",
  *                          registered as /dev/xd0 with etfs)
@@ -22,12 +22,12 @@
 #include <rump/rumpdefs.h>
 
 void rumpuser_dprintf(const char *, ...);
-int rumpuser_baremetal_errno(void);
+int rumpuser_pvh_errno(void);
 
 #define CHECK(cond, what) do {						\
 	if (!(cond)) {							\
 		rumpuser_dprintf("kernel-ext2: FAIL %s (errno %d)\n",	\
-		    what, rumpuser_baremetal_errno());			\
+		    what, rumpuser_pvh_errno());			\
 		return 1;						\
 	}								\
 } while (0)

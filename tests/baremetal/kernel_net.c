@@ -37,7 +37,7 @@
 #include <rump/rumpdefs.h>
 
 void rumpuser_dprintf(const char *, ...);
-int rumpuser_baremetal_errno(void);
+int rumpuser_pvh_errno(void);
 int rumpuser_clock_gettime(int, int64_t *, long *);
 #define RUMPUSER_CLOCK_ABSMONO 1
 
@@ -47,7 +47,7 @@ int rumpuser_clock_gettime(int, int64_t *, long *);
 
 #define FAIL(what) do {							\
 	rumpuser_dprintf("kernel-net: FAIL %s (errno %d)\n", what,	\
-	    rumpuser_baremetal_errno());				\
+	    rumpuser_pvh_errno());				\
 	return 1;							\
 } while (0)
 #define CHECK(cond, what) do { if (!(cond)) FAIL(what); } while (0)
@@ -463,7 +463,7 @@ serve(void)
 			break;
 		if (r < 0)
 			rumpuser_dprintf("kernel-net: session %d failed (errno %d)\n",
-			    sessions, rumpuser_baremetal_errno());
+			    sessions, rumpuser_pvh_errno());
 	}
 	rump_sys_close(s);
 	rumpuser_dprintf("kernel-net: server done after %d sessions\n", sessions);

@@ -24,12 +24,12 @@
 #include <rump/rumpdefs.h>
 
 void rumpuser_dprintf(const char *, ...);
-int rumpuser_baremetal_errno(void);
+int rumpuser_pvh_errno(void);
 
 #define CHECK(cond, what) do {						\
 	if (!(cond)) {							\
 		rumpuser_dprintf("kernel-sp: FAIL %s (errno %d)\n",	\
-		    what, rumpuser_baremetal_errno());			\
+		    what, rumpuser_pvh_errno());			\
 		return 1;						\
 	}								\
 } while (0)

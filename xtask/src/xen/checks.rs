@@ -401,8 +401,7 @@ pub(super) fn kernel_ext2(xen: &Path) -> Result<()> {
     let dir = harness_dir()?;
     let src = fs::read_to_string(root().join("tests/baremetal/kernel_ext2.c"))
         .map_err(|e| e.to_string())?
-        .replace("\"virtio0\"", "\"xvda\"")
-        .replace("rumpuser_baremetal_errno", "rumpuser_xen_errno");
+        .replace("\"virtio0\"", "\"xvda\"");
     let c = dir.join("kernel_ext2_xen.c");
     fs::write(&c, src).map_err(|e| e.to_string())?;
     let img = dir.join("ext2.img");

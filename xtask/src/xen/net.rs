@@ -16,11 +16,10 @@
 use super::app::{boot_app, build_app, App, AppRun};
 use super::checks::{detach_in_time, until_clean};
 use super::domu::{Peer, DOM0_IP, GUEST_IP};
-use super::harness::{harness_dir, hypervisor};
+use super::harness::hypervisor;
 use crate::baremetal_net::{self, Layer, Nic};
 use crate::qemu;
 use crate::util::{root, Result};
-use std::fs;
 use std::net::SocketAddrV4;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -78,12 +77,7 @@ struct NetRun {
 
 /// Builds the guest (once per `dir`) and boots it with dom0's peer.
 fn boot(xen: &Path, layer: &Layer, stream: u64, label: &str) -> Result<NetRun> {
-    let dir = harness_dir()?;
-    let src = fs::read_to_string(root().join("tests/baremetal/kernel_net.c"))
-        .map_err(|e| e.to_string())?
-        .replace("rumpuser_baremetal_errno", "rumpuser_xen_errno");
-    let c = dir.join("kernel_net_xen.c");
-    fs::write(&c, src).map_err(|e| e.to_string())?;
+    let c = root().join("tests/baremetal/kernel_net.c");
     // Session, detach and reboot take about a minute under nested TCG;
     // a 64 MiB stream each way a few more.
     let watchdog_s = 300 + (stream >> 20) as u32 * 4;

@@ -82,8 +82,7 @@ fn boot(xen: &Path, layer: &Layer, client: &Path) -> Result<AppRun> {
     let dir = harness_dir()?;
     let src = fs::read_to_string(root().join("tests/baremetal/kernel_sp.c"))
         .map_err(|e| e.to_string())?
-        .replace("\"virtio0\"", "\"xvda\"")
-        .replace("rumpuser_baremetal_errno", "rumpuser_xen_errno");
+        .replace("\"virtio0\"", "\"xvda\"");
     let c = dir.join("kernel_sp_xen.c");
     fs::write(&c, src).map_err(|e| e.to_string())?;
     let img = dir.join("sysproxy.img");
