@@ -4,8 +4,9 @@
  * then rump_sys_reboot. Freestanding (no C library): output with
  * rumpuser_dprintf, errno with rumpuser_pvh_errno.
  *
- *   kernel_ext2            the disk through rumpuser_bio ("virtio0",
- *                          registered as /dev/xd0 with etfs)
+ *   kernel_ext2            the disk through rumpuser_bio ("virtio0", or
+ *                          TEST_DISK=NAME on the command line; registered
+ *                          as /dev/xd0 with etfs)
  *   kernel_ext2 /dev/ld0d  the disk through NetBSD's own ld driver
  *                          (librumpdev_virtio_ld on librumpdev_pci)
  *
@@ -22,6 +23,7 @@
 #include <rump/rumpdefs.h>
 
 void rumpuser_dprintf(const char *, ...);
+int rumpuser_getparam(const char *, void *, size_t);
 int rumpuser_pvh_errno(void);
 
 #define CHECK(cond, what) do {						\
@@ -35,6 +37,19 @@ int rumpuser_pvh_errno(void);
 struct ufs_args_compat { char *fspec; };
 
 static char buf[1 << 20], rbuf[1 << 20];
+
+
+/* The disk rumpuser_bio serves: virtio0 on bare metal, or the command
+ * line's TEST_DISK=NAME (xvda on Xen). */
+static const char *
+disk_name(void)
+{
+	static char name[32];
+
+	if (rumpuser_getparam("TEST_DISK", name, sizeof(name)) != 0)
+		return "virtio0";
+	return name;
+}
 
 int
 main(int argc, char **argv)
@@ -50,8 +65,8 @@ main(int argc, char **argv)
 		args.fspec = argv[1];
 		rumpuser_dprintf("kernel-ext2: mounting %s\n", argv[1]);
 	} else {
-		CHECK(rump_pub_etfs_register("/dev/xd0", "virtio0", RUMP_ETFS_BLK) == 0,
-		    "etfs_register virtio0");
+		CHECK(rump_pub_etfs_register("/dev/xd0", disk_name(), RUMP_ETFS_BLK) == 0,
+		    "etfs_register");
 	}
 	rump_sys_mkdir("/mnt", 0777);
 	CHECK(rump_sys_mount("ext2fs", "/mnt", 0, &args, sizeof(args)) == 0,

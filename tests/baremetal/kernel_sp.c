@@ -6,7 +6,8 @@
  *
  *   kernel_sp IFNAME ADDR MASK PORT
  *
- * rump_init; ext2 on virtio0 (through rumpuser_bio, etfs /dev/xd0) at
+ * rump_init; ext2 on virtio0 (TEST_DISK=NAME on the command line names
+ * another; through rumpuser_bio, etfs /dev/xd0) at
  * /mnt with /mnt/hello.txt and /mnt/dir1/nested.txt written; IFNAME
  * configured (created first when it is virtN); rump_init_server on
  * tcp://ADDR:PORT; then main sleeps: a remote client ends the kernel with
@@ -24,6 +25,7 @@
 #include <rump/rumpdefs.h>
 
 void rumpuser_dprintf(const char *, ...);
+int rumpuser_getparam(const char *, void *, size_t);
 int rumpuser_pvh_errno(void);
 
 #define CHECK(cond, what) do {						\
@@ -64,6 +66,19 @@ put(const char *path, const char *text)
 	return rump_sys_close(fd);
 }
 
+
+/* The disk rumpuser_bio serves: virtio0 on bare metal, or the command
+ * line's TEST_DISK=NAME (xvda on Xen). */
+static const char *
+disk_name(void)
+{
+	static char name[32];
+
+	if (rumpuser_getparam("TEST_DISK", name, sizeof(name)) != 0)
+		return "virtio0";
+	return name;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -77,8 +92,8 @@ main(int argc, char **argv)
 		return 2;
 	}
 	CHECK(rump_init() == 0, "rump_init");
-	CHECK(rump_pub_etfs_register("/dev/xd0", "virtio0", RUMP_ETFS_BLK) == 0,
-	    "etfs_register virtio0");
+	CHECK(rump_pub_etfs_register("/dev/xd0", disk_name(), RUMP_ETFS_BLK) == 0,
+	    "etfs_register");
 	rump_sys_mkdir("/mnt", 0777);
 	CHECK(rump_sys_mount("ext2fs", "/mnt", 0, &args, sizeof(args)) == 0,
 	    "mount ext2fs");

@@ -389,8 +389,8 @@ fn reaped(run: &Run) -> Result<()> {
 
 /// The real kernel layer (`$RUMP_KERNEL_DIR`, built with
 /// `RUMP_CURLWP=hypercall`) as a domU: bare metal's
-/// `tests/baremetal/kernel_ext2.c` with the disk named `xvda` (and the
-/// errno function renamed), linked against NetBSD's `librump*.a` and
+/// `tests/baremetal/kernel_ext2.c` with the disk named `xvda`
+/// (`TEST_DISK=xvda` on the command line), linked against NetBSD's `librump*.a` and
 /// `librumpuser_xen.a`: `rump_init`, ext2 from the blkfront disk (an
 /// image made here by mke2fs, loop-attached to blkback), 1 MiB written,
 /// synced, remounted and read back, `rump_sys_reboot`.
@@ -399,11 +399,7 @@ pub(super) fn kernel_ext2(xen: &Path) -> Result<()> {
         return Ok(());
     };
     let dir = harness_dir()?;
-    let src = fs::read_to_string(root().join("tests/baremetal/kernel_ext2.c"))
-        .map_err(|e| e.to_string())?
-        .replace("\"virtio0\"", "\"xvda\"");
-    let c = dir.join("kernel_ext2_xen.c");
-    fs::write(&c, src).map_err(|e| e.to_string())?;
+    let c = root().join("tests/baremetal/kernel_ext2.c");
     let img = dir.join("ext2.img");
     qemu::make_ext2(&img)?;
     // The `xen-run` path with a kernel layer and a disk.
@@ -416,7 +412,7 @@ pub(super) fn kernel_ext2(xen: &Path) -> Result<()> {
         disk: Some(img),
         domu: true,
         memory_mb: 128,
-        cmdline: "RUMP_VERBOSE=1".into(),
+        cmdline: "RUMP_VERBOSE=1 TEST_DISK=xvda".into(),
         timeout: Duration::from_secs(300),
         peer: None,
     };

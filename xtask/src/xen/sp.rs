@@ -80,11 +80,7 @@ fn sp_layer() -> Result<std::result::Result<Layer, String>> {
 /// Builds the guest and the client, and boots them.
 fn boot(xen: &Path, layer: &Layer, client: &Path) -> Result<AppRun> {
     let dir = harness_dir()?;
-    let src = fs::read_to_string(root().join("tests/baremetal/kernel_sp.c"))
-        .map_err(|e| e.to_string())?
-        .replace("\"virtio0\"", "\"xvda\"");
-    let c = dir.join("kernel_sp_xen.c");
-    fs::write(&c, src).map_err(|e| e.to_string())?;
+    let c = root().join("tests/baremetal/kernel_sp.c");
     let img = dir.join("sysproxy.img");
     qemu::make_ext2(&img)?;
     let lib = fs::canonicalize(layer.kernel.join("lib/librumpclient.so"))
@@ -101,7 +97,7 @@ fn boot(xen: &Path, layer: &Layer, client: &Path) -> Result<AppRun> {
         disk: Some(img),
         domu: true,
         memory_mb: 128,
-        cmdline: bsp::guest_cmdline("virt0", GUEST_IP),
+        cmdline: format!("TEST_DISK=xvda {}", bsp::guest_cmdline("virt0", GUEST_IP)),
         timeout: Duration::from_secs(600),
         peer: Some(Peer {
             script: peer_script(),
