@@ -155,7 +155,9 @@ pub fn kernel_curlwp() -> *mut Lwp {
 /// Binds `l` to the green thread; warns once if the kernel evidently keeps
 /// curlwp in host TLS (`RUMP_CURLWP=__thread`), which green threads share.
 pub fn set_curlwp(l: *mut Lwp) {
-    if !l.is_null() && SETS.fetch_add(1, Ordering::Relaxed) == 256 && !ASKED.load(Ordering::Relaxed)
+    // Counted only until the kernel asks: no read-modify-write on the
+    // lwp switches of a kernel that does.
+    if !l.is_null() && !ASKED.load(Ordering::Relaxed) && SETS.fetch_add(1, Ordering::Relaxed) == 256
     {
         rumpuser_core::diag::report(format_args!(
             "rumpuser-green: the kernel sets lwps but never calls rumpuser_curlwp(); \
