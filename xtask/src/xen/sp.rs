@@ -1,8 +1,8 @@
 //! The syscall proxy of a Xen domU, called from dom0 over netfront and
 //! netback (`cargo xtask xen-test`, step `sp`).
 //!
-//! The guest is bare metal's `tests/baremetal/kernel_sp.c` (with the disk
-//! named `xvda` and the errno function renamed), linked with the kernel
+//! The guest is bare metal's `tests/baremetal/kernel_sp.c` (with
+//! `TEST_DISK=xvda` on its command line), linked with the kernel
 //! layer's sysproxy, ext2 and network archives and the `if_virt` archive
 //! without NetBSD's tap code: it mounts ext2 from `xvda` (blkfront, an
 //! image made here by mke2fs), writes two files, brings `virt0` up as
